@@ -1,0 +1,66 @@
+"""The LLM gateway: every model call in Keel goes through here, so every call is timed, priced and logged.
+
+Tiers (fast, capable, code) map to provider/model chains; the embedded llama.cpp model needs no network and
+any OpenAI-compatible server can take over by configuration.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from core.config import get_settings
+from core.llm._gateway import MAX_INPUT_CHARS, CircuitBreaker, Gateway, LLMStream
+from core.llm._log import PriceBook, RequestLogWriter, bucket_latency_ms, latency_bucket, looks_like_refusal
+from core.llm._providers import EmbeddedProvider, OpenAIProvider, build_providers, embedded_model_path
+from core.llm._types import (
+    CancelToken,
+    Chunk,
+    Completion,
+    LLMCancelled,
+    LLMError,
+    LLMRequest,
+    ProviderError,
+)
+
+__all__ = [
+    "MAX_INPUT_CHARS", "CancelToken", "Chunk", "CircuitBreaker", "Completion", "EmbeddedProvider", "Gateway",
+    "LLMCancelled", "LLMError", "LLMRequest", "LLMStream", "OpenAIProvider", "PriceBook", "ProviderError",
+    "RequestLogWriter", "bucket_latency_ms", "build_gateway", "embedded_model_path", "get_gateway",
+    "latency_bucket", "looks_like_refusal", "set_gateway", "shutdown_gateway",
+]
+
+_gateway: Gateway | None = None
+_lock = threading.Lock()
+
+
+def build_gateway(settings=None) -> Gateway:
+    settings = settings or get_settings()
+    prices = PriceBook(settings.embedded_price_in, settings.embedded_price_out)
+    writer = RequestLogWriter(prices, redact=settings.redact_log, flush_interval_s=settings.log_flush_interval_s)
+    return Gateway(settings, build_providers(settings), writer)
+
+
+def get_gateway() -> Gateway:
+    """The process-wide gateway (one embedded model, one log writer), built on first use."""
+    global _gateway
+    with _lock:
+        if _gateway is None:
+            _gateway = build_gateway()
+        return _gateway
+
+
+def set_gateway(gateway: Gateway | None) -> Gateway | None:
+    """Swap the process-wide gateway (tests and `keel serve` with other settings); returns the old one."""
+    global _gateway
+    with _lock:
+        old, _gateway = _gateway, gateway
+        return old
+
+
+def shutdown_gateway() -> None:
+    global _gateway
+    with _lock:
+        if _gateway is not None:
+            _gateway.log.flush()
+            _gateway.log.close()
+            _gateway = None

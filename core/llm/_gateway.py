@@ -1,0 +1,299 @@
+"""The gateway: tiers → targets, retries, circuit breakers, fallback, cancellation and the request log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import jsonschema
+
+from core.config import Settings
+from core.llm._log import LogEntry, RequestLogWriter
+from core.llm._providers import monotonic_ms
+from core.llm._types import (
+    CancelToken,
+    Chunk,
+    Completion,
+    LLMCancelled,
+    LLMError,
+    LLMRequest,
+    ProviderError,
+    Usage,
+)
+
+_MAX_LOGGED_CHARS = 20_000
+MAX_INPUT_CHARS = 200_000
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; after `cooldown_s` lets one trial call through."""
+
+    def __init__(self, threshold: int, cooldown_s: float):
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._trial_running = False
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        if time.monotonic() - self.opened_at >= self.cooldown_s:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        with self._lock:
+            state = self.state
+            if state == "closed":
+                return True
+            if state == "half-open" and not self._trial_running:
+                self._trial_running = True
+                return True
+            return False
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures, self.opened_at, self._trial_running = 0, None, False
+
+    def failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            self._trial_running = False
+            if self.threshold and self.failures >= self.threshold:
+                self.opened_at = time.monotonic()
+
+
+class Gateway:
+    """Every LLM call in Keel goes through `stream()` or `complete()`, and every attempt is logged."""
+
+    def __init__(self, settings: Settings, providers: dict, log: RequestLogWriter):
+        self.settings = settings
+        self.providers = providers
+        self.log = log
+        self.breakers = {
+            name: CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s) for name in providers
+        }
+
+    # -- public surface -------------------------------------------------------------------------
+
+    def targets(self, request: LLMRequest) -> list[str]:
+        if request.target:
+            return [request.target]
+        if request.tier not in self.settings.tiers:
+            raise LLMError(
+                f"unknown tier {request.tier!r}; configured tiers: {', '.join(sorted(self.settings.tiers))}"
+            )
+        return list(self.settings.tiers[request.tier])
+
+    def model_ids(self) -> list[str]:
+        """Tier names first (what callers should use), then every concrete provider/model."""
+        ids = list(self.settings.tiers)
+        for chain in self.settings.tiers.values():
+            ids.extend(t for t in chain if t not in ids)
+        return ids
+
+    def stream(self, request: LLMRequest, cancel: CancelToken | None = None) -> "LLMStream":
+        return LLMStream(self, request, cancel or CancelToken())
+
+    def complete(self, request: LLMRequest, cancel: CancelToken | None = None) -> Completion:
+        stream = self.stream(request, cancel)
+        for _ in stream:
+            pass
+        return stream.result
+
+    # -- the loop over targets ------------------------------------------------------------------
+
+    def _validate(self, request: LLMRequest) -> None:
+        if not request.messages:
+            raise LLMError("the request has no messages")
+        size = 0
+        for message in request.messages:
+            if message.get("role") not in ("system", "user", "assistant"):
+                raise LLMError(f"message role must be system, user or assistant, not {message.get('role')!r}")
+            content = message.get("content")
+            if not isinstance(content, str):
+                raise LLMError("message content must be text")
+            size += len(content)
+        if size > MAX_INPUT_CHARS:
+            raise LLMError(f"the input is {size:,} characters; the limit is {MAX_INPUT_CHARS:,}")
+        if not request.messages[-1]["content"].strip():
+            raise LLMError("the last message is empty")
+        if not 1 <= request.max_tokens <= 8192:
+            raise LLMError("max_tokens must be between 1 and 8192")
+
+    def _run(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream") -> Iterator[Chunk]:
+        request_id = holder.request_id
+        self._validate(request)
+        targets = self.targets(request)
+        errors: list[str] = []
+        attempt = 0
+        emitted_any = False
+        input_text = _render_input(request)
+        for index, target in enumerate(targets):
+            provider_name, _, model = target.partition("/")
+            provider = self.providers.get(provider_name)
+            breaker = self.breakers.get(provider_name)
+            if provider is None:
+                errors.append(f"{target}: provider {provider_name!r} is not configured")
+                continue
+            if not breaker.allow():
+                message = f"{target}: circuit open after {breaker.failures} failures; skipped"
+                errors.append(message)
+                self._log(request, request_id, attempt, target, time.time(), None, None, Usage(),
+                          0.0, None, "error", message, input_text)
+                attempt += 1
+                continue
+            retries = 0
+            while True:
+                if cancel.cancelled:
+                    raise LLMCancelled(request_id)
+                started_wall, started = time.time(), monotonic_ms()
+                usage = Usage()
+                pieces: list[str] = []
+                ttft = None
+                deltas = provider.stream(model, request, usage, cancel)
+                try:
+                    for text in deltas:
+                        if ttft is None:
+                            ttft = monotonic_ms() - started
+                            if emitted_any:
+                                yield Chunk(reset=True)
+                            emitted_any = True
+                        pieces.append(text)
+                        yield Chunk(text=text)
+                        if monotonic_ms() - started > self.settings.request_timeout_s * 1000:
+                            raise ProviderError(
+                                f"generation exceeded the {self.settings.request_timeout_s:g} s time limit"
+                            )
+                    output = "".join(pieces)
+                    latency = monotonic_ms() - started
+                    if cancel.cancelled:
+                        self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
+                                  latency, None, "cancelled", "cancelled by caller", input_text)
+                        breaker.success()
+                        raise LLMCancelled(request_id)
+                    parsed, json_valid = None, None
+                    if request.json_schema is not None:
+                        parsed, problem = _check_json(output, request.json_schema)
+                        json_valid = problem is None
+                        if problem:
+                            raise _InvalidJSON(problem)
+                    status = "ok" if index == 0 and not errors else "fallback"
+                    error_note = ("fell back after: " + " | ".join(errors)) if status == "fallback" else None
+                    self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
+                              json_valid, status, error_note, input_text)
+                    breaker.success()
+                    holder.result = Completion(
+                        request_id=request_id, text=output, tier=request.tier, provider=provider_name,
+                        model=model, status=status, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+                        ttft_ms=ttft, latency_ms=latency, attempts=attempt + 1, json=parsed,
+                        finish_reason=usage.finish_reason,
+                    )
+                    return
+                except LLMCancelled:
+                    raise
+                except (ProviderError, _InvalidJSON) as exc:
+                    latency = monotonic_ms() - started
+                    output = "".join(pieces)
+                    json_valid = False if isinstance(exc, _InvalidJSON) else None
+                    self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
+                              json_valid, "error", str(exc), input_text)
+                    attempt += 1
+                    if isinstance(exc, _InvalidJSON):
+                        breaker.success()  # the server works; the model just produced bad output
+                    else:
+                        breaker.failure()
+                    retryable = getattr(exc, "retryable", False)
+                    if retryable and retries < self.settings.max_retries and not pieces and breaker.allow():
+                        retries += 1
+                        delay = exc.retry_after if exc.retry_after is not None else (
+                            self.settings.retry_backoff_s * (2 ** (retries - 1)))
+                        if _sleep_unless_cancelled(min(delay, 10.0), cancel):
+                            raise LLMCancelled(request_id)
+                        continue
+                    errors.append(f"{target}: {exc}")
+                    break
+                except GeneratorExit:
+                    # the consumer walked away: record it as cancelled, truthfully
+                    self._log(request, request_id, attempt, target, started_wall, "".join(pieces), ttft, usage,
+                              monotonic_ms() - started, None, "cancelled", "stream closed by caller",
+                              input_text)
+                    raise
+                finally:
+                    deltas.close()
+        raise LLMError(
+            "all targets failed for tier "
+            f"{request.tier!r}: " + " | ".join(errors or ["no target configured"]),
+            request_id=request_id,
+            attempts=errors,
+        )
+
+    def _log(self, request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
+             json_valid, status, error, input_text) -> None:
+        provider_name, _, model = target.partition("/")
+        self.log.write(LogEntry(
+            request_id=request_id, attempt=attempt, created_at=started_wall, feature=request.feature,
+            task=request.task, prompt_id=request.prompt_id, prompt_version=request.prompt_version,
+            tier=request.tier, provider=provider_name, model=model, user=request.user,
+            customer=request.customer, input_text=input_text,
+            output_text=(output or "")[:_MAX_LOGGED_CHARS] if output is not None else None,
+            tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, ttft_ms=ttft, latency_ms=latency,
+            status=status, error=error, json_valid=json_valid,
+        ))
+
+
+class LLMStream:
+    """Iterate for `Chunk`s; afterwards `result` holds the `Completion`. `cancel()` works from any thread."""
+
+    def __init__(self, gateway: Gateway, request: LLMRequest, cancel: CancelToken):
+        self.request_id = uuid.uuid4().hex
+        self.request = request
+        self.result: Completion | None = None
+        self._cancel = cancel
+        self._gen = gateway._run(request, cancel, self)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self._gen
+
+    def cancel(self) -> None:
+        self._cancel.cancel()
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def text(self) -> str:
+        for _ in self._gen:
+            pass
+        return self.result.text
+
+
+class _InvalidJSON(Exception):
+    retryable = False
+    retry_after = None
+
+
+def _check_json(output: str, schema: dict):
+    try:
+        parsed = json.loads(output)
+    except json.JSONDecodeError as exc:
+        return None, f"output is not valid JSON ({exc.msg} at char {exc.pos})"
+    try:
+        jsonschema.validate(parsed, schema)
+    except jsonschema.ValidationError as exc:
+        return None, f"output does not match the schema: {exc.message}"
+    return parsed, None
+
+
+def _render_input(request: LLMRequest) -> str:
+    text = "\n\n".join(f"[{m['role']}] {m.get('content', '')}" for m in request.messages)
+    return text[:_MAX_LOGGED_CHARS]
+
+
+def _sleep_unless_cancelled(seconds: float, cancel: CancelToken) -> bool:
+    return cancel._event.wait(seconds)

@@ -1,0 +1,122 @@
+"""Requests, streamed chunks, results and errors of the gateway."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("ok", "error", "fallback", "cancelled", "budget_refused")
+
+
+@dataclass
+class LLMRequest:
+    """One logical LLM call, described the same way by every feature."""
+
+    messages: list[dict[str, str]]
+    tier: str = "capable"
+    feature: str = "playground"
+    task: str = "chat"
+    prompt_id: str | None = None
+    prompt_version: str | None = None
+    user: str | None = None
+    customer: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.7
+    json_schema: dict[str, Any] | None = None
+    stop: list[str] | None = None
+    target: str | None = None  # "provider/model" to bypass the tier map (the playground's model picker)
+
+    @classmethod
+    def from_prompt(cls, prompt, values: dict[str, str], **overrides) -> "LLMRequest":
+        params = dict(
+            messages=prompt.render(**values),
+            tier=prompt.tier,
+            prompt_id=prompt.id,
+            prompt_version=prompt.version,
+            max_tokens=prompt.max_tokens,
+            temperature=prompt.temperature,
+        )
+        params.update(overrides)
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of streamed output. `reset` means a fallback restarted the answer: drop what was shown."""
+
+    text: str = ""
+    reset: bool = False
+
+
+@dataclass
+class Completion:
+    request_id: str
+    text: str
+    tier: str
+    provider: str
+    model: str
+    status: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    attempts: int = 1
+    json: Any = None
+    finish_reason: str | None = None
+
+
+class LLMError(RuntimeError):
+    """Every target of the tier failed or the call was refused; `attempts` lists why, in order."""
+
+    def __init__(self, message: str, *, request_id: str = "", attempts: list[str] | None = None, status="error"):
+        super().__init__(message)
+        self.request_id = request_id
+        self.attempts = attempts or []
+        self.status = status
+
+
+class LLMCancelled(LLMError):
+    def __init__(self, request_id: str = ""):
+        super().__init__("the request was cancelled", request_id=request_id, status="cancelled")
+
+
+class ProviderError(RuntimeError):
+    """One attempt failed. `retryable` errors are retried on the same target before falling back."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass
+class CancelToken:
+    """Set from any thread to stop a stream at the next token."""
+
+    _event: threading.Event = field(default_factory=threading.Event)
+    _callbacks: list = field(default_factory=list)
+
+    def cancel(self) -> None:
+        self._event.set()
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                pass
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def on_cancel(self, callback) -> None:
+        self._callbacks.append(callback)
+        if self.cancelled:
+            callback()
+
+
+@dataclass
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    finish_reason: str | None = None

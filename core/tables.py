@@ -1,0 +1,83 @@
+"""The SQL tables every subsystem shares: the request log, prices, workspaces and API keys.
+
+Schema changes go through Alembic migrations in `core/migrations`; these classes must match them
+(a test compares the two).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class RequestLog(SQLModel, table=True):
+    """One row per LLM call attempt (a fallback writes one row per attempt, sharing `request_id`)."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (
+        Index("ix_request_log_created_at", "created_at"),
+        Index("ix_request_log_request_id", "request_id"),
+        Index("ix_request_log_feature_created", "feature", "created_at"),
+        Index("ix_request_log_customer_created", "customer", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=40)
+    attempt: int = 0
+    created_at: float  # unix seconds, so buckets are plain arithmetic on SQLite and PostgreSQL alike
+    feature: str = Field(max_length=64)
+    task: str = Field(max_length=64)
+    prompt_id: str | None = Field(default=None, max_length=128)
+    prompt_version: str | None = Field(default=None, max_length=32)
+    tier: str = Field(max_length=32)
+    provider: str = Field(max_length=64)
+    model: str = Field(max_length=128)
+    user: str | None = Field(default=None, max_length=255)
+    customer: str | None = Field(default=None, max_length=128)
+    input_text: str | None = Field(default=None, sa_column=Column(Text))
+    output_text: str | None = Field(default=None, sa_column=Column(Text))
+    tokens_in: int = 0
+    tokens_out: int = 0
+    ttft_ms: float | None = None
+    latency_ms: float = 0.0
+    latency_bucket: int = 0  # log-scale histogram bucket of latency_ms, for fast percentiles
+    cost_usd: float = 0.0
+    status: str = Field(max_length=16)  # ok | error | fallback | cancelled | budget_refused
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    refusal: bool = False
+    json_valid: bool | None = None
+
+
+class ModelPrice(SQLModel, table=True):
+    """List price per model in USD per million tokens; users edit it on the Prices page."""
+
+    __tablename__ = "model_price"
+
+    model: str = Field(primary_key=True, max_length=128)
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    updated_at: float = 0.0
+
+
+class Workspace(SQLModel, table=True):
+    __tablename__ = "workspace"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    plan: str = Field(default="free", max_length=16)
+    created_at: float = 0.0
+
+
+class ApiKey(SQLModel, table=True):
+    """A per-workspace key for `/v1` and `/api`; only its SHA-256 is stored."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", max_length=64, index=True)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: float = 0.0
+    revoked_at: float | None = None
+    last_used_at: float | None = None
