@@ -6,7 +6,7 @@ Schema changes go through Alembic migrations in `core/migrations`; these classes
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -46,6 +46,52 @@ class RequestLog(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     refusal: bool = False
     json_valid: bool | None = None
+
+
+class _RollupSums(SQLModel):
+    """Measures shared by the hourly rollups that keep dashboard reads fast at millions of rows."""
+
+    n: int = 0
+    cost_usd: float = 0.0
+    tokens_in: int = Field(default=0, sa_type=BigInteger)
+    tokens_out: int = Field(default=0, sa_type=BigInteger)
+    latency_sum: float = 0.0
+    ttft_sum: float = 0.0
+    ttft_n: int = 0
+    refusals: int = 0
+
+
+class LogRollupTime(_RollupSums, table=True):
+    """Per hour, status and latency bucket: totals, time series and percentiles."""
+
+    __tablename__ = "log_rollup_time"
+
+    hour: int = Field(primary_key=True)
+    status: str = Field(primary_key=True, max_length=16)
+    latency_bucket: int = Field(primary_key=True)
+
+
+class LogRollupDims(_RollupSums, table=True):
+    """Per hour and feature × model × tier × prompt version × status: the breakdowns."""
+
+    __tablename__ = "log_rollup_dims"
+
+    hour: int = Field(primary_key=True)
+    feature: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=128)
+    tier: str = Field(primary_key=True, max_length=32)
+    prompt_version: str = Field(primary_key=True, max_length=32)  # "" when the call had no prompt file
+    status: str = Field(primary_key=True, max_length=16)
+
+
+class LogRollupCustomer(_RollupSums, table=True):
+    """Per hour, customer and status: cost by customer without scanning the log."""
+
+    __tablename__ = "log_rollup_customer"
+
+    hour: int = Field(primary_key=True)
+    customer: str = Field(primary_key=True, max_length=128)  # "" when the call had no customer
+    status: str = Field(primary_key=True, max_length=16)
 
 
 class ModelPrice(SQLModel, table=True):

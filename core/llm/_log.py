@@ -10,11 +10,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlmodel import select
 
 from core import db
-from core.tables import ModelPrice, RequestLog
+from core.llm._rollup import record
+from core.tables import ModelPrice
 
 _logger = logging.getLogger(__name__)
 LATENCY_BUCKET_BASE = 1.05  # 5 % wide buckets: percentiles from a GROUP BY, precise to about 5 %
@@ -156,7 +156,7 @@ class RequestLogWriter:
         for attempt in range(3):
             try:
                 with db.get_engine().begin() as conn:
-                    conn.execute(insert(RequestLog.__table__), rows)
+                    record(conn, rows)
                 self.written += len(rows)
                 return
             except Exception as exc:

@@ -47,6 +47,41 @@ def upgrade() -> None:
     op.create_index("ix_request_log_feature_created", "request_log", ["feature", "created_at"])
     op.create_index("ix_request_log_customer_created", "request_log", ["customer", "created_at"])
 
+    sums = lambda: [  # noqa: E731 - the same measures in every rollup
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("cost_usd", sa.Float(), nullable=False),
+        sa.Column("tokens_in", sa.BigInteger(), nullable=False),
+        sa.Column("tokens_out", sa.BigInteger(), nullable=False),
+        sa.Column("latency_sum", sa.Float(), nullable=False),
+        sa.Column("ttft_sum", sa.Float(), nullable=False),
+        sa.Column("ttft_n", sa.Integer(), nullable=False),
+        sa.Column("refusals", sa.Integer(), nullable=False),
+    ]
+    op.create_table(
+        "log_rollup_time",
+        sa.Column("hour", sa.Integer(), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
+        sa.Column("latency_bucket", sa.Integer(), primary_key=True),
+        *sums(),
+    )
+    op.create_table(
+        "log_rollup_dims",
+        sa.Column("hour", sa.Integer(), primary_key=True),
+        sa.Column("feature", sa.String(64), primary_key=True),
+        sa.Column("model", sa.String(128), primary_key=True),
+        sa.Column("tier", sa.String(32), primary_key=True),
+        sa.Column("prompt_version", sa.String(32), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
+        *sums(),
+    )
+    op.create_table(
+        "log_rollup_customer",
+        sa.Column("hour", sa.Integer(), primary_key=True),
+        sa.Column("customer", sa.String(128), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
+        *sums(),
+    )
+
     op.create_table(
         "model_price",
         sa.Column("model", sa.String(128), primary_key=True),
@@ -79,4 +114,7 @@ def downgrade() -> None:
     op.drop_table("api_key")
     op.drop_table("workspace")
     op.drop_table("model_price")
+    op.drop_table("log_rollup_customer")
+    op.drop_table("log_rollup_dims")
+    op.drop_table("log_rollup_time")
     op.drop_table("request_log")

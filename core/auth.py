@@ -1,0 +1,247 @@
+"""Who is asking: a `Principal` built from OIDC claims, per-workspace API keys, and ID-token checks.
+
+Everything that decides access (pages, API routes, document filters) reads a Principal, never raw claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlmodel import select
+
+from core import db
+from core.config import REPO_ROOT, get_settings
+from core.tables import ApiKey, Workspace
+
+MAX_CLEARANCE = 3
+CLEARANCE_NAMES = {0: "public", 1: "internal", 2: "confidential", 3: "restricted"}
+ALL_STAFF = "all-staff"
+# Roles are derived from groups in one place, so pages and routes never interpret groups themselves.
+ROLE_GROUPS = {
+    "admin": {"it-admins", "executives"},
+    "developer": {"engineering", "it-admins"},
+    "support_agent": {"support"},
+    "hr": {"hr"},
+}
+API_KEY_PREFIX = "keel_sk_"
+
+
+class AuthError(PermissionError):
+    """Credentials are missing, malformed, unknown or revoked."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    email: str = ""
+    name: str = ""
+    groups: frozenset[str] = field(default_factory=frozenset)
+    clearance: int = 0
+    roles: frozenset[str] = field(default_factory=frozenset)
+    workspace: str | None = None  # set for API-key principals
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email or self.sub
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+    @property
+    def clearance_name(self) -> str:
+        return CLEARANCE_NAMES[self.clearance]
+
+
+def principal_from_claims(claims) -> Principal:
+    """Build a Principal from ID-token claims; anything malformed grants less, never more."""
+    claims = dict(claims or {})
+    sub = str(claims.get("sub") or "").strip()
+    if not sub:
+        raise AuthError("the identity has no subject (sub) claim")
+    groups = _parse_groups(claims.get("groups"))
+    groups.add(ALL_STAFF)
+    clearance = _parse_clearance(claims.get("clearance"))
+    roles = {"member"} | {role for role, needed in ROLE_GROUPS.items() if groups & needed}
+    return Principal(
+        sub=sub,
+        email=str(claims.get("email") or ""),
+        name=str(claims.get("name") or ""),
+        groups=frozenset(groups),
+        clearance=clearance,
+        roles=frozenset(roles),
+    )
+
+
+def _parse_groups(raw) -> set[str]:
+    if raw is None:
+        return set()
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    if not isinstance(raw, (list, tuple, set, frozenset)):
+        return set()
+    groups = set()
+    for item in raw:
+        if isinstance(item, str):
+            name = item.strip().lower()
+            if name and len(name) <= 64 and all(c.isalnum() or c in "-_." for c in name):
+                groups.add(name)
+    return groups
+
+
+def _parse_clearance(raw) -> int:
+    if isinstance(raw, bool):
+        return 0
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return 0
+    return value if 0 <= value <= MAX_CLEARANCE else 0
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def ensure_workspace(workspace_id: str, name: str | None = None, plan: str = "free") -> Workspace:
+    if not workspace_id or len(workspace_id) > 64 or not all(c.isalnum() or c in "-_" for c in workspace_id):
+        raise ValueError("a workspace id is 1-64 letters, digits, '-' or '_'")
+    with db.session() as s:
+        ws = s.get(Workspace, workspace_id)
+        if ws is None:
+            ws = Workspace(id=workspace_id, name=name or workspace_id, plan=plan, created_at=time.time())
+            s.add(ws)
+        return ws
+
+
+def create_api_key(workspace_id: str, name: str) -> tuple[str, ApiKey]:
+    """Returns the key in clear (shown once) and its stored record (hash only)."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValueError("an API key needs a name of 1-200 characters")
+    with db.session() as s:
+        if s.get(Workspace, workspace_id) is None:
+            raise ValueError(f"no workspace {workspace_id!r}")
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        record = ApiKey(
+            workspace_id=workspace_id, name=name, prefix=key[: len(API_KEY_PREFIX) + 4],
+            key_hash=_hash_key(key), created_at=time.time(),
+        )
+        s.add(record)
+        s.flush()
+        s.refresh(record)
+        return key, record
+
+
+def list_api_keys(workspace_id: str | None = None) -> list[ApiKey]:
+    with db.session() as s:
+        query = select(ApiKey).order_by(ApiKey.created_at.desc())
+        if workspace_id:
+            query = query.where(ApiKey.workspace_id == workspace_id)
+        return list(s.exec(query).all())
+
+
+def revoke_api_key(key_id: int) -> bool:
+    with db.session() as s:
+        record = s.get(ApiKey, key_id)
+        if record is None or record.revoked_at is not None:
+            return False
+        record.revoked_at = time.time()
+        s.add(record)
+        return True
+
+
+def principal_from_api_key(key: str | None) -> Principal:
+    """The workspace principal for a live API key; raises AuthError for missing, wrong or revoked keys."""
+    if not key:
+        raise AuthError("missing API key: send 'Authorization: Bearer keel_sk_…'")
+    if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+        raise AuthError("malformed API key")
+    with db.session() as s:
+        record = s.exec(select(ApiKey).where(ApiKey.key_hash == _hash_key(key))).first()
+        if record is None:
+            raise AuthError("unknown API key")
+        if record.revoked_at is not None:
+            raise AuthError("this API key has been revoked")
+        if not record.last_used_at or time.time() - record.last_used_at > 60:
+            record.last_used_at = time.time()
+            s.add(record)
+        workspace = record.workspace_id
+    return Principal(
+        sub=f"apikey:{record.prefix}", name=f"API key {record.name}", workspace=workspace,
+        groups=frozenset({ALL_STAFF}), roles=frozenset({"api"}),
+    )
+
+
+# -- OIDC ----------------------------------------------------------------------------------------
+
+
+def secrets_auth_section() -> dict:
+    """The `[auth]` table of `.streamlit/secrets.toml`, or {} when the embedded dev provider is used."""
+    path = REPO_ROOT / ".streamlit" / "secrets.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return dict(tomllib.loads(path.read_text()).get("auth", {}))
+    except tomllib.TOMLDecodeError as exc:
+        raise AuthError(f".streamlit/secrets.toml is not valid TOML: {exc}") from None
+
+
+def oidc_metadata_url() -> str:
+    section = secrets_auth_section()
+    url = section.get("server_metadata_url")
+    if url:
+        return url
+    from core.idp import dev_idp_url
+
+    return f"{dev_idp_url()}/.well-known/openid-configuration"
+
+
+@lru_cache(maxsize=4)
+def _jwks(metadata_url: str, fetched_for: int):
+    import httpx
+    from authlib.jose import JsonWebKey
+
+    meta = httpx.get(metadata_url, timeout=5).json()
+    keys = httpx.get(meta["jwks_uri"], timeout=5).json()
+    return meta, JsonWebKey.import_key_set(keys)
+
+
+def principal_from_id_token(token: str | None) -> Principal:
+    """Verify an ID token against the provider's JWKS (signature, issuer, expiry) and build its Principal."""
+    from authlib.jose import JsonWebToken
+    from authlib.jose.errors import JoseError
+
+    if not token:
+        raise AuthError("missing bearer token")
+    url = oidc_metadata_url()
+    try:
+        meta, keys = _jwks(url, int(time.time() // 600))  # refetch keys every 10 minutes
+    except Exception as exc:
+        raise AuthError(f"identity provider unreachable: {exc}") from None
+    try:
+        claims = JsonWebToken(["RS256", "ES256"]).decode(
+            token, keys, claims_options={"iss": {"essential": True, "value": meta["issuer"]},
+                                         "exp": {"essential": True}},
+        )
+        claims.validate(leeway=30)
+    except (JoseError, ValueError) as exc:
+        raise AuthError(f"invalid ID token: {exc}") from None
+    return principal_from_claims(claims)
+
+
+def principal_from_bearer(authorization: str | None) -> Principal:
+    """API keys and ID tokens both arrive as `Authorization: Bearer …`; route by shape."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise AuthError("missing credentials: send 'Authorization: Bearer <API key or ID token>'")
+    token = authorization[7:].strip()
+    if token.startswith(API_KEY_PREFIX):
+        return principal_from_api_key(token)
+    return principal_from_id_token(token)
