@@ -1,0 +1,9 @@
+"""HTTP surface served next to the Streamlit UI: `/api/*` (health, identity) and the OpenAI-compatible `/v1`.
+
+Starlette routes only; they authenticate with per-workspace API keys or OIDC ID tokens and call core
+services, so any OpenAI SDK can use Keel as its LLM endpoint.
+"""
+
+from core.api._routes import routes
+
+__all__ = ["routes"]

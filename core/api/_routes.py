@@ -1,0 +1,172 @@
+"""Route handlers for `/api` and `/v1`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from core import health
+from core.auth import AuthError, Principal, principal_from_bearer
+from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+
+
+async def _authenticate(request: Request) -> Principal:
+    return await run_in_threadpool(principal_from_bearer, request.headers.get("authorization"))
+
+
+async def api_health(request: Request) -> JSONResponse:
+    report = await run_in_threadpool(health.check)
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+async def api_whoami(request: Request) -> JSONResponse:
+    try:
+        principal = await _authenticate(request)
+    except AuthError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=401)
+    return JSONResponse({
+        "sub": principal.sub, "email": principal.email, "name": principal.name,
+        "groups": sorted(principal.groups), "clearance": principal.clearance, "roles": sorted(principal.roles),
+        "workspace": principal.workspace,
+    })
+
+
+async def v1_models(request: Request) -> JSONResponse:
+    try:
+        await _authenticate(request)
+    except AuthError as exc:
+        return _openai_error(401, str(exc), "invalid_request_error", "invalid_api_key")
+    created = int(time.time())
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "keel"} for m in get_gateway().model_ids()]
+    return JSONResponse({"object": "list", "data": data})
+
+
+def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool, str]:
+    """Translate an OpenAI chat.completions body into an LLMRequest; ValueError names the bad field."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValueError("'model' is required: a tier (fast, capable, code) or provider/model")
+    gateway = get_gateway()
+    if model not in gateway.model_ids():
+        raise ValueError(f"unknown model {model!r}; GET /v1/models lists the choices")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty list")
+    clean = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise ValueError(f"messages[{i}] must be an object with string 'content'")
+        clean.append({"role": m.get("role"), "content": m["content"]})
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 256))
+    temperature = body.get("temperature", 0.7)
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise ValueError("'max_tokens' must be an integer")
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        raise ValueError("'temperature' must be a number between 0 and 2")
+    schema = None
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise ValueError("response_format.json_schema.schema must be a JSON schema object")
+    elif isinstance(response_format, dict) and response_format.get("type") == "json_object":
+        schema = {"type": "object"}
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    tier, target = (model, None) if model in gateway.settings.tiers else ("capable", model)
+    request = LLMRequest(
+        messages=clean, tier=tier, target=target, feature="api", task="chat.completions",
+        user=principal.sub, customer=principal.workspace, max_tokens=max_tokens, temperature=float(temperature),
+        json_schema=schema, stop=stop if isinstance(stop, list) else None,
+    )
+    return request, bool(body.get("stream")), model
+
+
+async def v1_chat_completions(request: Request):
+    try:
+        principal = await _authenticate(request)
+    except AuthError as exc:
+        return _openai_error(401, str(exc), "invalid_request_error", "invalid_api_key")
+    try:
+        llm_request, stream, model = _parse_chat_body(await request.body(), principal)
+    except ValueError as exc:
+        return _openai_error(400, str(exc), "invalid_request_error")
+    gateway = get_gateway()
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if not stream:
+        try:
+            result = await run_in_threadpool(gateway.complete, llm_request)
+        except LLMError as exc:
+            return _openai_error(400 if not exc.attempts and not exc.request_id else 502, str(exc), "api_error")
+        return JSONResponse({
+            "id": completion_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                         "finish_reason": result.finish_reason or "stop"}],
+            "usage": {"prompt_tokens": result.tokens_in, "completion_tokens": result.tokens_out,
+                      "total_tokens": result.tokens_in + result.tokens_out},
+            "keel": {"request_id": result.request_id, "provider": result.provider, "status": result.status},
+        })
+
+    llm_stream = gateway.stream(llm_request)
+
+    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> str:
+        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if usage is None else []}
+        if usage is not None:
+            payload["usage"] = usage
+        return f"data: {json.dumps(payload)}\n\n"
+
+    def events():
+        # Runs in a worker thread; if the client disconnects Starlette closes it and the gateway logs "cancelled".
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            for piece in llm_stream:
+                if piece.reset:
+                    # A fallback restarted the answer; OpenAI's wire format cannot retract text, so say so.
+                    yield chunk({"content": "\n[keel: provider failed mid-answer; continuing from a fallback]\n"})
+                    continue
+                yield chunk({"content": piece.text})
+        except LLMCancelled:
+            return
+        except LLMError as exc:
+            yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'api_error'}})}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+        result = llm_stream.result
+        yield chunk({}, finish=result.finish_reason or "stop")
+        yield chunk({}, usage={"prompt_tokens": result.tokens_in, "completion_tokens": result.tokens_out,
+                               "total_tokens": result.tokens_in + result.tokens_out})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Keel-Request-Id": llm_stream.request_id})
+
+
+routes = [
+    Route("/api/health", api_health, methods=["GET"]),
+    Route("/api/whoami", api_whoami, methods=["GET"]),
+    Route("/v1/models", v1_models, methods=["GET"]),
+    Route("/v1/chat/completions", v1_chat_completions, methods=["POST"]),
+]

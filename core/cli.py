@@ -1,0 +1,198 @@
+"""The `keel` command line: the same core calls the UI and the API make, with `--json` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _print(args, payload, text: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(payload, default=str))
+    else:
+        print(text if text is not None else json.dumps(payload, indent=2, default=str))
+
+
+def cmd_serve(args) -> int:
+    from core.config import REPO_ROOT, get_settings
+
+    settings = get_settings()
+    port = args.port or settings.port
+    host = args.host or settings.host
+    os.environ["KEEL_PORT"] = str(port)  # so redirect URIs and the public URL follow the chosen port
+    os.environ.setdefault("KEEL_PUBLIC_URL", f"http://localhost:{port}")
+    print(f"Keel is starting at http://localhost:{port}  (API: /api/health, gateway: /v1, playground: /playground)",
+          flush=True)
+    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+               "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
+    os.chdir(REPO_ROOT)
+    os.execv(sys.executable, command)
+
+
+def cmd_llm_chat(args) -> int:
+    from core import services
+    from core.llm import LLMError, LLMRequest, get_gateway
+
+    services.prepare()
+    text = args.text if args.text != "-" else sys.stdin.read()
+    request = LLMRequest(messages=[{"role": "user", "content": text}], tier=args.tier, feature="cli",
+                         task="llm_chat", max_tokens=args.max_tokens, user=os.environ.get("USER"))
+    gateway = get_gateway()
+    try:
+        stream = gateway.stream(request)
+        for chunk in stream:
+            if chunk.reset:
+                print("\n[fallback: restarting answer]", file=sys.stderr)
+            elif not args.json:
+                print(chunk.text, end="", flush=True)
+        result = stream.result
+    except LLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        gateway.log.flush()
+        return 1
+    finally:
+        gateway.log.flush()
+    if args.json:
+        print(json.dumps({"text": result.text, "request_id": result.request_id, "provider": result.provider,
+                          "model": result.model, "status": result.status, "tokens_in": result.tokens_in,
+                          "tokens_out": result.tokens_out, "ttft_ms": result.ttft_ms,
+                          "latency_ms": result.latency_ms}))
+    else:
+        print()
+    return 0
+
+
+def cmd_logs_tail(args) -> int:
+    from core import services
+    from core.ops import tail
+
+    services.prepare()
+    last_id = 0
+    deadline = time.monotonic() + args.follow_seconds if args.follow else None
+    while True:
+        rows = tail(args.n, after_id=last_id)
+        for row in rows:
+            last_id = max(last_id, row["id"])
+            if not args.full:
+                row.pop("input_text", None)
+                row.pop("output_text", None)
+            if args.json:
+                print(json.dumps(row, default=str))
+            else:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+                print(f"{stamp} {row['status']:<9} {row['feature']}/{row['task']} {row['provider']}/{row['model']} "
+                      f"{row['tokens_in']}→{row['tokens_out']} tok {row['latency_ms']:.0f} ms "
+                      f"${row['cost_usd']:.6f} {row['error'] or ''}".rstrip())
+        if deadline is None or time.monotonic() > deadline:
+            return 0
+        time.sleep(1.0)
+
+
+def cmd_db_upgrade(args) -> int:
+    from core import db
+    from core.config import get_settings
+
+    revision = db.upgrade()
+    url = get_settings().database_url
+    _print(args, {"revision": revision, "database": url.split("@")[-1]}, f"database at revision {revision}")
+    return 0
+
+
+def cmd_demo_seed(args) -> int:
+    from core import services
+    from core.demo import seed
+
+    services.prepare()
+    report = seed(traffic_rows=args.traffic)
+    _print(args, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
+    return 0
+
+
+def cmd_demo_traffic(args) -> int:
+    from core import services
+    from core.ops._synthetic import insert_synthetic
+
+    services.prepare()
+    n = insert_synthetic(args.rows, days=args.days)
+    _print(args, {"rows": n, "days": args.days}, f"wrote {n:,} synthetic request-log rows over {args.days} days")
+    return 0
+
+
+def cmd_users(args) -> int:
+    from core.auth import principal_from_claims
+    from core.idp import DEV_USERS
+
+    users = []
+    for u in DEV_USERS:
+        principal = principal_from_claims({"sub": u.sub, **u.claims})
+        users.append({"sub": u.sub, "name": u.name, "title": u.title, "groups": sorted(principal.groups),
+                      "clearance": u.clearance, "roles": sorted(principal.roles)})
+    if args.json:
+        print(json.dumps(users))
+    else:
+        for u in users:
+            print(f"{u['sub']:<26} {u['name']:<12} clearance {u['clearance']}  groups {','.join(u['groups'])}  "
+                  f"roles {','.join(u['roles'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keel", description="Keel: LLM features in production.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_text, parent=sub):
+        p = parent.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("serve", cmd_serve, "run the web app (UI, /api, /v1, /playground)")
+    p.add_argument("--port", type=int)
+    p.add_argument("--host")
+
+    llm = sub.add_parser("llm", help="talk to the gateway").add_subparsers(dest="llm_command", required=True)
+    p = add("chat", cmd_llm_chat, "stream one answer to stdout", llm)
+    p.add_argument("text", help="the message, or - to read stdin")
+    p.add_argument("--tier", default="capable")
+    p.add_argument("--max-tokens", type=int, default=256)
+
+    logs = sub.add_parser("logs", help="the request log").add_subparsers(dest="logs_command", required=True)
+    p = add("tail", cmd_logs_tail, "print the newest request-log rows", logs)
+    p.add_argument("-n", type=int, default=20)
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--follow-seconds", type=float, default=3600)
+    p.add_argument("--full", action="store_true", help="include input and output text")
+
+    dbp = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    add("upgrade", cmd_db_upgrade, "apply schema migrations", dbp)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
+    p = add("seed", cmd_demo_seed, "create the demo workspace, API key and sample traffic", demo)
+    p.add_argument("--traffic", type=int, default=2000, help="synthetic request-log rows to add (0 for none)")
+    p = add("traffic", cmd_demo_traffic, "generate synthetic request-log traffic", demo)
+    p.add_argument("--rows", type=int, default=20000)
+    p.add_argument("--days", type=float, default=30)
+
+    add("users", cmd_users, "list the dev identity provider's demo users")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.config import ConfigError
+
+    try:
+        return args.fn(args) or 0
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

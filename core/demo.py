@@ -1,0 +1,27 @@
+"""Demo data for a fresh install: a workspace, an API key written to the data directory, sample traffic."""
+
+from __future__ import annotations
+
+from core.auth import create_api_key, ensure_workspace, list_api_keys
+from core.config import get_settings
+
+DEMO_WORKSPACE = "demo"
+
+
+def seed(traffic_rows: int = 2000) -> dict:
+    """Idempotent: re-running keeps the existing key and adds no second batch of traffic."""
+    settings = get_settings()
+    ensure_workspace(DEMO_WORKSPACE, "Demo workspace", plan="free")
+    key_file = settings.home / "demo_api_key.txt"
+    if not key_file.exists() or not any(k.revoked_at is None for k in list_api_keys(DEMO_WORKSPACE)):
+        key, _ = create_api_key(DEMO_WORKSPACE, "demo key")
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+    marker = settings.home / ".demo_traffic_seeded"
+    added = 0
+    if traffic_rows and not marker.exists():
+        from core.ops._synthetic import insert_synthetic
+
+        added = insert_synthetic(traffic_rows, days=7)
+        marker.write_text(str(added))
+    return {"workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added}

@@ -1,0 +1,41 @@
+"""Start-up and shutdown of the shared services, used by the ASGI app, the CLI and the tests alike."""
+
+from __future__ import annotations
+
+import logging
+
+from core import db
+from core.config import get_settings
+
+_logger = logging.getLogger(__name__)
+
+
+def prepare() -> str:
+    """Make the data directory, bring the schema to head and seed the price table; returns the revision."""
+    settings = get_settings()
+    settings.ensure_dirs()
+    revision = db.upgrade()
+    from core.llm import ensure_default_prices
+
+    ensure_default_prices()
+    return revision
+
+
+def start_identity_provider():
+    """Start the embedded dev OIDC provider unless another provider is configured or one already answers."""
+    from core.auth import secrets_auth_section
+    from core.idp import DevIdentityProvider, is_dev_idp_up
+
+    settings = get_settings()
+    if secrets_auth_section() or not settings.dev_idp_enabled:
+        return None
+    if is_dev_idp_up(timeout=0.5):
+        _logger.info("a dev identity provider already answers on port %s; reusing it", settings.dev_idp_port)
+        return None
+    return DevIdentityProvider().start()
+
+
+def shutdown() -> None:
+    from core.llm import shutdown_gateway
+
+    shutdown_gateway()

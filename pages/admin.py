@@ -1,0 +1,53 @@
+"""Admin: the model price table and per-workspace API keys for the /v1 gateway."""
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from core.auth import create_api_key, ensure_workspace, list_api_keys, revoke_api_key
+from core.llm import list_prices, save_prices
+from ui.session import require_principal
+
+require_principal("admin")
+st.title("Prices & API keys")
+
+st.subheader("Model prices (USD per million tokens)")
+st.caption("The embedded model's row is its shadow price, so offline dashboards still show meaningful cost.")
+edited = st.data_editor(list_prices(), num_rows="dynamic", hide_index=True, key="prices",
+                        column_order=["model", "input_per_mtok", "output_per_mtok"])
+if st.button("Save prices", type="primary"):
+    try:
+        save_prices(edited)
+        st.success("Prices saved; new calls are priced with them within a few seconds.")
+    except ValueError as exc:
+        st.error(str(exc))
+
+st.subheader("API keys")
+with st.form("new-key", clear_on_submit=True):
+    cols = st.columns(2)
+    workspace = cols[0].text_input("Workspace id", value="demo", max_chars=64)
+    name = cols[1].text_input("Key name", placeholder="e.g. ci-bot", max_chars=200)
+    if st.form_submit_button("Create key"):
+        try:
+            ensure_workspace(workspace.strip())
+            key, _ = create_api_key(workspace.strip(), name)
+            st.success("Copy this key now; it is not shown again.")
+            st.code(key)
+        except ValueError as exc:
+            st.error(str(exc))
+
+
+def _when(ts):
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+for record in list_api_keys():
+    cols = st.columns([2, 2, 2, 2, 1])
+    cols[0].write(f"`{record.prefix}…` {record.name}")
+    cols[1].write(record.workspace_id)
+    cols[2].write(f"created {_when(record.created_at)}")
+    cols[3].write(f"revoked {_when(record.revoked_at)}" if record.revoked_at else
+                  f"last used {_when(record.last_used_at) or 'never'}")
+    if not record.revoked_at and cols[4].button("Revoke", key=f"revoke-{record.id}"):
+        revoke_api_key(record.id)
+        st.rerun()

@@ -1,0 +1,69 @@
+"""Dashboard: cost, volume, latency and errors of every LLM call, from the request log's rollups."""
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from core.ops import DIMENSIONS, LogFilter, Window, call_record, dashboard, recent_calls
+from ui import charts
+from ui.session import require_principal
+
+require_principal("admin", "developer")
+st.title("LLM dashboard")
+
+WINDOWS = {"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}
+top = st.columns([2, 1, 5])
+label = top[0].selectbox("Window", list(WINDOWS), index=0)
+if top[1].button("Refresh", icon=":material/refresh:"):
+    st.rerun()
+window = Window.last(WINDOWS[label])
+data = dashboard(window)
+t = data.totals
+
+if not t["requests"]:
+    st.info("No LLM calls in this window yet. Ask something on the Home page or the playground, "
+            "or run `keel demo traffic` to generate sample traffic.")
+    st.stop()
+
+kpis = st.columns(7)
+kpis[0].metric("Requests", f"{t['requests']:,}")
+kpis[1].metric("Cost", f"${t['cost_usd']:,.4f}")
+kpis[2].metric("Tokens", f"{t['tokens_in'] + t['tokens_out']:,}")
+kpis[3].metric("p50 / p95", f"{t['latency_p50_ms'] or 0:,.0f} / {t['latency_p95_ms'] or 0:,.0f} ms")
+kpis[4].metric("p99", f"{t['latency_p99_ms'] or 0:,.0f} ms")
+kpis[5].metric("TTFT avg", f"{t['ttft_avg_ms'] or 0:,.0f} ms")
+kpis[6].metric("Errors / fallbacks", f"{100 * t['error_rate']:.1f}% / {100 * t['fallback_rate']:.1f}%")
+
+row1 = st.columns(2)
+row1[0].plotly_chart(charts.volume_and_cost(data.series), key="volume")
+row1[1].plotly_chart(charts.latency(data.series), key="latency")
+row2 = st.columns(2)
+row2[0].plotly_chart(charts.tokens(data.series), key="tokens")
+row2[1].plotly_chart(charts.error_rates(data.series), key="errors")
+
+st.subheader("Breakdowns")
+for tab, dim in zip(st.tabs([d.replace("_", " ").title() for d in DIMENSIONS]), DIMENSIONS):
+    with tab:
+        rows = data.breakdowns[dim]
+        st.plotly_chart(charts.breakdown(rows, dim), key=f"breakdown-{dim}")
+        st.dataframe(rows, hide_index=True, width="stretch")
+
+st.subheader("Recent calls")
+cols = st.columns(3)
+status = cols[0].multiselect("Status", ["ok", "error", "fallback", "cancelled", "budget_refused"])
+feature = cols[1].multiselect("Feature", sorted(data.breakdowns["feature"] and
+                                               [r["feature"] for r in data.breakdowns["feature"]]))
+recent = recent_calls(LogFilter(since=window.since, until=window.until, statuses=tuple(status),
+                                features=tuple(feature)), limit=100)
+for row in recent:
+    row["time"] = datetime.fromtimestamp(row.pop("created_at"), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+picked = st.dataframe(recent, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                      key="recent", column_order=["time", "status", "feature", "task", "tier", "provider", "model",
+                                                  "customer", "user", "tokens_in", "tokens_out", "ttft_ms",
+                                                  "latency_ms", "cost_usd", "error", "id"])
+if picked.selection.rows:
+    record = call_record(recent[picked.selection.rows[0]]["id"])
+    with st.container(border=True):
+        st.markdown(f"##### Call {record['id']} · request `{record['request_id']}` · attempt {record['attempt']}")
+        st.json(record, expanded=True)
+st.caption(f"Dashboard queries took {data.elapsed_ms:.0f} ms.")

@@ -1,0 +1,41 @@
+"""Home: who you are, whether Keel is healthy, and a quick streamed answer from any tier."""
+
+import streamlit as st
+
+from core import health
+from core.llm import LLMError, LLMRequest, get_gateway
+from core.prompts import load
+from ui.session import require_principal
+
+principal = require_principal()
+st.title(f"Welcome, {principal.display_name.split()[0]}")
+st.caption("Keel runs LLM features side by side on one gateway; every call below lands in the request log.")
+
+left, right = st.columns([3, 2])
+with right, st.container(border=True):
+    st.markdown("##### System health")
+    report = health.check()
+    for name, result in report["checks"].items():
+        mark = ":green[●]" if result["ok"] else ":red[●]"
+        st.markdown(f"{mark} **{name}** — {result.get('error') or f'{result['ms']} ms'}")
+
+with left, st.container(border=True):
+    st.markdown("##### Ask the model")
+    tier = st.segmented_control("Tier", options=list(get_gateway().settings.tiers), default="fast")
+    question = st.text_area("Message", placeholder="e.g. Write a haiku about shipping on Fridays", max_chars=4000)
+    if st.button("Send", type="primary", icon=":material/send:"):
+        if not question.strip():
+            st.error("Type a message first: an empty message is not sent to the model.")
+        else:
+            prompt = load("playground/chat")
+            request = LLMRequest.from_prompt(prompt, {"message": question}, tier=tier or "fast", feature="home",
+                                             task="quick_chat", user=principal.sub)
+            stream = get_gateway().stream(request)
+            try:
+                st.write_stream(chunk.text for chunk in stream if chunk.text)
+                result = stream.result
+                st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "
+                           f"first token {result.ttft_ms or 0:.0f} ms · total {result.latency_ms:.0f} ms · "
+                           f"request {result.request_id[:8]}")
+            except LLMError as exc:
+                st.error(f"The model call failed: {exc}")

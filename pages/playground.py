@@ -1,0 +1,10 @@
+"""Model playground: the Gradio app mounted at /playground, embedded here on the same origin."""
+
+import streamlit as st
+
+from ui.session import require_principal
+
+require_principal("admin", "developer")
+st.title("Model playground")
+st.caption("Chat with any tier, or compare two tiers side by side. Every call is logged with feature `playground`.")
+st.iframe("/playground/", height=760)

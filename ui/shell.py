@@ -1,0 +1,75 @@
+"""The app frame: sign-in screen, role-filtered navigation in sections, and the identity sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.auth import secrets_auth_section
+from core.idp import DEV_USERS
+from ui.session import current_principal
+
+# (section, page file, title, icon, roles allowed; empty = every signed-in user)
+PAGES = [
+    ("Keel", "pages/home.py", "Home", ":material/home:", ()),
+    ("Operate", "pages/dashboard.py", "Dashboard", ":material/monitoring:", ("admin", "developer")),
+    ("Operate", "pages/playground.py", "Model playground", ":material/science:", ("admin", "developer")),
+    ("Admin", "pages/admin.py", "Prices & API keys", ":material/admin_panel_settings:", ("admin",)),
+]
+
+
+def visible_pages(principal) -> dict[str, list]:
+    sections: dict[str, list] = {}
+    for section, path, title, icon, roles in PAGES:
+        if not roles or principal.has_role(*roles):
+            sections.setdefault(section, []).append(
+                st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
+            )
+    return sections
+
+
+def login_screen() -> None:
+    st.title("Keel")
+    st.caption("Run LLM features in production: one core, five systems, every call logged.")
+    dev = not secrets_auth_section()
+    with st.container(border=True):
+        if dev:
+            st.markdown("#### Sign in with the **dev identity provider**")
+            st.info(
+                "This installation uses Keel's embedded development OIDC provider (oidc-provider-mock, "
+                "loopback only). Pick one of the demo users on the next screen. Configure `[auth]` in "
+                "`.streamlit/secrets.toml` to use your company's provider instead.",
+                icon=":material/developer_mode:",
+            )
+        else:
+            st.markdown("#### Sign in with your company account")
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login()
+    if dev:
+        st.markdown("##### Demo users")
+        st.dataframe(
+            [{"user": u.sub, "name": u.name, "role": u.title, "groups": ", ".join(u.groups),
+              "clearance": u.clearance} for u in DEV_USERS],
+            hide_index=True, width="stretch",
+        )
+
+
+def sidebar(principal) -> None:
+    with st.sidebar:
+        st.markdown(f"**{principal.display_name}**  \n{principal.email}")
+        st.caption(
+            f"Groups: {', '.join(sorted(principal.groups))}  \n"
+            f"Clearance: {principal.clearance} ({principal.clearance_name})  \n"
+            f"Roles: {', '.join(sorted(principal.roles))}"
+        )
+        if st.button("Sign out", icon=":material/logout:"):
+            st.logout()
+
+
+def run() -> None:
+    st.set_page_config(page_title="Keel", page_icon=":material/sailing:", layout="wide")
+    principal = current_principal()
+    if principal is None:
+        st.navigation([st.Page(login_screen, title="Sign in", icon=":material/login:")]).run()
+        return
+    sidebar(principal)
+    st.navigation(visible_pages(principal)).run()
