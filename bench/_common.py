@@ -100,6 +100,7 @@ class Report:
         self.notes: list[str] = []
         self.error: str | None = None
         self.started = time.perf_counter()
+        self._cpu_start = _cpu_snapshot()
 
     def metric(self, key: str, value, unit: str = "", label: str | None = None, digits: int = 3) -> None:
         self.metrics[key] = {"value": rnd(value, digits), "unit": unit, "label": label or key}
@@ -120,7 +121,22 @@ class Report:
     def ok(self) -> bool:
         return self.error is None and bool(self.checks) and all(c["passed"] for c in self.checks)
 
+    def machine_noise(self) -> dict:
+        """CPU used by processes outside this benchmark while it ran, in cores (0 = the machine was quiet)."""
+        end = _cpu_snapshot()
+        if self._cpu_start is None or end is None:
+            return {}
+        wall = max(time.perf_counter() - self.started, 1e-6)
+        system = end[0] - self._cpu_start[0]
+        own = end[1] - self._cpu_start[1]
+        return {"other_cpu_cores": round(max(0.0, system - own) / wall, 2), "cores": os.cpu_count()}
+
     def as_dict(self) -> dict:
+        noise = self.machine_noise()
+        if noise.get("other_cpu_cores", 0) >= 0.25 and not any(n.startswith("machine busy") for n in self.notes):
+            self.notes.append(f"machine busy: other processes used {noise['other_cpu_cores']} of "
+                              f"{noise['cores']} cores on average during this run, so timings are noisy; re-run "
+                              "on a quiet machine before trusting small differences")
         return {
             "benchmark": self.name,
             "title": self.title,
@@ -130,6 +146,7 @@ class Report:
             "units": {k: v["unit"] for k, v in self.metrics.items() if v["unit"]},
             "checks": self.checks,
             "notes": self.notes,
+            "machine": noise,
             "wall_s": round(time.perf_counter() - self.started, 2),
         }
 
@@ -141,6 +158,7 @@ class Report:
         return 0 if self.ok else 1
 
     def table(self) -> str:
+        data = self.as_dict()
         lines = [f"== {self.name}: {self.title}", ""]
         if self.metrics:
             width = max(len(m["label"]) for m in self.metrics.values())
@@ -159,8 +177,33 @@ class Report:
             lines.append(f"  note: {text}")
         if self.error:
             lines.append(f"  ERROR: {self.error}")
-        lines.append(f"  overall: {'PASS' if self.ok else 'FAIL'}  ({time.perf_counter() - self.started:.1f} s)")
+        if data["machine"]:
+            lines.append(f"  other processes' CPU during the run: {data['machine']['other_cpu_cores']} of "
+                         f"{data['machine']['cores']} cores")
+        lines.append(f"  overall: {'PASS' if self.ok else 'FAIL'}  ({data['wall_s']:.1f} s)")
         return "\n".join(lines)
+
+
+def _cpu_snapshot() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its children)."""
+    try:
+        import psutil
+
+        total = psutil.cpu_times()
+        busy = total.user + total.system + getattr(total, "nice", 0.0) + getattr(total, "irq", 0.0) + \
+            getattr(total, "softirq", 0.0)
+        me = psutil.Process()
+        times = me.cpu_times()
+        own = times.user + times.system + times.children_user + times.children_system
+        for child in me.children(recursive=True):
+            try:
+                t = child.cpu_times()
+                own += t.user + t.system
+            except psutil.Error:
+                pass
+        return busy, own
+    except Exception:
+        return None
 
 
 def _fmt(value) -> str:

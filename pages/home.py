@@ -17,7 +17,8 @@ with right, st.container(border=True):
     report = health.check()
     for name, result in report["checks"].items():
         mark = ":green[●]" if result["ok"] else ":red[●]"
-        st.markdown(f"{mark} **{name}** — {result.get('error') or f'{result['ms']} ms'}")
+        detail = result.get("error") or f"{result['ms']} ms"
+        st.markdown(f"{mark} **{name}** — {detail}")
 
 with left, st.container(border=True):
     st.markdown("##### Ask the model")

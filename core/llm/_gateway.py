@@ -61,6 +61,11 @@ class CircuitBreaker:
         with self._lock:
             self.failures, self.opened_at, self._trial_running = 0, None, False
 
+    def release(self) -> None:
+        """An attempt ended without a verdict (cancelled, abandoned): let the next trial through."""
+        with self._lock:
+            self._trial_running = False
+
     def failure(self) -> None:
         with self._lock:
             self.failures += 1
@@ -152,6 +157,7 @@ class Gateway:
             retries = 0
             while True:
                 if cancel.cancelled:
+                    breaker.release()
                     raise LLMCancelled(request_id)
                 started_wall, started = time.time(), monotonic_ms()
                 usage = Usage()
@@ -201,6 +207,11 @@ class Gateway:
                 except (ProviderError, _InvalidJSON) as exc:
                     latency = monotonic_ms() - started
                     output = "".join(pieces)
+                    if cancel.cancelled:  # the failure is the cancellation itself, not the provider's fault
+                        self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
+                                  latency, None, "cancelled", "cancelled by caller", input_text)
+                        breaker.release()
+                        raise LLMCancelled(request_id) from None
                     json_valid = False if isinstance(exc, _InvalidJSON) else None
                     self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
                               json_valid, "error", str(exc), input_text)
@@ -215,6 +226,7 @@ class Gateway:
                         delay = exc.retry_after if exc.retry_after is not None else (
                             self.settings.retry_backoff_s * (2 ** (retries - 1)))
                         if _sleep_unless_cancelled(min(delay, 10.0), cancel):
+                            breaker.release()
                             raise LLMCancelled(request_id)
                         continue
                     errors.append(f"{target}: {exc}")
@@ -224,6 +236,7 @@ class Gateway:
                     self._log(request, request_id, attempt, target, started_wall, "".join(pieces), ttft, usage,
                               monotonic_ms() - started, None, "cancelled", "stream closed by caller",
                               input_text)
+                    breaker.release()
                     raise
                 finally:
                     deltas.close()

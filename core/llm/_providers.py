@@ -144,10 +144,8 @@ class OpenAIProvider:
             }
         try:
             stream = self._client.chat.completions.create(**kwargs)
-        except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"{self.name}: cannot connect: {exc}", retryable=True) from exc
+        except Exception as exc:
+            raise self._translate(exc, cancel, "before the response started") from exc
         cancel.on_cancel(stream.close)
         counted = 0
         try:
@@ -166,22 +164,30 @@ class OpenAIProvider:
                 if text:
                     counted += 1
                     yield text
-        except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
-        except openai.APITimeoutError as exc:
-            raise ProviderError(f"{self.name}: stream stalled (no data for "
-                                f"{self._settings.first_token_timeout_s:g} s)", retryable=True) from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"{self.name}: connection lost mid-stream: {exc}", retryable=True) from exc
         except Exception as exc:
-            if cancel.cancelled:
+            if cancel.cancelled:  # closing the stream to cancel it surfaces as a transport error
                 return
-            # httpx2 transport errors and malformed SSE surface as other exception types
-            raise ProviderError(f"{self.name}: broken stream: {type(exc).__name__}: {exc}", retryable=True) from exc
+            raise self._translate(exc, cancel, "mid-stream") from exc
         finally:
+            cancel.off_cancel(stream.close)
             stream.close()
+        if usage.finish_reason is None and not cancel.cancelled:
+            raise ProviderError(f"{self.name}: stream ended without a finish reason (truncated)", retryable=True)
         if usage.tokens_out == 0:
             usage.tokens_out = counted
+
+    def _translate(self, exc: Exception, cancel: CancelToken, where: str) -> ProviderError:
+        import openai
+
+        if isinstance(exc, openai.APIStatusError):
+            return _status_error(exc)
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError(f"{self.name}: no data for {self._settings.first_token_timeout_s:g} s {where} "
+                                 "(stalled)", retryable=True)
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(f"{self.name}: connection failed {where}: {exc}", retryable=True)
+        # httpx2 transport errors and malformed SSE surface as other exception types
+        return ProviderError(f"{self.name}: broken stream {where}: {type(exc).__name__}: {exc}", retryable=True)
 
 
 def _status_error(exc) -> ProviderError:

@@ -114,6 +114,12 @@ class CancelToken:
         if self.cancelled:
             callback()
 
+    def off_cancel(self, callback) -> None:
+        try:
+            self._callbacks.remove(callback)
+        except ValueError:
+            pass
+
 
 @dataclass
 class Usage:

@@ -1,0 +1,80 @@
+"""A real Keel server (`keel serve`) and a real headless Chromium for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "test-output" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e") / "keel"
+    port, idp_port = free_port(), free_port()
+    env = {**os.environ, "KEEL_HOME": str(home), "KEEL_PORT": str(port), "KEEL_DEV_IDP_PORT": str(idp_port),
+           "KEEL_PUBLIC_URL": f"http://localhost:{port}", "HF_HUB_OFFLINE": "1"}
+    env.pop("KEEL_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "core.cli", "demo", "seed", "--traffic", "0"], env=env, cwd=REPO,
+                   check=True, capture_output=True, timeout=120)
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port)], env=env, cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://localhost:{port}"
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 90:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(home / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"server not healthy in 90 s: {(home / 'server.log').read_text()[-3000:]}")
+        yield {"url": base, "home": home, "api_key": (home / "demo_api_key.txt").read_text().strip(),
+               "pid": proc.pid, "startup_s": time.monotonic() - started}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: run `make test` (it installs Debian's chromium package)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
