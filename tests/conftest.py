@@ -57,27 +57,34 @@ def _pg_bin() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """Start a throwaway PostgreSQL cluster on 127.0.0.1 for this test session; yields its base URL."""
+    import tempfile
+
     bin_dir = _pg_bin()
     if bin_dir is None:
         pytest.fail("PostgreSQL is not installed: run `make test` (it installs Debian's postgresql package)")
-    data = tmp_path_factory.mktemp("pg") / "data"
+    # Its own folder under /tmp: pytest's tmp folders are private to root, and PostgreSQL refuses to run as root.
+    workdir = Path(tempfile.mkdtemp(prefix="keel-pg-"))
+    data = workdir / "data"
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if run_as:
-        shutil.chown(data.parent, "postgres")
+        shutil.chown(workdir, "postgres")
     port = free_port()
-    subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "keel", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    log = data.parent / "pg.log"
+    init = subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "keel", "--auth=trust",
+                           "-E", "UTF8"], capture_output=True, text=True)
+    if init.returncode:
+        pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
+    log = workdir / "pg.log"
     subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-                    "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data.parent} -c fsync=off"],
+                    "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir} -c fsync=off"],
                    check=True, capture_output=True)
     try:
         yield f"postgresql+psycopg://keel@127.0.0.1:{port}"
     finally:
         subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -167,7 +167,7 @@ class RequestLogWriter:
 
     def _row(self, e: LogEntry) -> dict:
         output = e.output_text or ""
-        return dict(
+        row = dict(
             request_id=e.request_id,
             attempt=e.attempt,
             created_at=e.created_at,
@@ -193,3 +193,5 @@ class RequestLogWriter:
             refusal=looks_like_refusal(output) if output else False,
             json_valid=e.json_valid,
         )
+        # PostgreSQL text cannot hold NUL bytes; a prompt containing one must still be logged.
+        return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in row.items()}

@@ -47,7 +47,8 @@ class LogFilter:
             if values:
                 names = [f"{column}_{i}" for i in range(len(values))]
                 clauses.append(f"{column} IN ({', '.join(':' + n for n in names)})")
-                params.update(dict(zip(names, values)))
+                # PostgreSQL text cannot hold NUL; no stored value contains one, so dropping it changes no match.
+                params.update({n: str(v).replace("\x00", "\ufffd") for n, v in zip(names, values)})
         return " AND ".join(clauses), params
 
 
@@ -89,7 +90,7 @@ class Totals:
         done = max(self.requests, 1)
         return {
             "requests": self.requests,
-            "cost_usd": round(self.cost_usd, 6),
+            "cost_usd": self.cost_usd,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
             "errors": self.errors,
