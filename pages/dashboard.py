@@ -25,14 +25,28 @@ if not t["requests"]:
             "or run `keel demo traffic` to generate sample traffic.")
     st.stop()
 
-kpis = st.columns(7)
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}"
+
+
+kpis = st.columns(4)
 kpis[0].metric("Requests", f"{t['requests']:,}")
-kpis[1].metric("Cost", f"${t['cost_usd']:,.4f}")
-kpis[2].metric("Tokens", f"{t['tokens_in'] + t['tokens_out']:,}")
-kpis[3].metric("p50 / p95", f"{t['latency_p50_ms'] or 0:,.0f} / {t['latency_p95_ms'] or 0:,.0f} ms")
-kpis[4].metric("p99", f"{t['latency_p99_ms'] or 0:,.0f} ms")
-kpis[5].metric("TTFT avg", f"{t['ttft_avg_ms'] or 0:,.0f} ms")
-kpis[6].metric("Errors / fallbacks", f"{100 * t['error_rate']:.1f}% / {100 * t['fallback_rate']:.1f}%")
+kpis[1].metric("Cost", _usd(t["cost_usd"]))
+kpis[2].metric("Tokens in / out", f"{t['tokens_in']:,} / {t['tokens_out']:,}")
+kpis[3].metric("Errors / fallbacks", f"{100 * t['error_rate']:.1f}% / {100 * t['fallback_rate']:.1f}%")
+kpis = st.columns(4)
+kpis[0].metric("Latency p50", _ms(t["latency_p50_ms"]))
+kpis[1].metric("Latency p95", _ms(t["latency_p95_ms"]))
+kpis[2].metric("Latency p99", _ms(t["latency_p99_ms"]))
+kpis[3].metric("Time to first token (avg)", _ms(t["ttft_avg_ms"]))
 
 row1 = st.columns(2)
 row1[0].plotly_chart(charts.volume_and_cost(data.series), key="volume")

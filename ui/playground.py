@@ -84,8 +84,12 @@ def build_blocks() -> gr.Blocks:
             prompt = gr.Textbox(label="Prompt", placeholder="One prompt, two tiers", max_lines=6)
             run = gr.Button("Run both", variant="primary")
             with gr.Row():
-                left_out = gr.Markdown(label="Left answer")
-                right_out = gr.Markdown(label="Right answer")
+                with gr.Column(variant="panel"):
+                    gr.Markdown("**Left answer**")
+                    left_out = gr.Markdown(elem_id="left-answer")
+                with gr.Column(variant="panel"):
+                    gr.Markdown("**Right answer**")
+                    right_out = gr.Markdown(elem_id="right-answer")
 
             def side(model_id: str, text: str, request: gr.Request):
                 text = (text or "").strip()

@@ -187,9 +187,9 @@ def dashboard(window: Window, recent_limit: int = 50, recent: LogFilter | None =
         bucket = per_bucket[int(row["tb"])]
         bucket.add(row)
         bucket.histogram[row["lb"]] += n
-    series = []
-    for index in sorted(per_bucket):
-        values = per_bucket[index].as_dict()
+    series = []  # every bucket of the window, empty ones included, so the time axis is honest
+    for index in range(window.first_hour // window.bucket_hours, window.last_hour // window.bucket_hours + 1):
+        values = (per_bucket.get(index) or Totals()).as_dict()
         values["bucket_start"] = index * window.bucket_hours * 3600.0
         series.append(values)
 

@@ -84,3 +84,21 @@ def test_intern_does_not_see_operator_pages(live_server, page):
 def test_playground_requires_sign_in(live_server):
     r = httpx.get(live_server["url"] + "/playground/", timeout=10)
     assert r.status_code in (401, 403)
+
+
+def test_playground_streams_an_answer_inside_the_page(live_server, page):
+    _sign_in(page, live_server["url"], "alice.engineer@keel.dev")
+    page.get_by_role("link", name="Model playground").click()
+    frame = page.frame_locator("iframe").first
+    expect(frame.get_by_text("Keel model playground")).to_be_visible(timeout=60_000)
+    box = frame.get_by_label("Message")
+    box.fill("Say hello.")
+    box.press("Enter")
+    expect(frame.get_by_text(re.compile(r"embedded/smollm2.*TTFT"))).to_be_visible(timeout=90_000)
+    _shot(page, "07-playground")
+    frame.get_by_role("tab", name="Compare tiers").click()
+    frame.get_by_label("Prompt").fill("Name a fruit.")
+    frame.get_by_role("button", name="Run both").click()
+    for side in ("#left-answer", "#right-answer"):
+        expect(frame.locator(side).get_by_text(re.compile(r"smollm2.*TTFT"))).to_be_visible(timeout=120_000)
+    _shot(page, "08-playground-compare")
