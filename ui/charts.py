@@ -23,7 +23,8 @@ def volume_and_cost(series: list[dict]) -> go.Figure:
                     line=dict(color="#F6903D"), secondary_y=True)
     fig.update_layout(title="Requests and cost", **_LAYOUT)
     fig.update_yaxes(title_text="requests", secondary_y=False)
-    fig.update_yaxes(title_text="USD", secondary_y=True)
+    fig.update_yaxes(title_text="USD", secondary_y=True, rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero", secondary_y=False)
     return fig
 
 
