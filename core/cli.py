@@ -40,7 +40,14 @@ def cmd_llm_chat(args) -> int:
     from core.llm import LLMError, LLMRequest, get_gateway
 
     services.prepare()
-    text = args.text if args.text != "-" else sys.stdin.read()
+    if args.text == "-":
+        try:
+            text = sys.stdin.buffer.read(2_000_000).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            print(f"error: standard input is not UTF-8 text (bad byte at offset {exc.start})", file=sys.stderr)
+            return 2
+    else:
+        text = args.text
     request = LLMRequest(messages=[{"role": "user", "content": text}], tier=args.tier, feature="cli",
                          task="llm_chat", max_tokens=args.max_tokens, user=os.environ.get("USER"))
     gateway = get_gateway()
