@@ -89,7 +89,8 @@ def ensure_database(rows: int, home: str, rebuild: bool) -> tuple[str, dict, boo
     _remove_sqlite(path)
     os.replace(partial, path)
     _remove_sqlite(partial)
-    meta = {"rows": rows, "end": end, "seed": 7, "revision": head, "generated_s": round(time.perf_counter() - started, 1),
+    meta = {"rows": rows, "end": end, "seed": 7, "revision": head,
+            "generated_s": round(time.perf_counter() - started, 1),
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(end))}
     meta_path.write_text(json.dumps(meta, indent=2))
     return str(path), meta, True

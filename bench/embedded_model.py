@@ -28,8 +28,9 @@ FILLER = (
 )
 INSTRUCTION = "Continue this story in detail, in at least three long paragraphs:\n\n"
 
-# Allowed gateway cost (targets): TTFT may grow by this many ms, decode speed may drop by this fraction.
-TARGET_TTFT_ADDED_MS = 15.0
+# Allowed gateway cost (targets), as ratios to llama.cpp direct: TTFT at most 5 % longer, decode at most 5 %
+# slower. Ratios rather than milliseconds, because with 3 runs on 2 shared cores TTFT wobbles by ~2 %.
+TARGET_TTFT_RATIO = 1.05
 TARGET_TPS_RATIO = 0.95
 
 
@@ -132,7 +133,8 @@ def body(report: Report, runs: int, prompt_tokens: int, max_tokens: int) -> None
     report.metric("gateway_logged_tokens_out", g[-1].get("logged_tokens_out"), "tokens",
                   "tokens_out the gateway logged (last run)")
     report.metric("same_text", same_text, label="both arms generated the same text")
-    report.check("ttft_added_ms", g_ttft - d_ttft, "<=", TARGET_TTFT_ADDED_MS, "ms", "TTFT added by gateway")
+    report.check("ttft_ratio", g_ttft / d_ttft if d_ttft else None, "<=", TARGET_TTFT_RATIO, "x",
+                 "gateway / direct TTFT")
     report.check("tps_ratio", g_tps / d_tps if d_tps else None, ">=", TARGET_TPS_RATIO, "x",
                  "gateway / direct decode tok/s")
     report.note("decode tok/s = (tokens - 1) / (total - TTFT); a 'token' is one streamed text piece, which is "

@@ -132,7 +132,8 @@ def body(report: Report, calls: int, warmup: int) -> None:
     report.metric("cpu_added_ms_per_call", cpu_g - cpu_d, "ms", "added CPU per call (amortized)")
     report.metric("logged_rows", logged, label="request_log rows for measured calls")
     report.metric("logged_ok_rows", logged_ok, label="  of which status ok")
-    report.metric("rollup_rows_counted", rollup_n, label="calls counted in log_rollup_time (incl. warm-up)")
+    report.metric("rollup_rows_counted", rollup_n,
+                  label="calls in log_rollup_time (warm-up + measured + CPU blocks)")
     report.metric("log_flush_ms", flush_ms, "ms", "time for gateway.log.flush() after the run")
     report.metric("log_failed", gateway.log.failed, label="log rows dropped by the writer")
     report.check("added_median_ms", added, "<=", TARGET_ADDED_MS, "ms", "median added latency")

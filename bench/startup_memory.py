@@ -157,7 +157,8 @@ def body(report: Report, args) -> None:
 
     baseline = time_import_streamlit(args.baseline_runs)
     base_s = median(baseline)
-    report.metric("import_streamlit_s", base_s, "s", f"baseline: python -c 'import streamlit' (median of {len(baseline)})")
+    report.metric("import_streamlit_s", base_s, "s",
+                  f"baseline: python -c 'import streamlit' (median of {len(baseline)})")
     report.metric("command", " ".join(command), label="server command")
     report.metric("port", port, label="port")
 
@@ -259,7 +260,8 @@ def body(report: Report, args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Server start-up time and peak memory.")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--cmd", default=DEFAULT_CMD, help=f"server command; {{port}} is replaced (default: {DEFAULT_CMD!r})")
+    parser.add_argument("--cmd", default=DEFAULT_CMD,
+                        help=f"server command; {{port}} is replaced (default: {DEFAULT_CMD!r})")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--pages", default=DEFAULT_PAGES, help=f"comma-separated paths (default: {DEFAULT_PAGES})")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for health (default 60)")
