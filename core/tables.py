@@ -65,6 +65,7 @@ class LogRollupTime(_RollupSums, table=True):
     """Per hour, status and latency bucket: totals, time series and percentiles."""
 
     __tablename__ = "log_rollup_time"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     hour: int = Field(primary_key=True)
     status: str = Field(primary_key=True, max_length=16)
@@ -75,6 +76,7 @@ class LogRollupDims(_RollupSums, table=True):
     """Per hour and feature × model × tier × prompt version × status: the breakdowns."""
 
     __tablename__ = "log_rollup_dims"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     hour: int = Field(primary_key=True)
     feature: str = Field(primary_key=True, max_length=64)
@@ -88,6 +90,7 @@ class LogRollupCustomer(_RollupSums, table=True):
     """Per hour, customer and status: cost by customer without scanning the log."""
 
     __tablename__ = "log_rollup_customer"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     hour: int = Field(primary_key=True)
     customer: str = Field(primary_key=True, max_length=128)  # "" when the call had no customer

@@ -31,8 +31,8 @@ with left, st.container(border=True):
             prompt = load("playground/chat")
             request = LLMRequest.from_prompt(prompt, {"message": question}, tier=tier or "fast", feature="home",
                                              task="quick_chat", user=principal.sub)
-            stream = get_gateway().stream(request)
             try:
+                stream = get_gateway().stream(request)
                 st.write_stream(chunk.text for chunk in stream if chunk.text)
                 result = stream.result
                 st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "

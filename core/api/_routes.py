@@ -119,7 +119,9 @@ async def v1_chat_completions(request: Request):
         try:
             result = await run_in_threadpool(gateway.complete, llm_request)
         except LLMError as exc:
-            return _openai_error(400 if not exc.attempts and not exc.request_id else 502, str(exc), "api_error")
+            if not exc.request_id:  # refused before any provider was called: the request itself is bad
+                return _openai_error(400, str(exc), "invalid_request_error")
+            return _openai_error(502, str(exc), "api_error")
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
@@ -129,7 +131,10 @@ async def v1_chat_completions(request: Request):
             "keel": {"request_id": result.request_id, "provider": result.provider, "status": result.status},
         })
 
-    llm_stream = gateway.stream(llm_request)
+    try:
+        llm_stream = gateway.stream(llm_request)
+    except LLMError as exc:
+        return _openai_error(400, str(exc), "invalid_request_error")
 
     def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> str:
         payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,

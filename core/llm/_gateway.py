@@ -104,6 +104,9 @@ class Gateway:
         return ids
 
     def stream(self, request: LLMRequest, cancel: CancelToken | None = None) -> "LLMStream":
+        """Validate now (bad input raises LLMError before anything is sent), stream when iterated."""
+        self._validate(request)
+        self.targets(request)
         return LLMStream(self, request, cancel or CancelToken())
 
     def complete(self, request: LLMRequest, cancel: CancelToken | None = None) -> Completion:
@@ -134,7 +137,6 @@ class Gateway:
 
     def _run(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream") -> Iterator[Chunk]:
         request_id = holder.request_id
-        self._validate(request)
         targets = self.targets(request)
         errors: list[str] = []
         attempt = 0

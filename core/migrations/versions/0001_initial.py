@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), primary_key=True),
         sa.Column("latency_bucket", sa.Integer(), primary_key=True),
         *sums(),
+        sqlite_with_rowid=False,  # rows live in primary-key order: range reads by hour touch one b-tree
     )
     op.create_table(
         "log_rollup_dims",
@@ -73,6 +74,7 @@ def upgrade() -> None:
         sa.Column("prompt_version", sa.String(32), primary_key=True),
         sa.Column("status", sa.String(16), primary_key=True),
         *sums(),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "log_rollup_customer",
@@ -80,6 +82,7 @@ def upgrade() -> None:
         sa.Column("customer", sa.String(128), primary_key=True),
         sa.Column("status", sa.String(16), primary_key=True),
         *sums(),
+        sqlite_with_rowid=False,
     )
 
     op.create_table(
