@@ -98,7 +98,7 @@ def _parse_clearance(raw) -> int:
         return 0
     try:
         value = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON allows Infinity
         return 0
     return value if 0 <= value <= MAX_CLEARANCE else 0
 
@@ -205,7 +205,7 @@ def oidc_metadata_url() -> str:
 
 
 @lru_cache(maxsize=4)
-def _jwks(metadata_url: str, fetched_for: int):
+def _jwks(metadata_url: str, generation: int):
     import httpx
     from authlib.jose import JsonWebKey
 
@@ -214,27 +214,50 @@ def _jwks(metadata_url: str, fetched_for: int):
     return meta, JsonWebKey.import_key_set(keys)
 
 
+_jwks_generation = 0
+
+
+def _client_id() -> str:
+    from core.idp import DEV_CLIENT_ID
+
+    return secrets_auth_section().get("client_id") or DEV_CLIENT_ID
+
+
 def principal_from_id_token(token: str | None) -> Principal:
-    """Verify an ID token against the provider's JWKS (signature, issuer, expiry) and build its Principal."""
+    """Verify an ID token against the provider's JWKS (signature, issuer, audience, expiry); build its Principal."""
+    global _jwks_generation
     from authlib.jose import JsonWebToken
     from authlib.jose.errors import JoseError
 
     if not token:
         raise AuthError("missing bearer token")
+    if len(token) > 16_000 or token.count(".") != 2:
+        raise AuthError("invalid ID token: not a compact JWT")
     url = oidc_metadata_url()
-    try:
-        meta, keys = _jwks(url, int(time.time() // 600))  # refetch keys every 10 minutes
-    except Exception as exc:
-        raise AuthError(f"identity provider unreachable: {exc}") from None
-    try:
-        claims = JsonWebToken(["RS256", "ES256"]).decode(
-            token, keys, claims_options={"iss": {"essential": True, "value": meta["issuer"]},
-                                         "exp": {"essential": True}},
-        )
-        claims.validate(leeway=30)
-    except (JoseError, ValueError) as exc:
-        raise AuthError(f"invalid ID token: {exc}") from None
-    return principal_from_claims(claims)
+    for refetched in (False, True):
+        try:
+            meta, keys = _jwks(url, _jwks_generation)
+        except Exception as exc:
+            raise AuthError(f"identity provider unreachable: {exc}") from None
+        try:
+            claims = JsonWebToken(["RS256", "ES256"]).decode(
+                token, keys, claims_options={
+                    "iss": {"essential": True, "value": meta["issuer"]},
+                    "aud": {"essential": True, "values": [_client_id()]},
+                    "exp": {"essential": True},
+                },
+            )
+            claims.validate(leeway=30)
+            return principal_from_claims(claims)
+        except ValueError as exc:
+            # An unknown key id: the provider may have rotated keys (a restarted dev provider does); refetch once.
+            if not refetched and "key" in str(exc).lower():
+                _jwks_generation += 1
+                continue
+            raise AuthError(f"invalid ID token: {exc}") from None
+        except JoseError as exc:
+            raise AuthError(f"invalid ID token: {exc}") from None
+    raise AuthError("invalid ID token")
 
 
 def principal_from_bearer(authorization: str | None) -> Principal:

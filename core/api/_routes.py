@@ -81,7 +81,7 @@ def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool
     temperature = body.get("temperature", 0.7)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
         raise ValueError("'max_tokens' must be an integer")
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise ValueError("'temperature' must be a number between 0 and 2")
     schema = None
     response_format = body.get("response_format")
@@ -103,13 +103,45 @@ def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool
     return request, bool(body.get("stream")), model
 
 
+async def _read_body(request: Request) -> bytes:
+    """Read at most MAX_BODY_BYTES + 1 bytes, so an oversized body is refused without buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
+    return bytes(body)
+
+
+class _GatewayStreamResponse(StreamingResponse):
+    """Closes the gateway stream as soon as the response ends, disconnects included, so the model is freed
+    and the attempt is logged as cancelled at once rather than whenever the garbage collector runs."""
+
+    def __init__(self, iterator, llm_stream, **kwargs):
+        super().__init__(iterator, **kwargs)
+        self._events, self._llm_stream = iterator, llm_stream
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await run_in_threadpool(self._release)
+
+    def _release(self) -> None:
+        self._events.close()
+        self._llm_stream.close()
+
+
 async def v1_chat_completions(request: Request):
     try:
         principal = await _authenticate(request)
     except AuthError as exc:
         return _openai_error(401, str(exc), "invalid_request_error", "invalid_api_key")
     try:
-        llm_request, stream, model = _parse_chat_body(await request.body(), principal)
+        llm_request, stream, model = _parse_chat_body(await _read_body(request), principal)
     except ValueError as exc:
         return _openai_error(400, str(exc), "invalid_request_error")
     gateway = get_gateway()
@@ -165,8 +197,8 @@ async def v1_chat_completions(request: Request):
                                "total_tokens": result.tokens_in + result.tokens_out})
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Keel-Request-Id": llm_stream.request_id})
+    return _GatewayStreamResponse(events(), llm_stream, media_type="text/event-stream",
+                                  headers={"Cache-Control": "no-cache", "X-Keel-Request-Id": llm_stream.request_id})
 
 
 routes = [
