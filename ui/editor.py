@@ -1,0 +1,88 @@
+"""A document editor (Streamlit custom component v2) that reports its text and the user's real selection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+_HTML = '<textarea class="keel-editor" spellcheck="true" aria-label="Document editor"></textarea>' \
+        '<div class="keel-editor-status" aria-live="polite"></div>'
+
+_CSS = """
+.keel-editor {
+  width: 100%; min-height: 360px; box-sizing: border-box; resize: vertical;
+  font: 15px/1.6 var(--st-font, ui-sans-serif, system-ui); padding: 14px 16px;
+  color: var(--st-text-color); background: var(--st-secondary-background-color);
+  border: 1px solid var(--st-border-color, #d0d4dc); border-radius: 8px; outline: none;
+}
+.keel-editor:focus { border-color: var(--st-primary-color); }
+.keel-editor::selection { background: color-mix(in srgb, var(--st-primary-color) 30%, transparent); }
+.keel-editor-status { font-size: 12px; color: var(--st-text-color); opacity: .65; margin-top: 4px; min-height: 16px; }
+"""
+
+# The textarea is the source of truth while the user types; Python gets the text (debounced) and the selection
+# (start, end) whenever it settles. A new `data.version` from Python (after Replace/Insert/Undo) resets the text.
+_JS = """
+export default function(component) {
+  const { data, setStateValue, parentElement } = component;
+  const area = parentElement.querySelector('textarea.keel-editor');
+  const status = parentElement.querySelector('.keel-editor-status');
+  if (area.dataset.version !== String(data.version)) {
+    area.value = data.text || '';
+    area.dataset.version = String(data.version);
+    if (data.select && data.select.length === 2) {
+      area.setSelectionRange(data.select[0], data.select[1]);
+    }
+  }
+  let textTimer = null, selTimer = null;
+  const version = () => Number(area.dataset.version);
+  const sendText = () => setStateValue('text', { value: area.value, version: version() });
+  const sendSelection = () => {
+    const start = area.selectionStart, end = area.selectionEnd;
+    setStateValue('selection', { start, end, version: version() });
+    status.textContent = end > start ? `${end - start} characters selected` : '';
+  };
+  const onInput = () => { clearTimeout(textTimer); textTimer = setTimeout(sendText, 400); };
+  const onSelect = () => { clearTimeout(selTimer); selTimer = setTimeout(sendSelection, 150); };
+  area.addEventListener('input', onInput);
+  area.addEventListener('select', onSelect);
+  area.addEventListener('mouseup', onSelect);
+  area.addEventListener('keyup', onSelect);
+  area.addEventListener('blur', () => { clearTimeout(textTimer); sendText(); });
+  return () => {
+    area.removeEventListener('input', onInput);
+    area.removeEventListener('select', onSelect);
+    area.removeEventListener('mouseup', onSelect);
+    area.removeEventListener('keyup', onSelect);
+  };
+}
+"""
+
+_component = st.components.v2.component("keel_editor", html=_HTML, css=_CSS, js=_JS)
+
+
+@dataclass(frozen=True)
+class EditorState:
+    text: str
+    start: int
+    end: int
+
+    @property
+    def selection(self) -> str:
+        return self.text[self.start:self.end]
+
+
+def editor(text: str, *, version: int, key: str, select: tuple[int, int] | None = None) -> EditorState:
+    """Render the editor; returns the current text and selection (clamped to the text)."""
+    result = _component(data={"text": text, "version": version, "select": list(select) if select else None},
+                        key=key, on_text_change=lambda: None, on_selection_change=lambda: None)
+    reported = getattr(result, "text", None) or {}
+    # Only trust what the browser reports for the text version Python last sent (not a stale pre-replace copy).
+    current = reported.get("value", text) if reported.get("version") == version else text
+    sel = getattr(result, "selection", None) or {}
+    if sel.get("version") != version:
+        sel = {"start": select[0], "end": select[1]} if select else {}
+    start = max(0, min(int(sel.get("start", 0) or 0), len(current)))
+    end = max(start, min(int(sel.get("end", 0) or 0), len(current)))
+    return EditorState(text=current, start=start, end=end)
