@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -84,6 +85,13 @@ class DevIdentityProvider:
             user_claims=[oidc_provider_mock.User(sub=u.sub, claims=u.claims) for u in DEV_USERS],
             require_nonce=False,
         )
+        # Our base template first: it labels the provider as dev-only and needs no CDN for its styles.
+        import jinja2
+
+        flask_app.jinja_loader = jinja2.ChoiceLoader([
+            jinja2.FileSystemLoader(str(Path(__file__).resolve().parent / "idp_templates")),
+            flask_app.jinja_loader,
+        ])
         # The library wraps itself in Werkzeug's interactive debugger; a login server must not offer a console.
         debugged = flask_app.wsgi_app
         flask_app.wsgi_app = getattr(debugged, "app", debugged)

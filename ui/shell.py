@@ -46,10 +46,9 @@ def login_screen() -> None:
             st.login()
     if dev:
         st.markdown("##### Demo users")
-        st.dataframe(
+        st.table(
             [{"user": u.sub, "name": u.name, "role": u.title, "groups": ", ".join(u.groups),
               "clearance": u.clearance} for u in DEV_USERS],
-            hide_index=True, width="stretch",
         )
 
 

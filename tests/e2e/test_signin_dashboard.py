@@ -21,6 +21,7 @@ def _shot(page, name: str) -> None:
 def _sign_in(page, base: str, user: str) -> None:
     page.goto(base + "/")
     expect(page.get_by_text("dev identity provider")).to_be_visible()
+    expect(page.get_by_text("Marketing intern")).to_be_visible()  # the demo-user table
     _shot(page, "01-login")
     page.get_by_role("button", name=re.compile("Sign in")).click()
     page.wait_for_url(re.compile(r"localhost:\d+/oauth2/authorize"))
