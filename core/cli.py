@@ -149,6 +149,102 @@ def cmd_users(args) -> int:
     return 0
 
 
+def _read_text_file(path: str, what: str) -> str:
+    """A UTF-8 text file, or a ValueError that says what is wrong with it (main prints it, exit 2)."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{what} {path!r} does not exist or is not a file")
+    if file.stat().st_size > 4_000_000:
+        raise ValueError(f"{what} {path!r} is larger than 4 MB")
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path!r} is not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def cmd_workspace_run(args) -> int:
+    import getpass
+
+    from core import services
+    from core.llm import LLMError, get_gateway
+    from core.workspace import CreditsExhausted, NotAMember, ensure_member, get_task, run_task
+
+    get_task(args.task)  # an unknown task fails before anything else happens
+    selection = _read_text_file(args.text_file, "text file")
+    page = _read_text_file(args.page_file, "page file") if args.page_file else None
+    params = {name: getattr(args, name) for name in ("language", "tone", "instruction", "question")
+              if getattr(args, name) is not None}
+    if args.task == "ask_about_page" and page is None:
+        page, selection = selection, ""  # the text file is the page to ask about
+    services.prepare()
+    # The CLI is run by whoever operates this installation: it acts as a member of the workspace it names,
+    # creating that workspace (free plan) if it does not exist yet.
+    user = f"cli:{os.environ.get('USER') or getpass.getuser() or 'local'}"
+    name = "Demo workspace" if args.workspace == "demo" else None
+    ensure_member(args.workspace, user, name=name)
+    gateway = get_gateway()
+    try:
+        run = run_task(user, args.workspace, args.task, selection, page, params, max_tokens=args.max_tokens)
+        if run.notice:
+            print(f"note: {run.notice}", file=sys.stderr)
+        for chunk in run:
+            if chunk.reset:
+                print("\n[fallback: restarting answer]", file=sys.stderr)
+            elif not args.json:
+                print(chunk.text, end="", flush=True)
+        result = run.result
+    except CreditsExhausted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except NotAMember as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except LLMError as exc:
+        print(f"error: {exc} (the credit was given back)", file=sys.stderr)
+        return 1
+    finally:
+        gateway.log.flush()
+    payload = {
+        "task": result.task, "workspace": args.workspace, "text": result.text, "request_id": result.request_id,
+        "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "ttft_ms": result.ttft_ms,
+        "latency_ms": result.latency_ms, "credits_left": result.credits_left, "truncated": result.notice,
+        "prompt_version": result.prompt_version, "status": result.status, "cut_off": result.cut_off,
+    }
+    if result.items is not None:
+        payload["items"] = result.items
+    if args.json:
+        print(json.dumps(payload))
+        return 0
+    print()
+    if result.items is not None:
+        for item in result.items or [{"task": "(no action items found)", "assignee": None, "due": None}]:
+            extra = ", ".join(x for x in (item["assignee"], item["due"] and f"due {item['due']}") if x)
+            print(f"- [ ] {item['task']}" + (f" ({extra})" if extra else ""))
+    left = "unlimited (paid plan)" if result.credits_left is None else str(result.credits_left)
+    print(f"[{result.tokens_out} tokens, {result.latency_ms:.0f} ms, credits left this month: {left}]",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_workspace_tasks(args) -> int:
+    from core.workspace import list_tasks
+
+    rows = [{"id": t.id, "label": t.label, "description": t.description, "output": t.output,
+             "input_budget": t.input_budget, "over_budget": t.over_budget, "uses_page": t.uses_page,
+             "params": {p.name: list(p.choices) if p.choices else "text" for p in t.params}} for t in list_tasks()]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            extra = "".join(f" --{name} {'|'.join(v) if isinstance(v, list) else 'TEXT'}"
+                            for name, v in r["params"].items())
+            print(f"{r['id']:<18} {r['description']}{extra}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description="Keel: LLM features in production.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=30)
 
     add("users", cmd_users, "list the dev identity provider's demo users")
+
+    ws = sub.add_parser("workspace", help="workspace AI tasks").add_subparsers(dest="workspace_command",
+                                                                                required=True)
+    p = add("run", cmd_workspace_run, "run an AI task on a text file and stream the result", ws)
+    p.add_argument("task", help="task id, e.g. fix_grammar, find_action_items (see `keel workspace tasks`)")
+    p.add_argument("--text-file", required=True, help="UTF-8 file holding the selection")
+    p.add_argument("--page-file", help="UTF-8 file holding the whole page (summarize, continue_writing, "
+                                       "ask_about_page)")
+    p.add_argument("--workspace", default="demo", help="workspace id (default: demo, created if missing)")
+    p.add_argument("--language", help="translate: target language")
+    p.add_argument("--tone", help="change_tone: the tone")
+    p.add_argument("--instruction", help="ask_ai: what to do with the text")
+    p.add_argument("--question", help="ask_about_page: the question")
+    p.add_argument("--max-tokens", type=int, help="cap the answer below the task's own max_tokens")
+    add("tasks", cmd_workspace_tasks, "list the AI tasks and their parameters", ws)
     return parser
 
 

@@ -10,8 +10,13 @@ DEMO_WORKSPACE = "demo"
 
 def seed(traffic_rows: int = 2000) -> dict:
     """Idempotent: re-running keeps the existing key and adds no second batch of traffic."""
+    from core.idp import DEV_USERS
+    from core.workspace import ensure_member
+
     settings = get_settings()
     ensure_workspace(DEMO_WORKSPACE, "Demo workspace", plan="free")
+    for user in DEV_USERS:  # every demo user shares the demo workspace; the executive and IT admin run it
+        ensure_member(DEMO_WORKSPACE, user.sub, "admin" if user.sub.startswith(("erin", "ivan")) else "member")
     key_file = settings.home / "demo_api_key.txt"
     if not key_file.exists() or not any(k.revoked_at is None for k in list_api_keys(DEMO_WORKSPACE)):
         key, _ = create_api_key(DEMO_WORKSPACE, "demo key")

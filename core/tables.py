@@ -130,3 +130,59 @@ class ApiKey(SQLModel, table=True):
     created_at: float = 0.0
     revoked_at: float | None = None
     last_used_at: float | None = None
+
+
+class WorkspaceMember(SQLModel, table=True):
+    """Who belongs to a workspace, and as what: `admin` (members, plan, usage) or `member`."""
+
+    __tablename__ = "workspace_member"
+
+    workspace_id: str = Field(foreign_key="workspace.id", primary_key=True, max_length=64)
+    user_sub: str = Field(primary_key=True, max_length=255, index=True)
+    role: str = Field(default="member", max_length=16)  # admin | member
+    created_at: float = 0.0
+
+
+class WorkspaceDocument(SQLModel, table=True):
+    """A text/markdown document in a workspace; `version` grows by one on every change (optimistic locking)."""
+
+    __tablename__ = "workspace_document"
+    __table_args__ = (Index("ix_workspace_document_ws_updated", "workspace_id", "updated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", max_length=64)
+    title: str = Field(max_length=200)
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    version: int = 1
+    created_by: str = Field(max_length=255)
+    created_at: float = 0.0
+    updated_by: str = Field(max_length=255)
+    updated_at: float = 0.0
+
+
+class WorkspaceUsage(SQLModel, table=True):
+    """AI responses used per workspace per calendar month (UTC, "YYYY-MM"); reserved with a conditional UPDATE."""
+
+    __tablename__ = "workspace_usage"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    workspace_id: str = Field(foreign_key="workspace.id", primary_key=True, max_length=64)
+    month: str = Field(primary_key=True, max_length=7)
+    used: int = 0
+
+
+class WorkspaceCredit(SQLModel, table=True):
+    """One reserved AI response: who used it, for which task, and how it ended (reserved | spent | refunded)."""
+
+    __tablename__ = "workspace_credit"
+    __table_args__ = (Index("ix_workspace_credit_ws_month", "workspace_id", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", max_length=64)
+    month: str = Field(max_length=7)
+    user_sub: str = Field(max_length=255)
+    task: str = Field(max_length=64)
+    status: str = Field(default="reserved", max_length=16)
+    request_id: str | None = Field(default=None, max_length=40)
+    created_at: float = 0.0
+    settled_at: float | None = None

@@ -28,34 +28,40 @@ export default function(component) {
   const { data, setStateValue, parentElement } = component;
   const area = parentElement.querySelector('textarea.keel-editor');
   const status = parentElement.querySelector('.keel-editor-status');
+  area._keelSend = setStateValue;  // the latest callback; listeners below are bound once per element
   if (area.dataset.version !== String(data.version)) {
     area.value = data.text || '';
     area.dataset.version = String(data.version);
+    area._keelSentText = area.value;
     if (data.select && data.select.length === 2) {
       area.setSelectionRange(data.select[0], data.select[1]);
     }
   }
+  if (area._keelBound) return;
+  area._keelBound = true;
+  area._keelSentText = area.value;
+  area._keelSentSel = '';
   let textTimer = null, selTimer = null;
   const version = () => Number(area.dataset.version);
-  const sendText = () => setStateValue('text', { value: area.value, version: version() });
+  // Send only real changes: a redundant update (e.g. on blur when a toolbar button is clicked) would start a
+  // second rerun that interrupts the one the button started.
+  const sendText = () => {
+    if (area.value === area._keelSentText) return;
+    area._keelSentText = area.value;
+    area._keelSend('text', { value: area.value, version: version() });
+  };
   const sendSelection = () => {
     const start = area.selectionStart, end = area.selectionEnd;
-    setStateValue('selection', { start, end, version: version() });
     status.textContent = end > start ? `${end - start} characters selected` : '';
+    const key = `${version()}:${start}:${end}`;
+    if (key === area._keelSentSel) return;
+    area._keelSentSel = key;
+    area._keelSend('selection', { start, end, version: version() });
   };
-  const onInput = () => { clearTimeout(textTimer); textTimer = setTimeout(sendText, 400); };
+  area.addEventListener('input', () => { clearTimeout(textTimer); textTimer = setTimeout(sendText, 400); });
   const onSelect = () => { clearTimeout(selTimer); selTimer = setTimeout(sendSelection, 150); };
-  area.addEventListener('input', onInput);
-  area.addEventListener('select', onSelect);
-  area.addEventListener('mouseup', onSelect);
-  area.addEventListener('keyup', onSelect);
+  for (const name of ['select', 'mouseup', 'keyup']) area.addEventListener(name, onSelect);
   area.addEventListener('blur', () => { clearTimeout(textTimer); sendText(); });
-  return () => {
-    area.removeEventListener('input', onInput);
-    area.removeEventListener('select', onSelect);
-    area.removeEventListener('mouseup', onSelect);
-    area.removeEventListener('keyup', onSelect);
-  };
 }
 """
 

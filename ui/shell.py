@@ -11,6 +11,7 @@ from ui.session import current_principal
 # (section, page file, title, icon, roles allowed; empty = every signed-in user)
 PAGES = [
     ("Keel", "pages/home.py", "Home", ":material/home:", ()),
+    ("Work", "pages/workspace.py", "Workspace", ":material/edit_note:", ()),
     ("Operate", "pages/dashboard.py", "Dashboard", ":material/monitoring:", ("admin", "developer")),
     ("Operate", "pages/playground.py", "Model playground", ":material/science:", ("admin", "developer")),
     ("Admin", "pages/admin.py", "Prices & API keys", ":material/admin_panel_settings:", ("admin",)),

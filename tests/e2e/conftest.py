@@ -70,11 +70,21 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.failed_in_call = report.failed
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     yield pg
+    if getattr(request.node, "failed_in_call", False):  # keep what the browser showed when it failed
+        pg.screenshot(path=str(OUTPUT / f"FAIL-{request.node.name}.png"), full_page=True)
     context.close()

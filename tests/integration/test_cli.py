@@ -38,7 +38,9 @@ def test_users_lists_the_demo_identities(keel):
 def test_db_upgrade_reports_head(keel):
     out = keel("db", "upgrade", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["revision"] == "0001"
+    from core import db
+
+    assert json.loads(out.stdout)["revision"] == db.head_revision()
 
 
 def test_llm_chat_streams_and_logs_with_the_embedded_model(keel):

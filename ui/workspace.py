@@ -1,0 +1,159 @@
+"""Workspace widgets: the document picker, AI task toolbar, streamed result panel and undo."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.llm import LLMError
+from core.workspace import (
+    CreditsExhausted,
+    DocumentConflict,
+    NotAMember,
+    WorkspaceError,
+    credit_status,
+    list_tasks,
+    run_task,
+    update_document,
+)
+
+# Toolbar groups: which tasks sit together, in reading order.
+TASK_GROUPS = {
+    "Edit": ["improve_writing", "fix_grammar", "make_shorter", "make_longer", "continue_writing"],
+    "Understand": ["summarize", "explain", "find_action_items"],
+}
+
+
+def _state(key: str, default):
+    if key not in st.session_state:
+        st.session_state[key] = default
+    return st.session_state[key]
+
+
+def editor_revision(doc_id: int) -> int:
+    """Bumped only when Python rewrites the document (replace, insert, undo), so typing never resets the editor."""
+    return _state("ws_editor_rev", {}).setdefault(doc_id, 0)
+
+
+def bump_revision(doc_id: int) -> None:
+    revs = _state("ws_editor_rev", {})
+    revs[doc_id] = revs.get(doc_id, 0) + 1
+
+
+def credits_badge(workspace_id: str) -> None:
+    status = credit_status(workspace_id)
+    if status.limit is None:
+        st.caption(":material/all_inclusive: Paid plan: unlimited AI responses")
+    else:
+        color = "red" if status.exhausted else "orange" if status.left <= 3 else "green"
+        st.caption(f":{color}[●] {status.left} of {status.limit} AI responses left in {status.month} "
+                   f"(free plan) · resets {status.resets_on:%-d %b %Y}")
+
+
+def task_toolbar(key: str) -> tuple[str, dict] | None:
+    """Buttons for every task; returns (task_id, params) for the pressed one."""
+    tasks = {t.id: t for t in list_tasks()}
+    pressed = None
+    for group, ids in TASK_GROUPS.items():
+        cols = st.columns(len(ids))
+        for col, task_id in zip(cols, ids):
+            if col.button(tasks[task_id].label, key=f"{key}-{task_id}", width="stretch"):
+                pressed = (task_id, {})
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+        lang_param = tasks["translate"].params[0]
+        tone_param = tasks["change_tone"].params[0]
+        language = c1.selectbox("Translate to", lang_param.choices, key=f"{key}-lang")
+        if c2.button("Translate", key=f"{key}-translate", width="stretch"):
+            pressed = ("translate", {"language": language})
+        tone = c3.selectbox("Tone", tone_param.choices, key=f"{key}-tone")
+        if c4.button("Change tone", key=f"{key}-tone-btn", width="stretch"):
+            pressed = ("change_tone", {"tone": tone})
+        c1, c2 = st.columns([5, 1])
+        instruction = c1.text_input("Ask AI about the selection", key=f"{key}-instr", max_chars=500,
+                                    placeholder="e.g. turn this into a bulleted list")
+        if c2.button("Ask AI", key=f"{key}-ask", width="stretch"):
+            pressed = ("ask_ai", {"instruction": instruction})
+        c1, c2 = st.columns([5, 1])
+        question = c1.text_input("Ask about this page", key=f"{key}-q", max_chars=500,
+                                 placeholder="e.g. what did we decide about the launch date?")
+        if c2.button("Ask page", key=f"{key}-askpage", width="stretch"):
+            pressed = ("ask_about_page", {"question": question})
+    return pressed
+
+
+def run_and_stream(principal, workspace_id: str, request: dict) -> dict | None:
+    """Run a task, stream it into the page, and return the finished result for the panel (None on error)."""
+    try:
+        run = run_task(principal, workspace_id, request["task"], request["selection"], request["page"],
+                       request["params"])
+    except (WorkspaceError, CreditsExhausted, NotAMember) as exc:
+        st.error(str(exc), icon=":material/block:")
+        return None
+    except LLMError as exc:
+        st.error(f"The request was refused: {exc}")
+        return None
+    if run.notice:
+        st.info(run.notice, icon=":material/content_cut:")
+    box = st.empty()
+    text = ""
+    try:
+        with run:
+            for chunk in run:
+                text = "" if chunk.reset else text + chunk.text
+                box.markdown(text + " ▌")
+    except LLMError as exc:
+        box.empty()
+        st.error(f"The AI call failed and your credit was given back: {exc}")
+        return None
+    r = run.result
+    finished = {**request, "text": r.text, "items": r.items, "notice": r.notice, "request_id": r.request_id,
+                "meta": f"{r.provider}/{r.model} · {r.tokens_out} tokens · first token {r.ttft_ms or 0:.0f} ms · "
+                        f"{r.latency_ms:.0f} ms · prompt {r.prompt_id}@{r.prompt_version}"
+                        + (" · answer cut at the token limit" if r.cut_off else "")}
+    st.session_state["ws_result"] = finished  # kept before drawing anything else: a rerun now loses nothing
+    box.empty()
+    return finished
+
+
+def todo_lines(items: list[dict]) -> str:
+    lines = []
+    for item in items:
+        extra = [f"@{item['assignee']}"] if item.get("assignee") else []
+        extra += [f"due {item['due']}"] if item.get("due") else []
+        lines.append(f"- [ ] {item['task']}" + (f" ({', '.join(extra)})" if extra else ""))
+    return "\n".join(lines)
+
+
+def apply_change(principal, doc, new_content: str, select: tuple[int, int], *, record_undo: bool = True) -> bool:
+    """Save an accepted change, remember the old text for Undo, and reset the editor to the new text."""
+    try:
+        update_document(principal, doc.id, content=new_content, expected_version=doc.version)
+    except DocumentConflict as exc:
+        st.error(str(exc))
+        return False
+    if record_undo:
+        _state("ws_undo", []).append((doc.id, doc.content))
+    st.session_state["ws_select"] = select
+    bump_revision(doc.id)
+    return True
+
+
+def accept(principal, doc, result: dict, output: str, mode: str) -> bool:
+    """Replace the selection with the output, or insert it below the selection."""
+    start, end = result["start"], result["end"]
+    if mode == "replace":
+        new, select = doc.content[:start] + output + doc.content[end:], (start, start + len(output))
+    else:
+        at = max(start, end)
+        new, select = doc.content[:at] + "\n\n" + output + "\n" + doc.content[at:], (at + 2, at + 2 + len(output))
+    return apply_change(principal, doc, new, select)
+
+
+def undo_last(principal, doc) -> bool:
+    """Restore the text from before this document's most recent accepted AI change."""
+    stack = _state("ws_undo", [])
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i][0] == doc.id:
+            _, previous = stack.pop(i)
+            return apply_change(principal, doc, previous, (0, 0), record_undo=False)
+    return False
