@@ -95,6 +95,8 @@ class TaskRun:
         prompt = self.task.prompt
         text = completion.text if self.task.json_schema is not None else tidy_output(
             completion.text, keep_leading_space=self.task.id == "continue_writing")
+        if self.task.rewrite:
+            text = rewrite_output(text, one_line="\n" not in self.prepared.values["text"].strip())
         self.result = TaskResult(
             task=self.task.id, text=text, raw_text=completion.text, request_id=completion.request_id, status=completion.status,
             provider=completion.provider, model=completion.model, prompt_id=prompt.id,
@@ -165,6 +167,22 @@ def tidy_output(text: str, *, keep_leading_space: bool = False) -> str:
         stripped = text.lstrip()
         return ((" " if stripped and text[:1] == " " else "") + stripped).rstrip()
     return text.strip()
+
+
+_PREAMBLE = re.compile(r"^(here|sure|certainly|the (corrected|revised|rewritten|improved|translated|text)|"
+                       r"corrected|revised|rewritten|improved|translated|translation|output)\b[^\n]{0,80}:\s*$",
+                       re.IGNORECASE)
+
+
+def rewrite_output(text: str, *, one_line: bool) -> str:
+    """A rewrite replaces the selection, so drop a small model's preamble ("The text should read:") and, for a
+    one-line selection, anything after the rewritten line (explanations, repeats)."""
+    lines = text.split("\n")
+    while len(lines) > 1 and (not lines[0].strip() or _PREAMBLE.match(lines[0].strip())):
+        lines.pop(0)
+    if one_line:
+        lines = [next((line for line in lines if line.strip()), "")]
+    return "\n".join(lines).strip().strip('"') if one_line else "\n".join(lines).strip()
 
 
 _NULLS = {"", "null", "none", "n/a", "na", "nobody", "unknown", "unassigned", "tbd", "-"}

@@ -78,9 +78,8 @@ class Task:
     params: tuple[Param, ...] = ()
     replaces_selection: bool = True  # the output is meant to replace the selection (UI default action)
     json_schema: dict | None = None
-    # A rewrite of the selection: its answer is about as long as the input and keeps its line structure, so the
-    # token budget follows the input and a one-line selection stops at the end of the line. Small models
-    # otherwise append explanations or loop.
+    # A rewrite of the selection: its answer is about as long as the input, so the token budget follows the
+    # input (small models otherwise append explanations or loop) and the answer is trimmed to the rewrite.
     rewrite: bool = False
 
     @property
@@ -173,8 +172,6 @@ class PreparedTask:
         elif self.task.rewrite:
             text = self.values["text"]
             overrides["max_tokens"] = min(prompt.max_tokens, len(text) // 2 + 48)  # ~2x the input's tokens
-            if "\n" not in text.strip():
-                overrides["stop"] = ["\n"]
         return LLMRequest.from_prompt(prompt, self.values, **overrides)
 
 

@@ -242,15 +242,28 @@ def test_request_carries_the_logging_fields():
             "workspace", task_id, "alice@x", "ws1")
         assert (request.prompt_id, request.prompt_version) == (prompt.id, prompt.version)
         assert (request.tier, request.temperature) == (prompt.tier, prompt.temperature)
-        if get_task(task_id).rewrite:  # the budget follows the input, and one line stops at its end
+        if get_task(task_id).rewrite:  # the budget follows the input
             assert request.max_tokens == min(prompt.max_tokens, len("Text.") // 2 + 48)
-            assert request.stop == ["\n"]
         else:
-            assert request.max_tokens == prompt.max_tokens and not request.stop
+            assert request.max_tokens == prompt.max_tokens
         assert (request.json_schema is not None) == (task_id == "find_action_items")
     assert prepare("explain", "x").request(max_tokens=16).max_tokens == 16
-    multi = prepare("fix_grammar", "line one\nline two" * 100).request()
-    assert multi.stop is None and multi.max_tokens == min(load("workspace/fix_grammar").max_tokens, 1700 // 2 + 48)
+    long = prepare("fix_grammar", "line one\nline two" * 100).request()
+    assert long.max_tokens == min(load("workspace/fix_grammar").max_tokens, 1700 // 2 + 48)
+
+
+@pytest.mark.parametrize("raw, one_line, expected", [
+    ("The text should read:\nThey're going to the office tomorrow.", True, "They're going to the office tomorrow."),
+    ("Here is the corrected text:\n\n\"They're going.\"\n\nI fixed 'their'.", True, "They're going."),
+    ("They're going.\n- \"the\" is a pronoun\n- \"the\" is a pronoun", True, "They're going."),
+    ("Line one.\nLine two.", False, "Line one.\nLine two."),
+    ("Corrected:\nLine one.\nLine two.", False, "Line one.\nLine two."),
+    ("Their: a word", True, "Their: a word"),
+])
+def test_rewrite_output_keeps_only_the_rewrite(raw, one_line, expected):
+    from core.workspace._run import rewrite_output
+
+    assert rewrite_output(raw, one_line=one_line) == expected
     with pytest.raises(WorkspaceError, match="max_tokens"):
         prepare("explain", "x").request(max_tokens=100_000)
 
