@@ -16,8 +16,12 @@ def prepare() -> str:
     settings.ensure_dirs()
     revision = db.upgrade()
     from core.llm import ensure_default_prices
+    from core.workspace import release_stale_reservations
 
     ensure_default_prices()
+    released = release_stale_reservations()  # credits a crashed process left reserved go back
+    if released:
+        _logger.info("gave back %d workspace credits left reserved by an earlier process", released)
     return revision
 
 
