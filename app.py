@@ -20,6 +20,7 @@ from core.idp import dev_auth_secrets  # noqa: E402
 from ui.playground import mount_route  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.getLogger("alembic").setLevel(logging.WARNING)
 playground_mount, playground_host = mount_route()
 
 

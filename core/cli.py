@@ -245,6 +245,28 @@ def cmd_workspace_tasks(args) -> int:
     return 0
 
 
+def cmd_prompts_lint(args) -> int:
+    from pathlib import Path
+
+    from core.prompts import PROMPTS_DIR, lint_paths, update_lock
+    from core.prompts._lint import LOCK_NAME, collect, lock_root_for
+
+    paths = [Path(p) for p in args.paths] or [PROMPTS_DIR]
+    if args.update_lock:
+        files = collect(paths)  # a missing path fails here, before anything is written
+        roots = {lock_root_for(f) for f in files} - {None}
+        roots |= {p.resolve() for p in paths if p.is_dir() and lock_root_for(p / LOCK_NAME) is None}
+        for root in sorted(roots):
+            print(f"wrote {update_lock(root)}", file=sys.stderr)
+    findings = lint_paths(paths)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in findings]))
+    else:
+        for f in findings:
+            print(f)
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description="Keel: LLM features in production.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--question", help="ask_about_page: the question")
     p.add_argument("--max-tokens", type=int, help="cap the answer below the task's own max_tokens")
     add("tasks", cmd_workspace_tasks, "list the AI tasks and their parameters", ws)
+
+    prompts = sub.add_parser("prompts", help="prompt files").add_subparsers(dest="prompts_command", required=True)
+    p = add("lint", cmd_prompts_lint, "check prompt files (PII, placeholders, versions, budget, ...)", prompts)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="prompt files or folders (default: prompts/)")
+    p.add_argument("--update-lock", action="store_true",
+                   help="record the current prompt versions in versions.lock after reviewing a change")
     return parser
 
 

@@ -84,6 +84,11 @@ class LogRollupDims(_RollupSums, table=True):
     tier: str = Field(primary_key=True, max_length=32)
     prompt_version: str = Field(primary_key=True, max_length=32)  # "" when the call had no prompt file
     status: str = Field(primary_key=True, max_length=16)
+    # Capability-drift measures (migration 0003): calls that asked for JSON, of those the valid ones,
+    # and successful calls that returned no output.
+    json_asked: int = 0
+    json_valid: int = 0
+    empty_outputs: int = 0
 
 
 class LogRollupCustomer(_RollupSums, table=True):

@@ -33,6 +33,13 @@ def _ms(value) -> str:
     return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
+def _count(value: int) -> str:
+    for size, suffix, digits in ((1e9, "B", 1), (1e6, "M", 1), (1e3, "k", 0)):
+        if value >= size:
+            return f"{value / size:.{digits}f}{suffix}"
+    return str(value)
+
+
 def _usd(value: float) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.6f}"
 
@@ -40,7 +47,7 @@ def _usd(value: float) -> str:
 kpis = st.columns(4)
 kpis[0].metric("Requests", f"{t['requests']:,}")
 kpis[1].metric("Cost", _usd(t["cost_usd"]))
-kpis[2].metric("Tokens in / out", f"{t['tokens_in']:,} / {t['tokens_out']:,}")
+kpis[2].metric("Tokens in / out", f"{_count(t['tokens_in'])} / {_count(t['tokens_out'])}")
 kpis[3].metric("Errors / fallbacks", f"{100 * t['error_rate']:.1f}% / {100 * t['fallback_rate']:.1f}%")
 kpis = st.columns(4)
 kpis[0].metric("Latency p50", _ms(t["latency_p50_ms"]))
@@ -55,12 +62,19 @@ row2 = st.columns(2)
 row2[0].plotly_chart(charts.tokens(data.series), key="tokens")
 row2[1].plotly_chart(charts.error_rates(data.series), key="errors")
 
+BREAKDOWN_COLUMNS = {
+    "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
+    "error_rate": st.column_config.NumberColumn("errors", format="percent"),
+    "fallback_rate": st.column_config.NumberColumn("fallbacks", format="percent"),
+    "latency_avg_ms": st.column_config.NumberColumn("latency avg (ms)", format="%.0f"),
+    "ttft_avg_ms": st.column_config.NumberColumn("TTFT avg (ms)", format="%.0f"),
+}
 st.subheader("Breakdowns")
 for tab, dim in zip(st.tabs([d.replace("_", " ").title() for d in DIMENSIONS]), DIMENSIONS):
     with tab:
         rows = data.breakdowns[dim]
         st.plotly_chart(charts.breakdown(rows, dim), key=f"breakdown-{dim}")
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(rows, hide_index=True, width="stretch", column_config=BREAKDOWN_COLUMNS)
 
 st.subheader("Recent calls")
 cols = st.columns(3)

@@ -10,10 +10,13 @@ from sqlalchemy.engine import Connection
 from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog
 
 _MEASURES = ("n", "cost_usd", "tokens_in", "tokens_out", "latency_sum", "ttft_sum", "ttft_n", "refusals")
+# Capability-drift measures, kept only on the breakdown rollup (hour × feature × model × tier × prompt × status).
+_DRIFT_MEASURES = ("json_asked", "json_valid", "empty_outputs")
 _ROLLUPS = (
-    (LogRollupTime.__table__, ("hour", "status", "latency_bucket")),
-    (LogRollupDims.__table__, ("hour", "feature", "model", "tier", "prompt_version", "status")),
-    (LogRollupCustomer.__table__, ("hour", "customer", "status")),
+    (LogRollupTime.__table__, ("hour", "status", "latency_bucket"), _MEASURES),
+    (LogRollupDims.__table__, ("hour", "feature", "model", "tier", "prompt_version", "status"),
+     _MEASURES + _DRIFT_MEASURES),
+    (LogRollupCustomer.__table__, ("hour", "customer", "status"), _MEASURES),
 )
 
 
@@ -24,8 +27,17 @@ def _key_value(row: dict, column: str):
     return "" if value is None else value
 
 
-def aggregate(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
-    groups: dict[tuple, list[float]] = defaultdict(lambda: [0] * len(_MEASURES))
+def is_empty_output(row: dict) -> bool:
+    """A successful call that produced nothing: no output tokens, or only whitespace."""
+    if row.get("status") != "ok":
+        return False
+    text = row.get("output_text")
+    return not (row.get("tokens_out") or 0) or (text is not None and not text.strip())
+
+
+def aggregate(rows: list[dict], keys: tuple[str, ...], drift: bool = False) -> list[dict]:
+    measures = _MEASURES + _DRIFT_MEASURES if drift else _MEASURES
+    groups: dict[tuple, list[float]] = defaultdict(lambda: [0] * len(measures))
     for row in rows:
         m = groups[tuple(_key_value(row, k) for k in keys)]
         m[0] += 1
@@ -37,10 +49,16 @@ def aggregate(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
             m[5] += row["ttft_ms"]
             m[6] += 1
         m[7] += 1 if row["refusal"] else 0
-    return [dict(zip(keys, key)) | dict(zip(_MEASURES, measures)) for key, measures in groups.items()]
+        if drift:
+            valid = row.get("json_valid")
+            if valid is not None:
+                m[8] += 1
+                m[9] += 1 if valid else 0
+            m[10] += 1 if is_empty_output(row) else 0
+    return [dict(zip(keys, key)) | dict(zip(measures, values)) for key, values in groups.items()]
 
 
-def _upsert(conn: Connection, table, keys: tuple[str, ...], values: list[dict]) -> None:
+def _upsert(conn: Connection, table, keys: tuple[str, ...], measures: tuple[str, ...], values: list[dict]) -> None:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -48,7 +66,7 @@ def _upsert(conn: Connection, table, keys: tuple[str, ...], values: list[dict]) 
     stmt = dialect_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
-        set_={m: table.c[m] + stmt.excluded[m] for m in _MEASURES},
+        set_={m: table.c[m] + stmt.excluded[m] for m in measures},
     )
     conn.execute(stmt, values)
 
@@ -58,5 +76,5 @@ def record(conn: Connection, rows: list[dict]) -> None:
     if not rows:
         return
     conn.execute(insert(RequestLog.__table__), rows)
-    for table, keys in _ROLLUPS:
-        _upsert(conn, table, keys, aggregate(rows, keys))
+    for table, keys, measures in _ROLLUPS:
+        _upsert(conn, table, keys, measures, aggregate(rows, keys, drift=len(measures) > len(_MEASURES)))

@@ -254,3 +254,9 @@ def filter_options(since: float) -> dict[str, list[str]]:
                 f"ORDER BY 1 LIMIT 500"), {"since": since}).all()
             out[column] = [r[0] for r in rows]
     return out
+
+
+from core.ops._analysis import (  # noqa: E402  (analysis reads reuse `percentile` above)
+    WEEKDAYS, Concentration, Drift, TimeOfDay, capability_drift, cost_concentration, gini, hour_of_day_and_weekday,
+    lorenz_points, paid_plan_usd, time_of_day, top_share,
+)

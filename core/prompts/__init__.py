@@ -116,3 +116,6 @@ def load(prompt_id: str, root: Path = PROMPTS_DIR) -> Prompt:
 
 def catalogue(root: Path = PROMPTS_DIR) -> list[Prompt]:
     return [load(str(p.relative_to(root).with_suffix("")), root) for p in sorted(root.rglob("*.md"))]
+
+
+from core.prompts._lint import Finding, lint_file, lint_paths, update_lock  # noqa: E402  (needs the names above)
