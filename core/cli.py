@@ -122,12 +122,22 @@ def cmd_demo_seed(args) -> int:
 
 
 def cmd_demo_traffic(args) -> int:
+    import time
+
     from core import services
-    from core.ops._synthetic import insert_synthetic
+    from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, ensure_customer_workspaces, insert_synthetic
 
     services.prepare()
-    n = insert_synthetic(args.rows, days=args.days)
-    _print(args, {"rows": n, "days": args.days}, f"wrote {n:,} synthetic request-log rows over {args.days} days")
+    end = time.time()
+    workspaces = 0 if args.no_workspaces else ensure_customer_workspaces(args.customers)
+    n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers)
+    switch = end - args.days * 86400 / 2
+    payload = {"rows": n, "days": args.days, "customers": args.customers, "workspaces_created": workspaces,
+               "model_change": {"tier": "capable", "from": CAPABLE_BEFORE[1], "to": CAPABLE_AFTER[1],
+                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(switch))}}
+    _print(args, payload, f"wrote {n:,} synthetic request-log rows over {args.days:g} days for {args.customers} "
+                          f"customers ({workspaces} workspace rows created); the capable tier switches from "
+                          f"{CAPABLE_BEFORE[1]} to {CAPABLE_AFTER[1]} at {payload['model_change']['at']}")
     return 0
 
 
@@ -303,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("traffic", cmd_demo_traffic, "generate synthetic request-log traffic", demo)
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--days", type=float, default=30)
+    p.add_argument("--customers", type=int, default=200, help="synthetic customers cust-NNN (power-law spread)")
+    p.add_argument("--no-workspaces", action="store_true",
+                   help="do not create workspace rows (plans) for the synthetic customers; they count as free")
 
     add("users", cmd_users, "list the dev identity provider's demo users")
 

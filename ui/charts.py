@@ -72,3 +72,83 @@ def breakdown(rows: list[dict], dimension: str, top: int = 15) -> go.Figure:
     fig.update_layout(title=f"By {dimension.replace('_', ' ')} (top {len(rows)} by cost)", showlegend=False,
                       **{**_LAYOUT, "height": max(260, 28 * len(rows) + 100)})
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Analysis page: built from `core.ops.Concentration`, `TimeOfDay` and `Drift`.
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_PLAIN = dict(margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
+
+
+def lorenz(conc) -> go.Figure:
+    """Lorenz curve of cost per customer, the equality line, and the top-1% / top-10% shares annotated."""
+    xs = [100 * x for x, _ in conc.lorenz]
+    ys = [100 * y for _, y in conc.lorenz]
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 100], y=[0, 100], name="equal spend", mode="lines", line=dict(color="#BFBFBF", dash="dash"))
+    fig.add_scatter(x=xs, y=ys, name=f"customers (Gini {conc.gini:.2f})", mode="lines", line=dict(color="#5B8FF9"),
+                    fill="tonexty", fillcolor="rgba(91,143,249,0.12)")
+    for share, label in ((conc.top1_share, "top 1%"), (conc.top10_share, "top 10%")):
+        cut = 100 - (1 if label == "top 1%" else 10)
+        fig.add_annotation(x=cut, y=100 * (1 - share), text=f"{label}: {100 * share:.0f}% of cost",
+                           showarrow=True, arrowhead=2, ax=-60, ay=-30)
+    fig.update_layout(title="Cost concentration (Lorenz curve)", xaxis_title="% of customers (cheapest first)",
+                      yaxis_title="% of cost", **_PLAIN)
+    fig.update_xaxes(range=[0, 100])
+    fig.update_yaxes(range=[0, 100])
+    return fig
+
+
+def cost_vs_revenue(conc) -> go.Figure:
+    """One point per customer: cost against pro-rated plan revenue; those above the diagonal cost more than they pay."""
+    fig = go.Figure()
+    for over, name, color in ((False, "covered by plan", "#5AD8A6"), (True, "costs more than it pays", "#E8684A")):
+        pts = [c for c in conc.customers if c["over_cost"] == over]
+        fig.add_scatter(x=[c["revenue_usd"] for c in pts], y=[c["cost_usd"] for c in pts], mode="markers", name=name,
+                        marker=dict(color=color, size=8, opacity=0.8),
+                        text=[f"{c['customer']} ({c['plan']}): {c['requests']:,} requests" for c in pts],
+                        hovertemplate="%{text}<br>revenue $%{x:.2f}<br>cost $%{y:.4f}<extra></extra>")
+    top = max([c["cost_usd"] for c in conc.customers] + [c["revenue_usd"] for c in conc.customers] + [0.0])
+    if top > 0:
+        fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="cost = revenue",
+                        line=dict(color="#BFBFBF", dash="dash"))
+    fig.update_layout(title="Cost vs plan revenue per customer (USD, pro-rated to the window)",
+                      xaxis_title="plan revenue", yaxis_title="LLM cost", **_PLAIN)
+    return fig
+
+
+def weekday_heatmap(grid: list[list], title: str, *, percent: bool = False, colorscale: str = "YlOrRd") -> go.Figure:
+    """A weekday (rows) × UTC hour (columns) heatmap from a `TimeOfDay` grid."""
+    z = [[None if v is None else (100 * v if percent else v) for v in row] for row in grid]
+    fig = go.Figure(go.Heatmap(z=z, x=[f"{h:02d}" for h in range(24)], y=list(_WEEKDAYS), colorscale=colorscale,
+                               hoverongaps=False, colorbar=dict(title="%" if percent else "")))
+    fig.update_layout(title=title, xaxis_title="hour of day (UTC)", **{**_PLAIN, "height": 300})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+_DRIFT_METRICS = {
+    "refusal_rate": ("Refusal rate (%)", True),
+    "json_valid_rate": ("JSON-valid rate (% of calls asking for JSON)", True),
+    "empty_rate": ("Empty output rate (%)", True),
+    "tokens_out_avg": ("Mean output length (tokens)", False),
+}
+
+
+def drift(drift_data, metric: str) -> go.Figure:
+    """One line per model (or prompt version) per day, with a dashed marker where a tier's model changed."""
+    title, percent = _DRIFT_METRICS[metric]
+    fig = go.Figure()
+    for key, points in sorted(drift_data.series.items()):
+        fig.add_scatter(x=[datetime.fromtimestamp(p["day_start"], tz=timezone.utc) for p in points],
+                        y=[None if p[metric] is None else (100 * p[metric] if percent else p[metric]) for p in points],
+                        name=key, mode="lines+markers", connectgaps=False)
+    for change in drift_data.changes:
+        x = datetime.fromtimestamp(change["day_start"], tz=timezone.utc)
+        fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color="#9270CA", dash="dash"))
+        fig.add_annotation(x=x, y=1, yref="paper", showarrow=False, yanchor="bottom",
+                           text=f"{change['tier']}: {change['from']} → {change['to']}", font=dict(size=10))
+    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_yaxes(rangemode="tozero")
+    return fig

@@ -13,6 +13,7 @@ PAGES = [
     ("Keel", "pages/home.py", "Home", ":material/home:", ()),
     ("Work", "pages/workspace.py", "Workspace", ":material/edit_note:", ()),
     ("Operate", "pages/dashboard.py", "Dashboard", ":material/monitoring:", ("admin", "developer")),
+    ("Operate", "pages/analysis.py", "Cost & drift", ":material/insights:", ("admin", "developer")),
     ("Operate", "pages/playground.py", "Model playground", ":material/science:", ("admin", "developer")),
     ("Admin", "pages/admin.py", "Prices & API keys", ":material/admin_panel_settings:", ("admin",)),
 ]

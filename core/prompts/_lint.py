@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import string
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -143,7 +142,7 @@ def update_lock(root: Path) -> Path:
              "# after reviewing a prompt change; the lint fails while a prompt's version differs from this file."]
     for path in sorted(root.rglob("*.md")):
         prompt_id = path.relative_to(root).with_suffix("").as_posix()
-        lines.append(f"{prompt_id} {version_of(path.read_text(encoding="utf-8"))}")
+        lines.append(f"{prompt_id} {version_of(path.read_text(encoding='utf-8'))}")
     lock = root / LOCK_NAME
     lock.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return lock
@@ -206,6 +205,19 @@ def _scan_fields(line: str) -> tuple[list[str], list[str]]:
         else:
             i += 1
     return names, problems
+
+
+_NEGATED = re.compile(r"\b(?:not|n't|never|no|without|avoid)\b(?:\W+\w+){0,3}\W*$", re.I)
+
+
+def _affirmed(pattern: str, text: str) -> re.Match | None:
+    """The first match of an instruction that is not negated ("do not explain your reasoning")."""
+    for m in re.finditer(pattern, text, re.I):
+        before = text[max(0, m.start() - 40):m.start()].rsplit("\n", 1)[-1]
+        before = re.split(r"[.;:!?]", before)[-1]
+        if not _NEGATED.search(before):
+            return m
+    return None
 
 
 def _pii(text: str, display: str) -> list[Finding]:
@@ -307,8 +319,7 @@ def lint_text(raw: str, display: str, *, prompt_id: str = "", locked: dict[str, 
 
     body = "\n".join(lines[body_start:])
     for label, left, right in CONTRADICTIONS:
-        a = re.search(left, body, re.I)
-        b = re.search(right, body, re.I)
+        a, b = _affirmed(left, body), _affirmed(right, body)
         if a and b:
             la, lb = _line_at(body, a.start(), body_start + 1), _line_at(body, b.start(), body_start + 1)
             findings.append(Finding(display, max(la, lb), "error", "contradiction",
@@ -329,8 +340,10 @@ def lint_text(raw: str, display: str, *, prompt_id: str = "", locked: dict[str, 
         prompt = None
 
     if prompt is not None:
-        empty = {name: "" for name in prompt.placeholders}
-        rendered = prompt.system + "\n" + string.Formatter().vformat(prompt.template, (), empty)
+        # Render with every placeholder empty (`{{`/`}}` become single braces), as render() would send it.
+        user = re.sub(r"\{\{|\}\}|\{[^{}]*\}", lambda m: m.group(0)[0] if m.group(0) in ("{{", "}}") else "",
+                      prompt.template)
+        rendered = prompt.system + "\n" + user
         tokens = -(-len(rendered) // CHARS_PER_TOKEN)
         if tokens + prompt.max_tokens > ctx:
             mt_line = next((i for i, ln in enumerate(lines[:body_start], 1) if ln.startswith("max_tokens:")), 1)

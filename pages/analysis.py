@@ -1,0 +1,57 @@
+"""Analysis: who the cost comes from, when things are slow or failing, and how model behaviour drifts."""
+
+import streamlit as st
+
+from core.ops import Window, capability_drift, cost_concentration, time_of_day
+from ui import charts
+from ui.session import require_principal
+
+require_principal("admin", "developer")
+st.title("LLM analysis")
+
+WINDOWS = {"Last 7 days": 24 * 7, "Last 30 days": 24 * 30, "Last 90 days": 24 * 90}
+top = st.columns([2, 1, 5])
+label = top[0].selectbox("Window", list(WINDOWS), index=1)
+if top[1].button("Refresh", icon=":material/refresh:"):
+    st.rerun()
+window = Window.last(WINDOWS[label])
+
+conc = cost_concentration(window)
+if not conc.customers:
+    st.info("No customer traffic in this window yet. Run `keel demo traffic --days 30` to generate sample traffic.")
+    st.stop()
+
+st.subheader("Cost concentration")
+k = st.columns(4)
+k[0].metric("Top 1% of customers", f"{100 * conc.top1_share:.0f}% of cost")
+k[1].metric("Top 10% of customers", f"{100 * conc.top10_share:.0f}% of cost")
+k[2].metric("Gini", f"{conc.gini:.2f}")
+k[3].metric("Cost more than they pay", f"{conc.over_cost} of {len(conc.customers)}")
+left, right = st.columns(2)
+left.plotly_chart(charts.lorenz(conc))
+right.plotly_chart(charts.cost_vs_revenue(conc))
+st.caption(f"Plan revenue: free = $0, paid = ${conc.paid_plan_usd:g}/month (KEEL_PAID_PLAN_USD), pro-rated to "
+           f"{conc.window_hours} hours. Customers without a workspace count as free.")
+with st.expander("Customers by cost"):
+    st.dataframe(conc.customers, width="stretch", hide_index=True)
+
+st.subheader("Time of day (UTC)")
+tod = time_of_day(window)
+a, b = st.columns(2)
+a.plotly_chart(charts.weekday_heatmap(tod.latency_p95_ms, "Latency p95 (ms)"))
+b.plotly_chart(charts.weekday_heatmap(tod.ttft_avg_ms, "Time to first token, avg (ms)"))
+a, b = st.columns(2)
+a.plotly_chart(charts.weekday_heatmap(tod.error_rate, "Error rate (%)", percent=True))
+b.plotly_chart(charts.weekday_heatmap(tod.fallback_rate, "Fallback rate (%)", percent=True))
+
+st.subheader("Capability drift")
+by = st.radio("Per", ["model", "prompt_version"], horizontal=True,
+              format_func=lambda v: "model" if v == "model" else "prompt version")
+drift = capability_drift(window, by=by)
+a, b = st.columns(2)
+a.plotly_chart(charts.drift(drift, "refusal_rate"))
+b.plotly_chart(charts.drift(drift, "json_valid_rate"))
+a, b = st.columns(2)
+a.plotly_chart(charts.drift(drift, "empty_rate"))
+b.plotly_chart(charts.drift(drift, "tokens_out_avg"))
+st.caption(f"Read in {conc.elapsed_ms + tod.elapsed_ms + drift.elapsed_ms:.0f} ms from the hourly rollups.")
