@@ -11,6 +11,7 @@ run: install seed
 	$(KEEL) serve
 
 test: install system-deps
+	$(KEEL) prompts lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 install: $(VENV)/.installed

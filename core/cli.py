@@ -274,6 +274,8 @@ def cmd_prompts_lint(args) -> int:
     else:
         for f in findings:
             print(f)
+        errors = sum(f.severity == "error" for f in findings)
+        print(f"prompt lint: {errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
     return 1 if any(f.severity == "error" for f in findings) else 0
 
 

@@ -49,7 +49,8 @@ def test_shipped_prompts_lint_clean(keel):
 
 def test_clean_file_exits_zero(keel, folder):
     out = keel(str(folder / "clean.md"))
-    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    assert (out.returncode, out.stdout) == (0, "")
+    assert out.stderr.strip() == "prompt lint: 0 error(s), 0 warning(s)"
 
 
 def test_error_file_exits_non_zero_with_path_and_line(keel, folder):
