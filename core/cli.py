@@ -35,6 +35,15 @@ def cmd_serve(args) -> int:
     os.execv(sys.executable, command)
 
 
+def _echo_stream(chunks, *, quiet: bool) -> None:
+    """Print streamed text as it arrives (unless --json); a fallback restart is announced on stderr."""
+    for chunk in chunks:
+        if chunk.reset:
+            print("\n[fallback: restarting answer]", file=sys.stderr)
+        elif not quiet:
+            print(chunk.text, end="", flush=True)
+
+
 def cmd_llm_chat(args) -> int:
     from core import services
     from core.llm import LLMError, LLMRequest, get_gateway
@@ -53,15 +62,10 @@ def cmd_llm_chat(args) -> int:
     gateway = get_gateway()
     try:
         stream = gateway.stream(request)
-        for chunk in stream:
-            if chunk.reset:
-                print("\n[fallback: restarting answer]", file=sys.stderr)
-            elif not args.json:
-                print(chunk.text, end="", flush=True)
+        _echo_stream(stream, quiet=args.json)
         result = stream.result
     except LLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        gateway.log.flush()
         return 1
     finally:
         gateway.log.flush()
@@ -200,11 +204,7 @@ def cmd_workspace_run(args) -> int:
         run = run_task(user, args.workspace, args.task, selection, page, params, max_tokens=args.max_tokens)
         if run.notice:
             print(f"note: {run.notice}", file=sys.stderr)
-        for chunk in run:
-            if chunk.reset:
-                print("\n[fallback: restarting answer]", file=sys.stderr)
-            elif not args.json:
-                print(chunk.text, end="", flush=True)
+        _echo_stream(run, quiet=args.json)
         result = run.result
     except CreditsExhausted as exc:
         print(f"error: {exc}", file=sys.stderr)
