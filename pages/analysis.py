@@ -2,19 +2,15 @@
 
 import streamlit as st
 
-from core.ops import Window, capability_drift, cost_concentration, time_of_day
+from core.ops import capability_drift, cost_concentration, time_of_day
 from ui import charts
+from ui.controls import window_picker
 from ui.session import require_principal
 
 require_principal("admin", "developer")
 st.title("LLM analysis")
 
-WINDOWS = {"Last 7 days": 24 * 7, "Last 30 days": 24 * 30, "Last 90 days": 24 * 90}
-top = st.columns([2, 1, 5])
-label = top[0].selectbox("Window", list(WINDOWS), index=1)
-if top[1].button("Refresh", icon=":material/refresh:"):
-    st.rerun()
-window = Window.last(WINDOWS[label])
+window = window_picker({"Last 7 days": 24 * 7, "Last 30 days": 24 * 30, "Last 90 days": 24 * 90}, default=1)
 
 conc = cost_concentration(window)
 if not conc.customers:

@@ -4,19 +4,15 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from core.ops import DIMENSIONS, LogFilter, Window, call_record, dashboard, recent_calls
+from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, recent_calls
 from ui import charts
+from ui.controls import window_picker
 from ui.session import require_principal
 
 require_principal("admin", "developer")
 st.title("LLM dashboard")
 
-WINDOWS = {"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}
-top = st.columns([2, 1, 5])
-label = top[0].selectbox("Window", list(WINDOWS), index=0)
-if top[1].button("Refresh", icon=":material/refresh:"):
-    st.rerun()
-window = Window.last(WINDOWS[label])
+window = window_picker({"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}, default=0)
 data = dashboard(window)
 t = data.totals
 
