@@ -191,3 +191,15 @@ class WorkspaceCredit(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=40)
     created_at: float = 0.0
     settled_at: float | None = None
+
+
+class Budget(SQLModel, table=True):
+    """A monthly (UTC calendar month) budget in USD for one customer/workspace or one feature."""
+
+    __tablename__ = "budget"
+
+    scope: str = Field(primary_key=True, max_length=16)  # "customer" | "feature"
+    key: str = Field(primary_key=True, max_length=128)
+    soft_usd: float | None = None  # over it: an alert on the dashboard
+    hard_usd: float | None = None  # over it: the gateway refuses the call
+    updated_at: float = 0.0

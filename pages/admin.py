@@ -1,11 +1,12 @@
-"""Admin: the model price table and per-workspace API keys for the /v1 gateway."""
+"""Admin: model prices, monthly budgets per customer and feature, and per-workspace API keys for /v1."""
 
 from datetime import datetime, timezone
 
+import pandas as pd
 import streamlit as st
 
 from core.auth import create_api_key, ensure_workspace, list_api_keys, revoke_api_key
-from core.llm import list_prices, save_prices
+from core.llm import list_budgets, list_prices, save_budgets, save_prices
 from ui.session import require_principal
 
 require_principal("admin")
@@ -19,6 +20,23 @@ if st.button("Save prices", type="primary"):
     try:
         save_prices(edited)
         st.success("Prices saved; new calls are priced with them within a few seconds.")
+    except ValueError as exc:
+        st.error(str(exc))
+
+st.subheader("Monthly budgets (USD)")
+st.caption("Per customer (workspace id) or per feature. A soft budget raises an alert on the Dashboard; a hard "
+           "budget makes the gateway refuse further calls this month (logged as `budget_refused`).")
+BUDGET_COLUMNS = ["scope", "key", "soft_usd", "hard_usd", "spent_this_month"]
+budgets = st.data_editor(
+    pd.DataFrame([{"scope": b.scope, "key": b.key, "soft_usd": b.soft_usd, "hard_usd": b.hard_usd,
+                   "spent_this_month": round(b.spent_usd, 4)} for b in list_budgets()], columns=BUDGET_COLUMNS),
+    num_rows="dynamic", hide_index=True, key="budgets", disabled=["spent_this_month"],
+    column_config={"scope": st.column_config.SelectboxColumn("scope", options=["customer", "feature"])},
+)
+if st.button("Save budgets", type="primary"):
+    try:
+        save_budgets(budgets.to_dict("records"))
+        st.success("Budgets saved; the gateway applies them within a few seconds.")
     except ValueError as exc:
         st.error(str(exc))
 

@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
+from core.llm import list_budgets
 from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, recent_calls
 from ui import charts
 from ui.controls import window_picker
@@ -13,6 +14,13 @@ require_principal("admin", "developer")
 st.title("LLM dashboard")
 
 window = window_picker({"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}, default=0)
+for budget in list_budgets():
+    if budget.over_hard:
+        st.error(f"Hard budget reached: {budget.scope} **{budget.key}** spent ${budget.spent_usd:,.2f} of "
+                 f"${budget.hard_usd:,.2f} in {budget.month}; its calls are being refused.", icon=":material/block:")
+    elif budget.over_soft:
+        st.warning(f"Soft budget passed: {budget.scope} **{budget.key}** spent ${budget.spent_usd:,.2f} "
+                   f"(soft limit ${budget.soft_usd:,.2f}) in {budget.month}.", icon=":material/warning:")
 data = dashboard(window)
 t = data.totals
 

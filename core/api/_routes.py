@@ -153,6 +153,8 @@ async def v1_chat_completions(request: Request):
         except LLMError as exc:
             if not exc.request_id:  # refused before any provider was called: the request itself is bad
                 return _openai_error(400, str(exc), "invalid_request_error")
+            if exc.status == "budget_refused":
+                return _openai_error(429, str(exc), "insufficient_quota", "budget_exceeded")
             return _openai_error(502, str(exc), "api_error")
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": created, "model": model,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from core.config import get_settings
+from core.llm._budgets import BudgetStatus, list_budgets, save_budgets
 from core.llm._gateway import MAX_INPUT_CHARS, CircuitBreaker, Gateway, LLMStream
 from core.llm._log import PriceBook, RequestLogWriter, bucket_latency_ms, latency_bucket, looks_like_refusal
 from core.llm._prices import ensure_default_prices, list_prices, save_prices
@@ -25,7 +26,7 @@ from core.llm._types import (
 )
 
 __all__ = [
-    "MAX_INPUT_CHARS", "CancelToken", "Chunk", "CircuitBreaker", "Completion", "EmbeddedProvider", "Gateway",
+    "BudgetStatus", "list_budgets", "save_budgets", "MAX_INPUT_CHARS", "CancelToken", "Chunk", "CircuitBreaker", "Completion", "EmbeddedProvider", "Gateway",
     "LLMCancelled", "LLMError", "LLMRequest", "LLMStream", "OpenAIProvider", "PriceBook", "ProviderError",
     "RequestLogWriter", "bucket_latency_ms", "ensure_default_prices", "list_prices", "save_prices", "build_gateway", "embedded_model_path", "get_gateway",
     "latency_bucket", "looks_like_refusal", "record_log_rows", "set_gateway", "shutdown_gateway",

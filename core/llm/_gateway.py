@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import jsonschema
 
 from core.config import Settings
+from core.llm._budgets import BudgetBook, BudgetExceeded
 from core.llm._log import LogEntry, RequestLogWriter
 from core.llm._providers import monotonic_ms
 from core.llm._types import (
@@ -84,6 +85,7 @@ class Gateway:
         self.breakers = {
             name: CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s) for name in providers
         }
+        self.budgets = BudgetBook()
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -136,8 +138,28 @@ class Gateway:
             raise LLMError("max_tokens must be between 1 and 8192")
 
     def _run(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream") -> Iterator[Chunk]:
-        request_id = holder.request_id
+        """Check budgets (holding this call's worst-case cost while it runs), then try the targets in order."""
         targets = self.targets(request)
+        estimate = self._worst_case_cost(request, targets[0])
+        try:
+            held = self.budgets.reserve(request.customer, request.feature, estimate)
+        except BudgetExceeded as exc:
+            self._log(request, holder.request_id, 0, targets[0], time.time(), None, None, Usage(), 0.0, None,
+                      "budget_refused", str(exc), _render_input(request))
+            raise LLMError(str(exc), request_id=holder.request_id, status="budget_refused") from None
+        try:
+            yield from self._attempts(request, cancel, holder, targets)
+        finally:
+            self.budgets.release(held, estimate)
+
+    def _worst_case_cost(self, request: LLMRequest, target: str) -> float:
+        provider, _, model = target.partition("/")
+        chars = sum(len(m["content"]) for m in request.messages)
+        return self.log.prices.cost(provider, model, chars // 3 + 16, request.max_tokens)
+
+    def _attempts(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream",
+                  targets: list[str]) -> Iterator[Chunk]:
+        request_id = holder.request_id
         errors: list[str] = []
         attempt = 0
         emitted_any = False

@@ -104,6 +104,10 @@ class RequestLogWriter:
         self.written = 0
         self.failed = 0
 
+    @property
+    def prices(self) -> PriceBook:
+        return self._prices
+
     def write(self, entry: LogEntry) -> None:
         if self._thread is None:
             self._start()

@@ -103,3 +103,15 @@ def test_playground_streams_an_answer_inside_the_page(live_server, page):
     for side in ("#left-answer", "#right-answer"):
         expect(frame.locator(side).get_by_text(re.compile(r"smollm2.*TTFT"))).to_be_visible(timeout=120_000)
     _shot(page, "08-playground-compare")
+
+
+def test_admin_sees_prices_and_budgets(live_server, page):
+    _sign_in(page, live_server["url"], "erin.exec@keel.dev")
+    page.get_by_role("link", name="Prices & API keys").click()
+    expect(page.get_by_text("Monthly budgets (USD)")).to_be_visible()
+    expect(page.get_by_role("button", name="Save budgets")).to_be_visible()
+    expect(page.get_by_role("button", name="Save prices")).to_be_visible()
+    expect(page.get_by_label("Workspace id")).to_have_value("demo")
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    page.wait_for_timeout(1500)  # the grids draw on a canvas once their data arrives
+    _shot(page, "09-admin")

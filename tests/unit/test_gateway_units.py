@@ -157,9 +157,23 @@ def test_refusal_is_only_looked_for_at_the_start():
 # -- request validation -----------------------------------------------------------------------------------
 
 
+class FreePrices:
+    def cost(self, provider, model, tokens_in, tokens_out):
+        return 0.0
+
+
+class NoBudgets:
+    def reserve(self, customer, feature, estimate):
+        return []
+
+    def release(self, keys, estimate):
+        pass
+
+
 class RecordingLog:
     def __init__(self):
         self.entries = []
+        self.prices = FreePrices()
 
     def write(self, entry):
         self.entries.append(entry)
@@ -189,6 +203,7 @@ def gateway(tmp_path):
     settings = Settings(home=tmp_path, database_url="sqlite://", tiers={"capable": ["fake/m"]})
     provider = RecordingProvider()
     gw = Gateway(settings, {"fake": provider}, RecordingLog())
+    gw.budgets = NoBudgets()  # unit tests touch no database
     gw.fake = provider
     return gw
 
