@@ -15,7 +15,7 @@ from functools import lru_cache
 from sqlmodel import select
 
 from core import db
-from core.config import REPO_ROOT, get_settings
+from core.config import REPO_ROOT
 from core.tables import ApiKey, Workspace
 
 MAX_CLEARANCE = 3

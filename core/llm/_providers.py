@@ -125,8 +125,6 @@ class OpenAIProvider:
         return []
 
     def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
-        import openai
-
         kwargs = dict(
             model=model,
             messages=request.messages,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from core.auth import Principal
-from core.llm import CancelToken, Chunk, LLMError, get_gateway
+from core.llm import CancelToken, Chunk, get_gateway
 from core.workspace._access import require_member, user_sub
 from core.workspace._credits import Clock, Reservation, refund_credit, reserve_credit, settle_credit, utc_now
 from core.workspace._tasks import PreparedTask, Truncation, prepare

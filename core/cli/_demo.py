@@ -1,0 +1,35 @@
+"""Demo data: seed and synthetic traffic."""
+
+from __future__ import annotations
+
+from core.cli._common import _print
+
+
+def cmd_demo_seed(args) -> int:
+    from core import services
+    from core.demo import seed
+
+    services.prepare()
+    report = seed(traffic_rows=args.traffic)
+    _print(args, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
+    return 0
+
+
+def cmd_demo_traffic(args) -> int:
+    import time
+
+    from core import services
+    from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, ensure_customer_workspaces, insert_synthetic
+
+    services.prepare()
+    end = time.time()
+    workspaces = 0 if args.no_workspaces else ensure_customer_workspaces(args.customers)
+    n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers)
+    switch = end - args.days * 86400 / 2
+    payload = {"rows": n, "days": args.days, "customers": args.customers, "workspaces_created": workspaces,
+               "model_change": {"tier": "capable", "from": CAPABLE_BEFORE[1], "to": CAPABLE_AFTER[1],
+                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(switch))}}
+    _print(args, payload, f"wrote {n:,} synthetic request-log rows over {args.days:g} days for {args.customers} "
+                          f"customers ({workspaces} workspace rows created); the capable tier switches from "
+                          f"{CAPABLE_BEFORE[1]} to {CAPABLE_AFTER[1]} at {payload['model_change']['at']}")
+    return 0
