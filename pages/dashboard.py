@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from core.llm import list_budgets
-from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, recent_calls
+from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
 from ui.session import require_principal
@@ -97,5 +97,9 @@ if picked.selection.rows:
     record = call_record(recent[picked.selection.rows[0]]["id"])
     with st.container(border=True):
         st.markdown(f"##### Call {record['id']} · request `{record['request_id']}` · attempt {record['attempt']}")
+        attempts = request_attempts(record["request_id"])
+        if len(attempts) > 1:  # a fallback or retry: show the whole chain of attempts of this request
+            st.dataframe([{k: a[k] for k in ("attempt", "status", "provider", "model", "latency_ms", "error")}
+                          for a in attempts], hide_index=True, width="stretch")
         st.json(record, expanded=True)
 st.caption(f"Dashboard queries took {data.elapsed_ms:.0f} ms.")

@@ -85,11 +85,6 @@ class BudgetBook:
             self._budgets = {}
         self._loaded_at = now
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = -1e9
-            self._spend.clear()
-
     def _spent(self, scope_key: tuple[str, str]) -> float:
         cached = self._spend.get(scope_key)
         if cached is None or time.monotonic() - cached[1] > 2.0:
@@ -97,13 +92,15 @@ class BudgetBook:
             self._spend[scope_key] = cached
         return cached[0] + self._in_flight.get(scope_key, 0.0)
 
-    def reserve(self, customer: str | None, feature: str, estimate: float) -> list[tuple[str, str]]:
-        """Hold `estimate` against every budget that applies, or raise BudgetExceeded and hold nothing."""
+    def reserve(self, customer: str | None, feature: str, estimate) -> tuple[list[tuple[str, str]], float]:
+        """Hold the call's worst-case cost (`estimate()`, priced only when a budget applies) against every budget
+        that applies; returns what to release, or raises BudgetExceeded and holds nothing."""
         with self._lock:
             self._refresh()
-            if not self._budgets:
-                return []
             keys = [k for k in (("customer", customer), ("feature", feature)) if k[1] and k in self._budgets]
+            if not keys:
+                return [], 0.0
+            estimate = estimate()
             _, month = month_start()
             for key in keys:
                 soft, hard = self._budgets[key]
@@ -112,7 +109,7 @@ class BudgetBook:
                     raise BudgetExceeded(BudgetStatus(key[0], key[1], soft, hard, spent, month), estimate)
             for key in keys:
                 self._in_flight[key] = self._in_flight.get(key, 0.0) + estimate
-            return keys
+            return keys, estimate
 
     def release(self, keys: list[tuple[str, str]], estimate: float) -> None:
         """The call is logged (its real cost now counts in the rollups): drop the hold and re-read spend soon."""

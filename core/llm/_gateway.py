@@ -140,9 +140,9 @@ class Gateway:
     def _run(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream") -> Iterator[Chunk]:
         """Check budgets (holding this call's worst-case cost while it runs), then try the targets in order."""
         targets = self.targets(request)
-        estimate = self._worst_case_cost(request, targets[0])
         try:
-            held = self.budgets.reserve(request.customer, request.feature, estimate)
+            held, estimate = self.budgets.reserve(request.customer, request.feature,
+                                                  lambda: self._worst_case_cost(request, targets[0]))
         except BudgetExceeded as exc:
             self._log(request, holder.request_id, 0, targets[0], time.time(), None, None, Usage(), 0.0, None,
                       "budget_refused", str(exc), _render_input(request))

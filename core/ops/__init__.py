@@ -244,18 +244,6 @@ def tail(limit: int = 20, after_id: int = 0) -> list[dict]:
         return [r.model_dump() for r in reversed(s.exec(query).all())]
 
 
-def filter_options(since: float) -> dict[str, list[str]]:
-    """Distinct features, models and customers seen since `since`, for the page's filter widgets."""
-    out = {}
-    with db.get_engine().connect() as conn:
-        for column in ("feature", "model", "customer"):
-            rows = conn.execute(text(
-                f"SELECT DISTINCT {column} FROM request_log WHERE created_at >= :since AND {column} IS NOT NULL "
-                f"ORDER BY 1 LIMIT 500"), {"since": since}).all()
-            out[column] = [r[0] for r in rows]
-    return out
-
-
 from core.ops._analysis import (  # noqa: E402  (analysis reads reuse `percentile` above)
     WEEKDAYS, Concentration, Drift, TimeOfDay, capability_drift, cost_concentration, gini, hour_of_day_and_weekday,
     lorenz_points, paid_plan_usd, time_of_day, top_share,

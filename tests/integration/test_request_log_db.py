@@ -12,7 +12,7 @@ from sqlalchemy import text
 from core import db
 from core.llm import PriceBook, RequestLogWriter, ensure_default_prices, list_prices, save_prices
 from core.llm._log import LogEntry
-from core.ops import LogFilter, Window, dashboard, percentile, recent_calls, tail
+from core.ops import LogFilter, Window, dashboard, percentile, recent_calls, request_attempts, tail
 from core.ops._synthetic import insert_synthetic
 from core.tables import SQLModel
 
@@ -163,3 +163,15 @@ def test_tail_returns_only_new_rows_in_order(database):
 
 def test_percentile_of_empty_histogram_is_none():
     assert percentile({}, 95) is None
+
+
+def test_request_attempts_lists_a_fallback_chain_in_order(database):
+    writer = RequestLogWriter(PriceBook(0.05, 0.10))
+    writer.write(_entry(request_id="chain", attempt=1, status="fallback", provider="good"))
+    writer.write(_entry(request_id="chain", attempt=0, status="error", provider="bad", error="HTTP 500"))
+    writer.write(_entry(request_id="other"))
+    writer.flush()
+    writer.close()
+    chain = request_attempts("chain")
+    assert [(a["attempt"], a["status"], a["provider"]) for a in chain] == [(0, "error", "bad"), (1, "fallback", "good")]
+    assert request_attempts("'; DROP TABLE request_log; --") == []

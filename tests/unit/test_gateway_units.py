@@ -164,7 +164,7 @@ class FreePrices:
 
 class NoBudgets:
     def reserve(self, customer, feature, estimate):
-        return []
+        return [], 0.0
 
     def release(self, keys, estimate):
         pass
