@@ -203,3 +203,87 @@ class Budget(SQLModel, table=True):
     soft_usd: float | None = None  # over it: an alert on the dashboard
     hard_usd: float | None = None  # over it: the gateway refuses the call
     updated_at: float = 0.0
+
+
+# --- LLM ops: review queue and evals (migration 0005) -------------------------------------------------------------
+
+
+class ReviewItem(SQLModel, table=True):
+    """A call sampled for human review (one per request); a reviewer marks it good or bad with a note."""
+
+    __tablename__ = "review_item"
+    __table_args__ = (Index("ix_review_item_verdict_sampled", "verdict", "sampled_at"),)
+
+    request_id: str = Field(primary_key=True, max_length=40)
+    sampled_at: float = 0.0
+    feature: str = Field(max_length=64)
+    model: str = Field(max_length=128)
+    prompt_version: str | None = Field(default=None, max_length=32)
+    verdict: str | None = Field(default=None, max_length=8)  # None (to review) | good | bad
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    reviewer: str | None = Field(default=None, max_length=255)
+    reviewed_at: float | None = None
+    eval_case_id: int | None = None
+
+
+class EvalCase(SQLModel, table=True):
+    """An eval case collected at run time (review queue, support escalation), kept apart from the repo's datasets."""
+
+    __tablename__ = "eval_case"
+    __table_args__ = (Index("ix_eval_case_suite", "suite"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    suite: str = Field(max_length=64)
+    input_text: str = Field(sa_column=Column(Text, nullable=False))
+    expected: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON object
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    source: str = Field(max_length=32)  # review_queue | support_escalation | manual
+    source_ref: str | None = Field(default=None, max_length=128)
+    created_by: str | None = Field(default=None, max_length=255)
+    created_at: float = 0.0
+
+
+class EvalRun(SQLModel, table=True):
+    """One run of one suite: what ran, against which baseline, and the verdict."""
+
+    __tablename__ = "eval_run"
+    __table_args__ = (Index("ix_eval_run_suite_started", "suite", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    suite: str = Field(max_length=64)
+    model: str | None = Field(default=None, max_length=128)
+    prompt_version: str | None = Field(default=None, max_length=64)
+    started_at: float = 0.0
+    finished_at: float | None = None
+    status: str = Field(default="running", max_length=16)  # running | passed | failed | error
+    cases: int = 0
+    score: float | None = None  # share of curated cases passed
+    baseline_run_id: int | None = None
+    baseline_score: float | None = None
+    regressions: int = 0
+    cost_usd: float = 0.0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    summary: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON: scorers, segments, message
+    started_by: str | None = Field(default=None, max_length=255)
+
+
+class EvalResult(SQLModel, table=True):
+    """One case of one run: the output, each scorer's verdict, time and cost."""
+
+    __tablename__ = "eval_result"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_id: int = Field(primary_key=True)
+    case_id: str = Field(primary_key=True, max_length=128)
+    segment: str = Field(default="", max_length=64)
+    source: str = Field(default="dataset", max_length=32)  # dataset | review_queue | support_escalation | manual
+    passed: bool = False
+    score: float = 0.0
+    input_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    expected: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    output: str = Field(default="", sa_column=Column(Text, nullable=False))
+    scores: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON: scorer -> {score, passed, why}
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    error: str | None = Field(default=None, sa_column=Column(Text))
