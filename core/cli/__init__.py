@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.cli._app import cmd_db_upgrade, cmd_llm_chat, cmd_logs_tail, cmd_serve, cmd_users  # noqa: E402
 from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
+from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
 from core.cli._workspace import cmd_workspace_run, cmd_workspace_tasks  # noqa: E402
 
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="prompt files or folders (default: prompts/)")
     p.add_argument("--update-lock", action="store_true",
                    help="record the current prompt versions in versions.lock after reviewing a change")
+
+    add_eval_commands(sub, add)
     return parser
 
 

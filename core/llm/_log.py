@@ -93,7 +93,9 @@ class PriceBook:
 class RequestLogWriter:
     """Queue + one writer thread that inserts in batches; `flush()` waits until all is written."""
 
-    def __init__(self, prices: PriceBook, *, redact: bool = False, flush_interval_s: float = 0.2, batch: int = 500):
+    def __init__(self, prices: PriceBook, *, redact: bool = False, flush_interval_s: float = 0.2, batch: int = 500,
+                 review_share: float = 0.0):
+        self._review_share = review_share
         self._queue: queue.Queue[LogEntry | None] = queue.Queue()
         self._prices = prices
         self._redact = redact
@@ -160,7 +162,7 @@ class RequestLogWriter:
         for attempt in range(3):
             try:
                 with db.get_engine().begin() as conn:
-                    record(conn, rows)
+                    record(conn, rows, review_share=0.0 if self._redact else self._review_share)
                 self.written += len(rows)
                 return
             except Exception as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog
+from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog, ReviewItem
 
 _MEASURES = ("n", "cost_usd", "tokens_in", "tokens_out", "latency_sum", "ttft_sum", "ttft_n", "refusals")
 # Capability-drift measures, kept only on the breakdown rollup (hour × feature × model × tier × prompt × status).
@@ -71,10 +72,46 @@ def _upsert(conn: Connection, table, keys: tuple[str, ...], measures: tuple[str,
     conn.execute(stmt, values)
 
 
-def record(conn: Connection, rows: list[dict]) -> None:
-    """Insert log rows and fold them into every rollup; the caller owns the transaction."""
+# Calls a reviewer can judge: an answer was given, and its text was kept. Eval runs are not production traffic.
+_REVIEWABLE_STATUSES = ("ok", "fallback")
+_NOT_SAMPLED_FEATURES = ("eval",)
+
+
+def sampled_for_review(request_id: str, share: float) -> bool:
+    """Deterministic by request id, so every attempt of one request agrees and a re-run samples the same calls."""
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(request_id.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def review_samples(rows: list[dict], share: float) -> list[dict]:
+    samples: dict[str, dict] = {}
+    for row in rows:
+        if (row["status"] in _REVIEWABLE_STATUSES and row.get("output_text") is not None
+                and row["feature"] not in _NOT_SAMPLED_FEATURES and sampled_for_review(row["request_id"], share)):
+            samples[row["request_id"]] = dict(
+                request_id=row["request_id"], sampled_at=row["created_at"], feature=row["feature"],
+                model=row["model"], prompt_version=row.get("prompt_version"),
+            )
+    return list(samples.values())
+
+
+def _insert_ignoring_duplicates(conn: Connection, table, values: list[dict]) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(), values)
+
+
+def record(conn: Connection, rows: list[dict], *, review_share: float = 0.0) -> None:
+    """Insert log rows, fold them into every rollup and sample some for review; the caller owns the transaction."""
     if not rows:
         return
     conn.execute(insert(RequestLog.__table__), rows)
     for table, keys, measures in _ROLLUPS:
         _upsert(conn, table, keys, measures, aggregate(rows, keys, drift=len(measures) > len(_MEASURES)))
+    samples = review_samples(rows, review_share)
+    if samples:
+        _insert_ignoring_duplicates(conn, ReviewItem.__table__, samples)

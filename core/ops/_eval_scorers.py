@@ -1,0 +1,154 @@
+"""Scorers: each looks at a case's `expected` and the target's output and returns a score in [0, 1] with a verdict,
+or None when the case does not ask for that check (so a suite can mix cases that check different things)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jsonschema
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    score: float
+    passed: bool
+    why: str = ""
+
+
+def _norm(value) -> str:
+    return " ".join(str(value).split()).casefold()
+
+
+def label_accuracy(expected: dict, out, suite) -> ScoreResult | None:
+    want = expected.get("label", expected.get("intent"))
+    if want is None:
+        return None
+    got = out.output.get("label", out.output.get("intent"))
+    ok = got is not None and str(got).upper() == str(want).upper()
+    return ScoreResult(1.0 if ok else 0.0, ok, "" if ok else f"expected {want}, got {got}")
+
+
+def route_match(expected: dict, out, suite) -> ScoreResult | None:
+    want = expected.get("route")
+    if want is None:
+        return None
+    got = out.output.get("route")
+    ok = got == want
+    return ScoreResult(1.0 if ok else 0.0, ok, "" if ok else f"expected route {want}, got {got}")
+
+
+def json_valid(expected: dict, out, suite) -> ScoreResult | None:
+    """The output is JSON matching the schema the case (or the target) asked for."""
+    schema = expected.get("json_schema") or out.output.get("json_schema")
+    value = out.output.get("json")
+    if schema is None and "json" not in out.output:
+        return None
+    if value is None:
+        return ScoreResult(0.0, False, "no JSON in the output")
+    if schema is not None:
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError as exc:
+            return ScoreResult(0.0, False, f"schema: {exc.message[:200]}")
+    return ScoreResult(1.0, True)
+
+
+def contains(expected: dict, out, suite) -> ScoreResult | None:
+    """All of `contains` appear (case-insensitive) and none of `not_contains` does; the score is the share met."""
+    must = [s for s in expected.get("contains", []) if str(s).strip()]
+    must_not = [s for s in expected.get("not_contains", []) if str(s).strip()]
+    if not must and not must_not:
+        return None
+    text = _norm(out.text)
+    missing = [s for s in must if _norm(s) not in text]
+    present = [s for s in must_not if _norm(s) in text]
+    met = len(must) - len(missing) + len(must_not) - len(present)
+    score = met / (len(must) + len(must_not))
+    why = "; ".join(filter(None, [missing and f"missing {missing}", present and f"should not contain {present}"]))
+    return ScoreResult(score, not missing and not present, why)
+
+
+def regex(expected: dict, out, suite) -> ScoreResult | None:
+    pattern = expected.get("regex")
+    if not pattern:
+        return None
+    try:
+        ok = re.search(pattern, out.text, flags=re.IGNORECASE | re.MULTILINE) is not None
+    except re.error as exc:
+        return ScoreResult(0.0, False, f"bad regex in the case: {exc}")
+    return ScoreResult(1.0 if ok else 0.0, ok, "" if ok else f"no match for /{pattern}/")
+
+
+def recall_at_k(expected: dict, out, suite) -> ScoreResult | None:
+    """Share of the expected source documents among the top k retrieved (k from the case or suite, default 5)."""
+    want = expected.get("sources")
+    if not want:
+        return None
+    k = int(expected.get("k") or suite.options.get("k", 5))
+    got = [str(s) for s in out.output.get("sources", [])][:k]
+    found = [s for s in want if str(s) in got]
+    score = len(found) / len(want)
+    return ScoreResult(score, score >= float(expected.get("min_recall", 1.0)) - 1e-9,
+                       "" if score == 1 else f"missing from top {k}: {[s for s in want if s not in found]}")
+
+
+def citation_correctness(expected: dict, out, suite) -> ScoreResult | None:
+    """Every cited source was retrieved and is allowed; at least one expected source is cited when any is expected."""
+    if "citations" not in out.output:
+        return None
+    cited = [str(c) for c in out.output.get("citations", [])]
+    retrieved = {str(s) for s in out.output.get("sources", [])}
+    forbidden = {str(s) for s in expected.get("forbidden_sources", [])}
+    bad = [c for c in cited if c not in retrieved or c in forbidden]
+    want = {str(s) for s in expected.get("sources", [])}
+    hit = not want or bool(want & set(cited))
+    correct = (len(cited) - len(bad)) / len(cited) if cited else (1.0 if not want else 0.0)
+    ok = not bad and hit
+    why = "; ".join(filter(None, [bad and f"cites unretrieved or forbidden {bad}",
+                                  not hit and f"cites none of {sorted(want)}"]))
+    return ScoreResult(correct if hit else 0.0, ok, why)
+
+
+def latency_budget(expected: dict, out, suite) -> ScoreResult | None:
+    budget = expected.get("max_latency_ms", suite.max_latency_ms)
+    if budget is None:
+        return None
+    ok = out.latency_ms <= float(budget)
+    return ScoreResult(1.0 if ok else 0.0, ok, "" if ok else f"{out.latency_ms:.0f} ms > {float(budget):.0f} ms")
+
+
+def cost_budget(expected: dict, out, suite) -> ScoreResult | None:
+    budget = expected.get("max_cost_usd", suite.max_cost_usd)
+    if budget is None:
+        return None
+    ok = out.cost_usd <= float(budget)
+    return ScoreResult(1.0 if ok else 0.0, ok, "" if ok else f"${out.cost_usd:.6f} > ${float(budget):.6f}")
+
+
+def llm_judge(expected: dict, out, suite) -> ScoreResult | None:
+    """A capable model grades the answer against the case's rubric. Only when a capable tier is configured:
+    the embedded model is too small to judge, and a judge that guesses is worse than none."""
+    rubric = expected.get("rubric")
+    if not rubric:
+        return None
+    from core.ops._eval_targets import capable_judge_available, judge
+
+    if not capable_judge_available():
+        return None
+    verdict = judge(rubric, out.text)
+    return ScoreResult(1.0 if verdict["pass"] else 0.0, bool(verdict["pass"]), str(verdict.get("reason", ""))[:300])
+
+
+SCORERS = {
+    "label": label_accuracy,
+    "route": route_match,
+    "json_valid": json_valid,
+    "contains": contains,
+    "regex": regex,
+    "recall_at_k": recall_at_k,
+    "citations": citation_correctness,
+    "latency": latency_budget,
+    "cost": cost_budget,
+    "llm_judge": llm_judge,
+}

@@ -1,0 +1,160 @@
+"""The review queue: a sampled share of answered calls that a person marks good or bad, and eval cases collected
+from it (and from support escalations), kept apart from the curated datasets in the repo."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from core import db
+from core.tables import EvalCase, RequestLog, ReviewItem
+
+VERDICTS = ("good", "bad")
+CASE_SOURCES = ("review_queue", "support_escalation", "manual")
+MAX_NOTE_CHARS = 4000
+MAX_CASE_INPUT_CHARS = 100_000
+
+
+class ReviewError(ValueError):
+    """A review or eval-case request that cannot be taken; the message says why."""
+
+
+def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] = (), limit: int = 50,
+                 offset: int = 0) -> list[dict]:
+    """Sampled calls, newest first, with the answered attempt's input and output. verdict: pending|good|bad|None (all)."""
+    stmt = select(ReviewItem)
+    if verdict == "pending":
+        stmt = stmt.where(ReviewItem.verdict.is_(None))
+    elif verdict in VERDICTS:
+        stmt = stmt.where(ReviewItem.verdict == verdict)
+    elif verdict is not None:
+        raise ReviewError(f"unknown verdict filter {verdict!r}: use pending, good, bad or all")
+    if features:
+        stmt = stmt.where(ReviewItem.feature.in_(features))
+    stmt = stmt.order_by(ReviewItem.sampled_at.desc()).offset(max(0, offset)).limit(max(1, min(limit, 500)))
+    with db.session() as session:
+        items = session.exec(stmt).all()
+        calls = _answered_attempts(session, [i.request_id for i in items])
+    out = []
+    for item in items:
+        call = calls.get(item.request_id, {})
+        out.append(item.model_dump() | {
+            "task": call.get("task"), "tier": call.get("tier"), "customer": call.get("customer"),
+            "input_text": call.get("input_text") or "", "output_text": call.get("output_text") or "",
+            "latency_ms": call.get("latency_ms"), "cost_usd": call.get("cost_usd"), "status": call.get("status"),
+            "log_id": call.get("id"),
+        })
+    return out
+
+
+def _answered_attempts(session, request_ids: list[str]) -> dict[str, dict]:
+    if not request_ids:
+        return {}
+    rows = session.exec(
+        select(RequestLog).where(RequestLog.request_id.in_(request_ids), RequestLog.status.in_(("ok", "fallback")))
+    ).all()
+    return {r.request_id: r.model_dump() for r in sorted(rows, key=lambda r: r.attempt)}
+
+
+def review_counts(features: tuple[str, ...] = ()) -> dict[str, int]:
+    stmt = select(ReviewItem.verdict, func.count()).group_by(ReviewItem.verdict)
+    if features:
+        stmt = stmt.where(ReviewItem.feature.in_(features))
+    with db.session() as session:
+        counts = {verdict or "pending": n for verdict, n in session.exec(stmt).all()}
+    return {"pending": counts.get("pending", 0), "good": counts.get("good", 0), "bad": counts.get("bad", 0)}
+
+
+def mark_review(request_id: str, verdict: str, note: str = "", *, reviewer: str) -> dict:
+    """Record a reviewer's verdict; marking again replaces the earlier verdict and note."""
+    if verdict not in VERDICTS:
+        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    note = _clean_text(note or "", "note", MAX_NOTE_CHARS)
+    with db.session() as session:
+        item = session.get(ReviewItem, request_id)
+        if item is None:
+            raise ReviewError(f"request {request_id!r} is not in the review queue")
+        item.verdict, item.note, item.reviewer, item.reviewed_at = verdict, note, reviewer, time.time()
+        session.add(item)
+        session.commit()
+        session.refresh(item)
+        return item.model_dump()
+
+
+def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, source: str,
+                  source_ref: str | None = None, created_by: str | None = None) -> int:
+    """Store a collected case for `suite`; evals run it in its own segment, labelled with its source."""
+    from core.ops._evals import get_suite
+
+    get_suite(suite)  # raises EvalError naming the known suites
+    if source not in CASE_SOURCES:
+        raise ReviewError(f"source must be one of {', '.join(CASE_SOURCES)}, not {source!r}")
+    if not isinstance(expected, dict) or not expected:
+        raise ReviewError("expected must be a non-empty object, e.g. {\"intent\": \"BILLING\"}")
+    text = _clean_text(input, "input", MAX_CASE_INPUT_CHARS)
+    if not text.strip():
+        raise ReviewError("an eval case needs a non-empty input")
+    case = EvalCase(suite=suite, input_text=text, expected=json.dumps(expected, ensure_ascii=False),
+                    notes=_clean_text(notes or "", "notes", MAX_NOTE_CHARS), source=source,
+                    source_ref=(source_ref or None) and str(source_ref)[:128], created_by=created_by,
+                    created_at=time.time())
+    with db.session() as session:
+        session.add(case)
+        session.commit()
+        session.refresh(case)
+        return int(case.id)
+
+
+def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str = "", *, created_by: str) -> int:
+    """One click from a reviewed call to an eval case; a second click returns the case already made."""
+    with db.session() as session:
+        item = session.get(ReviewItem, request_id)
+        if item is None:
+            raise ReviewError(f"request {request_id!r} is not in the review queue")
+        if item.verdict is None:
+            raise ReviewError("mark the call good or bad before turning it into an eval case")
+        if item.eval_case_id is not None:
+            return item.eval_case_id
+        call = _answered_attempts(session, [request_id]).get(request_id)
+    if call is None or not (call.get("input_text") or "").strip():
+        raise ReviewError("this call's input was not kept (redacted log?), so it cannot become an eval case")
+    case_id = add_eval_case(suite, call["input_text"], expected, notes or (item.note or ""), source="review_queue",
+                            source_ref=request_id, created_by=created_by)
+    with db.session() as session:
+        item = session.get(ReviewItem, request_id)
+        item.eval_case_id = case_id
+        session.add(item)
+        session.commit()
+    return case_id
+
+
+def list_eval_cases(suite: str | None = None, source: str | None = None) -> list[dict]:
+    stmt = select(EvalCase).order_by(EvalCase.created_at.desc())
+    if suite:
+        stmt = stmt.where(EvalCase.suite == suite)
+    if source:
+        stmt = stmt.where(EvalCase.source == source)
+    with db.session() as session:
+        return [c.model_dump() | {"expected": json.loads(c.expected or "{}")} for c in session.exec(stmt).all()]
+
+
+def delete_eval_case(case_id: int) -> bool:
+    with db.session() as session:
+        case = session.get(EvalCase, case_id)
+        if case is None:
+            return False
+        session.delete(case)
+        session.commit()
+        return True
+
+
+def _clean_text(value, what: str, limit: int) -> str:
+    if isinstance(value, bytes):
+        raise ReviewError(f"{what} must be text, not bytes")
+    value = str(value).replace("\x00", "")
+    if len(value) > limit:
+        raise ReviewError(f"{what} is {len(value):,} characters; the limit is {limit:,}")
+    return value
