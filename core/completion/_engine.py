@@ -1,0 +1,499 @@
+"""The completion engine for one editor session: cache first, then debounce, then one generation at a time.
+
+Order of work for each keystroke (`CompletionSession.open` then `Ticket.events`):
+1. validate the state and build the prompt (context frozen per file until the prefix window moves);
+2. look up the cache by content hash — and typed-ahead reuse — *before* any debounce (Cody's lesson);
+3. cancel every older request of this session that asks for something else (only the latest survives);
+4. join a generation already running for exactly this state (e.g. the speculative one after an acceptance);
+5. otherwise wait the debounce (adaptive to typing speed), interrupted at once by a newer keystroke;
+6. stream the model's tokens through the stop rule (end of line / block) under a time cap; cache the result.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from core.completion._cache import TAIL_CHARS, CacheEntry, SuggestionCache, content_key
+from core.completion._clock import MonotonicClock
+from core.completion._context import Budget, assemble, language_of
+from core.completion._fim import PREFIX_ONLY, ContextChunk
+from core.completion._postprocess import StopRule
+from core.completion._types import CompletionOptions, EditorState, SuggestionEvent, validate_state
+
+DEFAULT_DEBOUNCE_MS = 75.0
+MIN_DEBOUNCE_MS = 50.0
+MAX_DEBOUNCE_MS = 120.0
+TYPING_GAP_S = 1.5  # gaps longer than this are pauses, not typing speed
+
+
+@dataclass
+class _Generation:
+    """One model run that several tickets may read: the leader drives it, followers wait on `cond`."""
+
+    key: str
+    visible: str = ""
+    final: str | None = None
+    finished: bool = False
+    status: str = "running"
+    speculative: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def publish(self, visible: str | None = None, *, finished: bool = False, final: str | None = None,
+                status: str | None = None) -> None:
+        with self.cond:
+            if visible is not None:
+                self.visible = visible
+            if final is not None:
+                self.final = final
+            if status is not None:
+                self.status = status
+            self.finished = self.finished or finished
+            self.cond.notify_all()
+
+
+@dataclass
+class Outcome:
+    """What happened to one suggestion request; logged as telemetry and summed into session stats."""
+
+    id: str
+    path: str
+    language: str
+    status: str = "pending"  # shown | empty | cancelled | superseded | error
+    source: str = "model"  # model | exact | typed_ahead | joined | none
+    speculative: bool = False
+    speculative_hit: bool = False
+    perceived_ms: float | None = None
+    model_ms: float | None = None
+    debounce_ms: float = 0.0
+    tokens_out: int = 0
+    request_id: str | None = None
+    text: str = ""
+    error: str | None = None
+    accepted: bool = False
+
+
+class Ticket:
+    """One request of the session. Iterate `events()` to run it; `cancel()` from any thread stops it."""
+
+    def __init__(self, session: "CompletionSession", state: EditorState, options: CompletionOptions, *,
+                 key: str, prompt, rule: StopRule, suffix_key: str, context_key: str, speculative: bool):
+        self.session = session
+        self.id = uuid.uuid4().hex
+        self.state = state
+        self.options = options
+        self.key = key
+        self.prompt = prompt
+        self.rule = rule
+        self.suffix_key = suffix_key
+        self.context_key = context_key
+        self.speculative = speculative
+        self.opened_at = session.clock.now()
+        self.cancel_event = threading.Event()
+        self.cached: CacheEntry | None = None
+        self.cached_text: str | None = None
+        self.join: _Generation | None = None
+        self.debounce_s = 0.0
+        self.empty_reason: str | None = None
+        self.outcome = Outcome(self.id, state.path, language_of(state).name, speculative=speculative)
+        self._backend_cancel = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        if self._backend_cancel is not None:
+            self._backend_cancel()
+
+    def _elapsed_ms(self) -> float:
+        return (self.session.clock.now() - self.opened_at) * 1000.0
+
+    def events(self) -> Iterator[SuggestionEvent]:
+        """start, then deltas of visible text, then done (with the final suggestion and the outcome)."""
+        try:
+            yield SuggestionEvent("start", data={"id": self.id, "cached": self.cached_text is not None,
+                                                 "source": self.outcome.source,
+                                                 "debounce_ms": round(self.debounce_s * 1000, 1)})
+            if self.empty_reason:
+                self.outcome.status, self.outcome.source = "empty", "none"
+            elif self.cached_text is not None:
+                self.outcome.perceived_ms = self._elapsed_ms()
+                self.outcome.text = self.cached_text
+                self.outcome.status = "shown"
+                yield SuggestionEvent("delta", self.cached_text)
+            elif self.join is not None:
+                yield from self._follow(self.join)
+            elif self.session.clock.wait(self.cancel_event, self.debounce_s):
+                self.outcome.status = "superseded"  # a newer keystroke arrived during the debounce
+            else:
+                yield from self._generate()
+        except GeneratorExit:
+            if self.outcome.status == "pending" or self.outcome.status == "running":
+                self.outcome.status = "cancelled"
+            self.cancel()
+            raise
+        finally:
+            self.session._finish(self)
+        yield SuggestionEvent("done", self.outcome.text, data=self.session.describe(self))
+
+    def _follow(self, generation: _Generation) -> Iterator[SuggestionEvent]:
+        shown = ""
+        self.outcome.source = "joined"
+        while True:
+            with generation.cond:
+                while generation.visible == shown and not generation.finished and not self.cancelled:
+                    generation.cond.wait(0.05)
+                visible, finished, final, status = (generation.visible, generation.finished, generation.final,
+                                                    generation.status)
+            if self.cancelled:
+                self.outcome.status = "cancelled"
+                return
+            if visible != shown and visible.startswith(shown):
+                if not shown and visible.strip():
+                    self.outcome.perceived_ms = self._elapsed_ms()
+                yield SuggestionEvent("delta", visible[len(shown):])
+                shown = visible
+            if finished:
+                self.outcome.text = final if final is not None else shown
+                self.outcome.status = ("shown" if self.outcome.text else "empty") if status == "ok" else status
+                self.outcome.speculative_hit = generation.speculative and status == "ok"
+                return
+
+    def _generate(self) -> Iterator[SuggestionEvent]:
+        session, options = self.session, self.options
+        generation = session._start_generation(self)
+        started = session.clock.now()
+        shown = ""
+        status = "ok"
+        run = session.backend.stream(self.prompt, max_tokens=options.max_tokens, cache_key=self.state.path,
+                                     stop_when=lambda: self.rule.done, user=session.user,
+                                     customer=session.customer, task=self.prompt.template)
+        self._backend_cancel = run.cancel
+        if self.cancelled:
+            run.cancel()
+        try:
+            for piece in run:
+                if self.cancelled:
+                    status = "cancelled"
+                    break
+                visible = self.rule.feed(piece)
+                elapsed_ms = (session.clock.now() - started) * 1000.0
+                if elapsed_ms > options.time_cap_ms:
+                    self.rule.cap()  # llama.cpp's t_max_predict_ms: finish the line, then stop
+                    visible = self.rule.visible()
+                    if elapsed_ms > 2 * options.time_cap_ms:
+                        self.rule.done = True
+                if visible != shown and visible.startswith(shown):
+                    if not shown.strip() and visible.strip() and self.outcome.perceived_ms is None:
+                        self.outcome.perceived_ms = self._elapsed_ms()
+                    generation.publish(visible)
+                    yield SuggestionEvent("delta", visible[len(shown):])
+                    shown = visible
+                if self.rule.done:
+                    break
+            if self.cancelled:
+                status = "cancelled"
+        except GeneratorExit:
+            run.cancel()
+            run.close()
+            self._record_run(run, started, "cancelled", generation)
+            raise
+        except Exception as exc:  # the backend failed (logged by the gateway); the editor just shows nothing
+            status = "cancelled" if self.cancelled else "error"
+            self.outcome.error = str(exc)[:300]
+        finally:
+            run.close()
+        self._record_run(run, started, status, generation)
+        if status == "ok":
+            final = self.rule.final()
+            self.outcome.text = final
+            self.outcome.status = "shown" if final else "empty"
+            session._remember(self, final)
+            generation.publish(final if final.startswith(shown) else shown, finished=True, final=final, status="ok")
+        else:
+            self.outcome.status = status
+
+    def _record_run(self, run, started: float, status: str, generation: _Generation) -> None:
+        self.outcome.model_ms = (self.session.clock.now() - started) * 1000.0
+        self.outcome.tokens_out = getattr(run, "tokens_out", 0)
+        self.outcome.request_id = getattr(run, "request_id", None)
+        if status != "ok":
+            generation.publish(finished=True, status=status)
+        self.session._end_generation(generation)
+
+
+class SessionStats:
+    """Counters and perceived latencies of one session, for the playground's live panel."""
+
+    def __init__(self):
+        self.requests = 0
+        self.model_requests = 0
+        self.cancelled = 0
+        self.superseded = 0
+        self.cache_hits = 0
+        self.typed_ahead_hits = 0
+        self.joined = 0
+        self.speculative = 0
+        self.speculative_hits = 0
+        self.shown = 0
+        self.accepted = 0
+        self.tokens_out = 0
+        self.errors = 0
+        self.perceived_ms: deque[float] = deque(maxlen=500)
+        self.cache_hit_ms: deque[float] = deque(maxlen=500)
+
+    def add(self, o: Outcome) -> None:
+        if o.speculative:
+            self.speculative += 1
+        else:
+            self.requests += 1
+        if o.model_ms is not None:
+            self.model_requests += 1
+            self.tokens_out += o.tokens_out
+        if o.status == "cancelled":
+            self.cancelled += 1
+        elif o.status == "superseded":
+            self.superseded += 1
+        elif o.status == "error":
+            self.errors += 1
+        if o.speculative:
+            return
+        if o.source == "exact":
+            self.cache_hits += 1
+        elif o.source == "typed_ahead":
+            self.typed_ahead_hits += 1
+        elif o.source == "joined":
+            self.joined += 1
+        if o.speculative_hit:
+            self.speculative_hits += 1
+        if o.status == "shown":
+            self.shown += 1
+            if o.perceived_ms is not None:
+                self.perceived_ms.append(o.perceived_ms)
+                if o.source in ("exact", "typed_ahead"):
+                    self.cache_hit_ms.append(o.perceived_ms)
+
+    def as_dict(self) -> dict:
+        data = sorted(self.perceived_ms)
+
+        def pct(p: float):
+            if not data:
+                return None
+            return round(data[min(len(data) - 1, int(round((len(data) - 1) * p)))], 1)
+
+        hits = self.cache_hits + self.typed_ahead_hits
+        return {
+            "requests": self.requests, "model_requests": self.model_requests, "cancelled": self.cancelled,
+            "superseded": self.superseded, "cache_hits": self.cache_hits, "typed_ahead_hits": self.typed_ahead_hits,
+            "joined": self.joined, "speculative": self.speculative, "speculative_hits": self.speculative_hits,
+            "shown": self.shown, "accepted": self.accepted, "errors": self.errors, "tokens_out": self.tokens_out,
+            "cache_hit_rate": round(hits / self.requests, 3) if self.requests else 0.0,
+            "acceptance_rate": round(self.accepted / self.shown, 3) if self.shown else 0.0,
+            "perceived_p50_ms": pct(0.5), "perceived_p95_ms": pct(0.95),
+            "cache_hit_p50_ms": (round(statistics.median(self.cache_hit_ms), 2) if self.cache_hit_ms else None),
+        }
+
+
+class CompletionSession:
+    """One editor's completion state: cache, typing rhythm, live requests, context snapshots, stats."""
+
+    def __init__(self, backend, *, clock=None, budget: Budget | None = None, template=None,
+                 session_id: str = "", user: str | None = None, customer: str | None = None,
+                 telemetry=None, spawn: Callable[[Callable[[], None]], None] | None = None,
+                 cache: SuggestionCache | None = None):
+        self.backend = backend
+        self.clock = clock or MonotonicClock()
+        self.budget = budget or Budget()
+        self.template = template or getattr(backend, "template", None) or PREFIX_ONLY
+        self.session_id = session_id
+        self.user = user
+        self.customer = customer
+        self.telemetry = telemetry
+        self.cache = cache or SuggestionCache(self.clock)
+        self.stats = SessionStats()
+        self._spawn = spawn or _daemon_thread
+        self._lock = threading.Lock()
+        self._live: list[Ticket] = []
+        self._generations: dict[str, _Generation] = {}
+        self._snapshots: dict[str, tuple] = {}
+        self._gaps: deque[float] = deque(maxlen=20)
+        self._last_keystroke: float | None = None
+        self._recent: OrderedDict[str, Ticket] = OrderedDict()
+        self.last_used = self.clock.now()
+
+    # -- typing rhythm ---------------------------------------------------------------------------
+
+    def debounce_ms(self, options: CompletionOptions | None = None) -> float:
+        """About half of this user's typical gap between keys, within 50..120 ms; 75 ms until 5 gaps are known."""
+        if options is not None and options.debounce_ms is not None:
+            return max(0.0, min(float(options.debounce_ms), 2000.0))
+        if len(self._gaps) < 5:
+            return DEFAULT_DEBOUNCE_MS
+        return max(MIN_DEBOUNCE_MS, min(MAX_DEBOUNCE_MS, 0.6 * statistics.median(self._gaps) * 1000.0))
+
+    def _note_keystroke(self, now: float) -> None:
+        if self._last_keystroke is not None:
+            gap = now - self._last_keystroke
+            if 0 < gap < TYPING_GAP_S:
+                self._gaps.append(gap)
+        self._last_keystroke = now
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def prompt_for(self, state: EditorState):
+        """(prompt, assembly, chunks): the context is reused while the prefix window stays where it was."""
+        uses_suffix = self.template is not PREFIX_ONLY
+        assembly = assemble(state, self.budget, uses_suffix=uses_suffix)
+        signature = (assembly.prefix_start, tuple(sorted(state.files)), state.open_paths)
+        snapshot = self._snapshots.get(state.path)
+        if snapshot is not None and snapshot[0] == signature:
+            chunks: list[ContextChunk] = snapshot[1]
+        else:
+            chunks = assembly.chunks
+            self._snapshots[state.path] = (signature, chunks)
+            if len(self._snapshots) > 64:
+                self._snapshots.pop(next(iter(self._snapshots)))
+        prompt = self.template.render(chunks, state.path, assembly.prefix, assembly.suffix if uses_suffix else "",
+                                      language_of(state))
+        return prompt, assembly, chunks
+
+    def open(self, state: EditorState, options: CompletionOptions | None = None, *,
+             speculative: bool = False) -> Ticket:
+        """Prepare a request for `state`: validated (CompletionInputError), cache checked, older ones cancelled."""
+        options = options or CompletionOptions()
+        state = validate_state(state)
+        now = self.clock.now()
+        self.last_used = now
+        if not speculative:
+            self._note_keystroke(now)
+        prompt, assembly, chunks = self.prompt_for(state)
+        context_key = content_key(*(f"{c.kind}\0{c.path}\0{c.text}" for c in chunks))
+        suffix_key = content_key(assembly.suffix)
+        key = content_key(self.template.name, state.path, assembly.prefix, assembly.suffix, context_key)
+        rule = StopRule(state.prefix, state.suffix, language_of(state))
+        ticket = Ticket(self, state, options, key=key, prompt=prompt, rule=rule, suffix_key=suffix_key,
+                        context_key=context_key, speculative=speculative)
+        if not state.text.strip():
+            ticket.empty_reason = "the file is empty: nothing to complete yet"
+        elif options.use_cache:
+            entry = self.cache.get(key)
+            if entry is not None:
+                ticket.cached, ticket.cached_text = entry, entry.text
+                ticket.outcome.source, ticket.outcome.speculative_hit = "exact", entry.speculative
+            else:
+                reuse = self.cache.typed_ahead(state.path, state.text, state.cursor, suffix_key, context_key)
+                if reuse is not None:
+                    ticket.cached, ticket.cached_text = reuse
+                    ticket.outcome.source = "typed_ahead"
+        with self._lock:
+            if options.cancel_previous:
+                for older in self._live:
+                    if older.key != key or ticket.cached_text is not None:
+                        older.cancel()
+            if ticket.cached_text is None and not ticket.empty_reason:
+                running = self._generations.get(key)
+                if running is not None and not running.finished:
+                    ticket.join = running
+            self._live.append(ticket)
+        if ticket.cached_text is None and ticket.join is None and not ticket.empty_reason and not speculative:
+            ticket.debounce_s = self.debounce_ms(options) / 1000.0
+        ticket.outcome.debounce_ms = ticket.debounce_s * 1000.0
+        return ticket
+
+    def complete(self, state: EditorState, options: CompletionOptions | None = None) -> dict:
+        """Run one request to the end (CLI, tests): the final suggestion and its outcome."""
+        ticket = self.open(state, options)
+        done = None
+        for event in ticket.events():
+            if event.kind == "done":
+                done = event
+        return done.data
+
+    def accept(self, suggestion_id: str, text: str | None = None) -> dict:
+        """The user took a suggestion: count it, mark it in telemetry, and start the next one speculatively."""
+        with self._lock:
+            ticket = self._recent.get(suggestion_id)
+        if ticket is None:
+            return {"accepted": False, "reason": "unknown or expired suggestion id"}
+        accepted_text = ticket.outcome.text if text is None else text
+        if not accepted_text or not ticket.outcome.text.startswith(accepted_text):
+            return {"accepted": False, "reason": "the text is not part of that suggestion"}
+        if not ticket.outcome.accepted:
+            ticket.outcome.accepted = True
+            self.stats.accepted += 1
+            if self.telemetry is not None:
+                self.telemetry.mark_accepted(suggestion_id)
+        state = ticket.state
+        next_state = EditorState(path=state.path, text=state.prefix + accepted_text + state.suffix,
+                                 cursor=state.cursor + len(accepted_text), files=state.files,
+                                 open_paths=state.open_paths, recent_paths=state.recent_paths,
+                                 language=state.language)
+        speculating = bool(ticket.options.speculate)
+        if speculating:
+            spec = self.open(next_state, ticket.options, speculative=True)
+            self._spawn(lambda: _drain(spec))
+        return {"accepted": True, "speculating": speculating, "cursor": next_state.cursor}
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _start_generation(self, ticket: Ticket) -> _Generation:
+        with self._lock:
+            generation = _Generation(ticket.key, speculative=ticket.speculative)
+            self._generations[ticket.key] = generation
+            return generation
+
+    def _end_generation(self, generation: _Generation) -> None:
+        with self._lock:
+            if self._generations.get(generation.key) is generation:
+                del self._generations[generation.key]
+
+    def _remember(self, ticket: Ticket, text: str) -> None:
+        if not text or not ticket.options.use_cache:
+            return
+        state = ticket.state
+        self.cache.put(ticket.key, CacheEntry(
+            text=text, path=state.path, cursor=state.cursor, prefix_tail=state.text[max(0, state.cursor - TAIL_CHARS):
+                                                                                    state.cursor],
+            suffix_key=ticket.suffix_key, context_key=ticket.context_key, created=self.clock.now(),
+            speculative=ticket.speculative))
+
+    def _finish(self, ticket: Ticket) -> None:
+        if ticket.outcome.status == "pending":
+            ticket.outcome.status = "cancelled" if ticket.cancelled else "empty"
+        with self._lock:
+            if ticket in self._live:
+                self._live.remove(ticket)
+            if ticket.outcome.status == "shown":
+                self._recent[ticket.id] = ticket
+                while len(self._recent) > 64:
+                    self._recent.popitem(last=False)
+        self.stats.add(ticket.outcome)
+        if self.telemetry is not None:
+            self.telemetry.record(self, ticket.outcome)
+
+    def describe(self, ticket: Ticket) -> dict:
+        o = ticket.outcome
+        return {
+            "id": o.id, "completion": o.text, "status": o.status, "source": o.source,
+            "cached": o.source in ("exact", "typed_ahead"), "speculative_hit": o.speculative_hit,
+            "latency_ms": round(o.perceived_ms, 2) if o.perceived_ms is not None else None,
+            "model_ms": round(o.model_ms, 1) if o.model_ms is not None else None,
+            "debounce_ms": round(o.debounce_ms, 1), "tokens_out": o.tokens_out, "request_id": o.request_id,
+            "template": ticket.prompt.template, "reason": ticket.empty_reason, "error": o.error,
+            "stats": self.stats.as_dict(),
+        }
+
+
+def _drain(ticket: Ticket) -> None:
+    for _ in ticket.events():
+        pass
+
+
+def _daemon_thread(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="keel-completion-speculate", daemon=True).start()

@@ -1,0 +1,419 @@
+"""The completion engine with a controllable clock and a scripted backend (a test double: unit tests only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.completion import (
+    PREFIX_ONLY,
+    TEMPLATES,
+    Budget,
+    CompletionInputError,
+    CompletionOptions,
+    CompletionSession,
+    EditorState,
+    FakeClock,
+    StopRule,
+    assemble,
+    language_for,
+    offset_of,
+    prefix_window_start,
+    template_for,
+)
+
+
+class FakeRun:
+    def __init__(self, backend, pieces, stop_when):
+        self.backend, self.pieces, self.stop_when = backend, pieces, stop_when
+        self.cancelled = False
+        self.closed = False
+        self.tokens_out = 0
+        self.request_id = f"req-{len(backend.runs)}"
+
+    def __iter__(self):
+        for piece in self.pieces:
+            if self.cancelled:
+                return
+            self.backend.clock.advance(self.backend.token_s)
+            self.tokens_out += 1
+            yield piece
+            if self.stop_when():  # as the gateway does after each chunk
+                return
+
+    def cancel(self):
+        self.cancelled = True
+
+    def close(self):
+        self.closed = True
+
+
+class FakeBackend:
+    """Answers every prompt with `answer` split into 3-character tokens, each taking `token_s` of fake time."""
+
+    def __init__(self, clock, answer="total = a + b\n", template=PREFIX_ONLY, token_s=0.01):
+        self.clock, self.answer, self.template, self.token_s = clock, answer, template, token_s
+        self.runs: list[FakeRun] = []
+        self.prompts: list[str] = []
+
+    def stream(self, prompt, *, max_tokens, cache_key, stop_when, user=None, customer=None, task="fim"):
+        answer = self.answer(prompt.text) if callable(self.answer) else self.answer
+        run = FakeRun(self, [answer[i:i + 3] for i in range(0, len(answer), 3)], stop_when)
+        self.runs.append(run)
+        self.prompts.append(prompt.text)
+        return run
+
+
+CODE = "def add(a, b):\n    "
+
+
+def state(text=CODE, cursor=None, path="src/calc.py", **kw):
+    return EditorState(path=path, text=text, cursor=len(text) if cursor is None else cursor, **kw)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def backend(clock):
+    return FakeBackend(clock)
+
+
+@pytest.fixture
+def session(clock, backend):
+    return CompletionSession(backend, clock=clock, spawn=lambda fn: fn())
+
+
+def run(ticket):
+    events = list(ticket.events())
+    return events[-1].data, "".join(e.text for e in events if e.kind == "delta")
+
+
+# -- debounce ---------------------------------------------------------------------------------------
+
+
+def test_default_debounce_is_75_ms_and_is_waited_before_the_model(session, clock, backend):
+    ticket = session.open(state())
+    assert ticket.debounce_s == pytest.approx(0.075)
+    done, shown = run(ticket)
+    assert clock.waits == [pytest.approx(0.075)]
+    assert done["status"] == "shown" and done["completion"] == "total = a + b" and shown == "total = a + b"
+    # perceived = debounce + time to the first visible token (one fake token of 10 ms)
+    assert done["latency_ms"] == pytest.approx(85.0)
+
+
+@pytest.mark.parametrize("gap_ms, expected_ms", [(200, 120.0), (150, 90.0), (60, 50.0)])
+def test_debounce_adapts_to_typing_speed(session, clock, gap_ms, expected_ms):
+    text = CODE
+    for i in range(7):
+        text += "x"
+        ticket = session.open(state(text))
+        ticket.cancel()
+        clock.advance(gap_ms / 1000)
+    assert session.debounce_ms() == pytest.approx(expected_ms)
+
+
+def test_pauses_do_not_count_as_typing_speed(session, clock):
+    for i in range(7):
+        session.open(state(CODE + "x" * i)).cancel()
+        clock.advance(5.0)
+    assert session.debounce_ms() == 75.0
+
+
+def test_debounce_setting_overrides_the_adaptive_value(session):
+    assert session.open(state(), CompletionOptions(debounce_ms=0)).debounce_s == 0
+    assert session.open(state(CODE + "t"), CompletionOptions(debounce_ms=5000)).debounce_s == 2.0
+
+
+# -- cancellation -----------------------------------------------------------------------------------
+
+
+def test_a_newer_keystroke_supersedes_a_request_still_in_its_debounce(session, backend):
+    first = session.open(state(CODE + "t"))
+    second = session.open(state(CODE + "to"))
+    assert first.cancelled and not second.cancelled
+    done, shown = run(first)
+    assert done["status"] == "superseded" and shown == "" and backend.runs == []
+    done, _ = run(second)
+    assert done["status"] == "shown" and len(backend.runs) == 1
+
+
+def test_a_newer_keystroke_cancels_a_running_generation_between_tokens(session, backend):
+    first = session.open(state(CODE + "t"))
+    events = first.events()
+    assert next(events).kind == "start"
+    assert next(events).kind == "delta"  # the model is streaming
+    session.open(state(CODE + "to"))
+    assert backend.runs[0].cancelled
+    rest = list(events)
+    assert rest[-1].data["status"] == "cancelled"
+    assert session.stats.cancelled == 1
+
+
+def test_client_disconnect_cancels_the_generation(session, backend):
+    ticket = session.open(state())
+    events = ticket.events()
+    next(events)
+    next(events)
+    events.close()  # what Starlette does when the client goes away
+    assert backend.runs[0].cancelled and backend.runs[0].closed
+    assert ticket.outcome.status == "cancelled"
+
+
+def test_without_cancel_previous_both_requests_run(session, backend):
+    options = CompletionOptions(cancel_previous=False, use_cache=False)
+    first = session.open(state(CODE + "t"), options)
+    second = session.open(state(CODE + "to"), options)
+    assert run(first)[0]["status"] == "shown" and run(second)[0]["status"] == "shown"
+    assert len(backend.runs) == 2
+
+
+# -- cache ------------------------------------------------------------------------------------------
+
+
+def test_cache_is_checked_before_the_debounce(session, clock, backend):
+    run(session.open(state()))
+    waits = len(clock.waits)
+    ticket = session.open(state())
+    assert ticket.debounce_s == 0
+    done, shown = run(ticket)
+    assert done["source"] == "exact" and done["cached"] and shown == "total = a + b"
+    assert done["latency_ms"] == 0.0
+    assert len(clock.waits) == waits and len(backend.runs) == 1
+    assert session.stats.cache_hits == 1
+
+
+def test_cache_entries_expire(session, clock, backend):
+    run(session.open(state()))
+    clock.advance(301)
+    assert run(session.open(state()))[0]["source"] == "model"
+    assert len(backend.runs) == 2
+
+
+def test_cache_key_covers_suffix_and_context(session, backend):
+    run(session.open(state()))
+    run(session.open(state(CODE + "\n\nprint(add(1, 2))\n", cursor=len(CODE))))
+    run(session.open(state(files={"src/util.py": "def helper():\n    pass\n"}, open_paths=("src/util.py",))))
+    assert len(backend.runs) == 3
+
+
+def test_typed_ahead_reuses_the_rest_of_a_cached_suggestion(session, backend):
+    run(session.open(state()))
+    done, shown = run(session.open(state(CODE + "tot")))
+    assert done["source"] == "typed_ahead" and shown == "al = a + b"
+    assert len(backend.runs) == 1
+    done, _ = run(session.open(state(CODE + "totx")))
+    assert done["source"] == "model" and len(backend.runs) == 2
+
+
+# -- speculation ------------------------------------------------------------------------------------
+
+
+def test_accepting_starts_the_next_completion_speculatively(clock):
+    answers = iter(["total = a + b\n", "\n    return total\n"])
+    backend = FakeBackend(clock, answer=lambda prompt: next(answers))
+    session = CompletionSession(backend, clock=clock, spawn=lambda fn: fn())
+    done, _ = run(session.open(state()))
+    assert session.accept(done["id"])["speculating"]
+    assert len(backend.runs) == 2 and backend.prompts[1].endswith(CODE + "total = a + b")
+    accepted = CODE + "total = a + b"
+    done, shown = run(session.open(state(accepted)))
+    assert done["source"] == "exact" and done["speculative_hit"]
+    assert shown == "\n    return total"
+    stats = session.stats.as_dict()
+    assert stats["accepted"] == 1 and stats["speculative"] == 1 and stats["speculative_hits"] == 1
+    assert stats["acceptance_rate"] == 0.5
+
+
+def test_a_request_joins_the_running_speculative_generation(clock):
+    backend = FakeBackend(clock, answer="\n    return total\n")
+    session = CompletionSession(backend, clock=clock)
+    first = session.open(state(), CompletionOptions(use_cache=False))
+    done, _ = run(first)
+    spec = session.open(state(CODE + "total = a + b"), speculative=True)
+    spec_events = spec.events()
+    next(spec_events), next(spec_events)  # speculation is streaming
+    follower = session.open(state(CODE + "total = a + b"))
+    assert follower.join is not None and not spec.cancelled
+    follow_events = follower.events()
+    assert next(follow_events).kind == "start"
+    list(spec_events)
+    done = list(follow_events)[-1].data
+    assert done["source"] == "joined" and done["completion"] == "\n    return total"
+    assert len(backend.runs) == 2
+
+
+def test_accept_rejects_unknown_ids_and_foreign_text(session):
+    assert session.accept("nope")["accepted"] is False
+    done, _ = run(session.open(state()))
+    assert session.accept(done["id"], text="rm -rf /")["accepted"] is False
+    assert session.accept(done["id"], text="total")["accepted"] is True
+
+
+# -- stop rule and time cap -------------------------------------------------------------------------
+
+
+PY = language_for("x.py")
+TS = language_for("x.ts")
+
+
+def feed_all(rule, text):
+    for i in range(0, len(text), 2):
+        rule.feed(text[i:i + 2])
+        if rule.done:
+            break
+    return rule.final()
+
+
+def test_mid_line_suggestions_stop_at_the_end_of_the_line_and_drop_the_retyped_suffix():
+    rule = StopRule("x = max(a", ")\n", PY)
+    assert feed_all(rule, ", b)\nprint(x)\n") == ", b"
+    assert rule.done
+
+
+def test_a_block_opener_takes_the_indented_block_and_stops_at_the_dedent():
+    rule = StopRule("def f(x):", "\n", PY)
+    assert feed_all(rule, "\n    y = x * 2\n    return y\ndef g():\n    pass\n") == "\n    y = x * 2\n    return y"
+    rule = StopRule("function f(x) {", "\n", TS)
+    assert feed_all(rule, "\n  return x;\n}\nfunction g() {}\n") == "\n  return x;\n}"
+
+
+def test_end_of_line_offers_the_rest_of_the_line_or_the_next_line():
+    assert feed_all(StopRule("total = ", "", PY), "a + b\nreturn total\n") == "a + b"
+    assert feed_all(StopRule("total = a + b", "", PY), "\nreturn total\nmore\n") == "\nreturn total"
+
+
+def test_time_cap_finishes_the_line_then_stops(clock):
+    backend = FakeBackend(clock, answer="\n    a = 1\n    b = 2\n    c = 3\n    d = 4\n", token_s=0.4)
+    session = CompletionSession(backend, clock=clock)
+    done, _ = run(session.open(state("def f():"), CompletionOptions(time_cap_ms=1000)))
+    assert done["status"] == "shown"
+    assert done["completion"].count("\n") < 4  # cut well before the whole block
+    assert backend.runs[0].tokens_out < 10
+
+
+# -- templates and context --------------------------------------------------------------------------
+
+
+def test_template_by_model_family():
+    assert template_for("ollama/starcoder2:3b").name == "starcoder"
+    assert template_for("vllm/Qwen2.5-Coder-1.5B").name == "qwen2.5-coder"
+    assert template_for("x/deepseek-coder-1.3b-base").name == "deepseek-coder"
+    assert template_for("x/codellama-7b").name == "codellama"
+    assert template_for("embedded/smollm2-135m-instruct") is PREFIX_ONLY
+    with pytest.raises(ValueError):
+        template_for("x", "nope")
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_fim_templates_put_markers_in_order_and_keep_the_beginning_stable(name):
+    template = TEMPLATES[name]
+    a = template.render([], "src/calc.py", "def add(a, b):\n    ret", "\n\nprint(add(1, 2))\n", PY)
+    b = template.render([], "src/calc.py", "def add(a, b):\n    retu", "\n\nprint(add(1, 2))\n", PY)
+    assert a.text[: a.stable_chars] == b.text[: b.stable_chars]
+    pre, suf, mid = a.text.index(template.pre), a.text.index(template.suf), a.text.rindex(template.mid)
+    if template.spm:  # suffix first: typing only appends at the very end
+        assert a.text.index("print(add") < a.text.index("def add") and a.text.endswith("ret")
+        assert b.text.startswith(a.text)
+    else:
+        assert pre < a.text.index("def add") < suf < a.text.index("print(add") < mid
+        assert a.text.endswith(template.mid)
+
+
+def test_qwen_and_starcoder_use_their_repo_level_file_separators():
+    from core.completion import ContextChunk
+
+    chunk = [ContextChunk("tab", "src/util.py", "def helper(): ...")]
+    assert "<|file_sep|>src/util.py\n" in TEMPLATES["qwen2.5-coder"].render(chunk, "a.py", "x", "", PY).text
+    assert "<file_sep>src/util.py\n" in TEMPLATES["starcoder"].render(chunk, "a.py", "x", "", PY).text
+
+
+def project_state(text="import { add } from './math';\nconst x = ", **kw):
+    files = {
+        "src/math.ts": "export function add(a: number, b: number): number {\n  return a + b;\n}\n" * 3,
+        "src/app.test.ts": "import { run } from './app';\ntest('runs', () => expect(run()).toBe(3));\n",
+        "src/notes.ts": "// recently edited notes\n" * 20,
+        "src/tab.ts": "export const TAB = 1;\n" * 20,
+        "README.md": "# demo\n",
+    }
+    return EditorState(path="src/app.ts", text=text, cursor=len(text), files=files, open_paths=("src/tab.ts",),
+                       recent_paths=("src/notes.ts",), **kw)
+
+
+def test_context_fills_the_budget_in_priority_order_and_writes_stable_parts_first():
+    assembly = assemble(project_state(), Budget(total_tokens=2000), uses_suffix=False)
+    kinds = [c.kind for c in assembly.chunks]
+    assert kinds == ["tree", "imports", "similar", "tab", "recent"]  # prompt order: most stable first
+    assert [c.path for c in assembly.chunks if c.kind == "similar"] == ["src/app.test.ts"]
+    imports = next(c for c in assembly.chunks if c.kind == "imports")
+    assert imports.path == "src/math.ts" and "return a + b" not in imports.text and "export function add" in imports.text
+    assert sum(assembly.tokens.values()) <= 2000
+
+
+def test_a_small_budget_keeps_the_highest_priorities_and_drops_the_rest():
+    assembly = assemble(project_state(), Budget(total_tokens=120, prefix_tokens=40, chunk_tokens=60),
+                        uses_suffix=False)
+    kinds = [c.kind for c in assembly.chunks]
+    assert "recent" in kinds and "tree" not in kinds and "imports" not in kinds
+    assert sum(assembly.tokens.values()) <= 120
+    assert assembly.dropped
+
+
+def test_prefix_window_start_moves_rarely_and_on_line_starts():
+    text = "".join(f"line {i} = {i}\n" for i in range(400))
+    starts = {prefix_window_start(text, cursor, 1000) for cursor in range(3000, 3400)}
+    assert len(starts) <= 2
+    assert all(s == 0 or text[s - 1] == "\n" for s in starts)
+
+
+def test_prompt_beginning_survives_typing(session, backend):
+    text = "".join(f"value_{i} = compute({i})\n" for i in range(200))
+    prompts = []
+    for extra in ("r", "re", "res", "resu"):
+        ticket = session.open(state(text + extra, files={"src/util.py": "def compute(x):\n    return x\n"},
+                                    recent_paths=("src/util.py",)))
+        prompts.append(ticket.prompt.text)
+        ticket.cancel()
+    for a, b in zip(prompts, prompts[1:]):
+        assert b.startswith(a)  # prefix-only prompt: each keystroke only appends
+
+
+# -- bad input --------------------------------------------------------------------------------------
+
+
+def test_empty_file_answers_without_calling_the_model(session, backend):
+    done, _ = run(session.open(state("", 0)))
+    assert done["status"] == "empty" and "empty" in done["reason"] and backend.runs == []
+
+
+@pytest.mark.parametrize("bad, message", [
+    (EditorState("a.py", "ab\x00cd", 2), "binary"),
+    (EditorState("a.py", "abc", 10), "outside the file"),
+    (EditorState("a.py", "abc", -1), "outside the file"),
+    (EditorState("", "abc", 1), "path"),
+    (EditorState("a.py", "abc", "1"), "integer"),
+])
+def test_bad_states_are_refused_with_a_clear_message(session, bad, message):
+    with pytest.raises(CompletionInputError, match=message):
+        session.open(bad)
+
+
+def test_a_1_mb_file_completes_from_a_bounded_window(session, backend):
+    text = "x = 1\n" * 180_000  # ~1 MB
+    done, _ = run(session.open(state(text, cursor=len(text) // 2)))
+    assert done["status"] == "shown"
+    assert len(backend.prompts[0]) < 3000
+
+
+def test_unknown_language_is_completed_as_plain_text(session, backend):
+    done, _ = run(session.open(state("some words here ", path="notes.weird")))
+    assert done["status"] == "shown" and backend.prompts[0].startswith("# File: notes.weird")
+
+
+def test_offset_of_line_and_column():
+    assert offset_of("ab\ncd", 2, 2) == 4
+    with pytest.raises(CompletionInputError, match="line 3"):
+        offset_of("ab\ncd", 3, 1)
+    with pytest.raises(CompletionInputError, match="column 9"):
+        offset_of("ab\ncd", 1, 9)
