@@ -27,6 +27,6 @@ def seed(traffic_rows: int = 2000) -> dict:
     if traffic_rows and not marker.exists():
         from core.ops._synthetic import insert_synthetic
 
-        added = insert_synthetic(traffic_rows, days=7)
+        added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share)
         marker.write_text(str(added))
     return {"workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added}

@@ -152,3 +152,41 @@ def drift(drift_data, metric: str) -> go.Figure:
     fig.update_layout(title=title, **_LAYOUT)
     fig.update_yaxes(rangemode="tozero")
     return fig
+
+
+_STATUS_COLOURS = {"passed": "#2E7D32", "failed": "#C62828", "error": "#6D4C41", "running": "#9E9E9E"}
+
+
+def eval_scores_over_time(runs: list[dict]) -> go.Figure:
+    """One line per suite; each run a marker coloured by its verdict, so a failed run stands out."""
+    fig = go.Figure()
+    by_suite: dict[str, list[dict]] = {}
+    for run in sorted(runs, key=lambda r: r["started_at"]):
+        if run["score"] is not None:
+            by_suite.setdefault(run["suite"], []).append(run)
+    for suite, items in by_suite.items():
+        fig.add_scatter(
+            x=[datetime.fromtimestamp(r["started_at"], tz=timezone.utc) for r in items],
+            y=[100 * r["score"] for r in items], name=suite, mode="lines+markers",
+            marker=dict(size=10, color=[_STATUS_COLOURS.get(r["status"], "#9E9E9E") for r in items],
+                        line=dict(width=1, color="white")),
+            text=[f"run {r['id']} · {r['model'] or ''} · {r['status']}" for r in items],
+            hovertemplate="%{text}<br>score %{y:.1f}%<extra>" + suite + "</extra>",
+        )
+    fig.update_layout(title="Suite scores over time (red marker = failed run)", **(_LAYOUT | {"hovermode": "closest"}))
+    fig.update_yaxes(title_text="score (%)", range=[0, 105])
+    return fig
+
+
+def eval_segments(run_a: dict, run_b: dict) -> go.Figure:
+    """Segment scores of two runs side by side."""
+    names = sorted(set(run_a["segments"]) | set(run_b["segments"]))
+    fig = go.Figure()
+    for run, colour in ((run_a, "#9DB4E0"), (run_b, "#3D6FD1")):
+        fig.add_bar(x=names, y=[100 * run["segments"].get(n, {}).get("score", 0) for n in names],
+                    name=f"run {run['id']} ({run['model'] or 'default'})", marker_color=colour,
+                    text=[f"{run['segments'][n]['passed']}/{run['segments'][n]['n']}" if n in run["segments"] else ""
+                          for n in names], textposition="outside")
+    fig.update_layout(title="Score by segment", barmode="group", **(_LAYOUT | {"hovermode": "closest"}))
+    fig.update_yaxes(title_text="score (%)", range=[0, 115])
+    return fig

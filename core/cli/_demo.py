@@ -19,12 +19,14 @@ def cmd_demo_traffic(args) -> int:
     import time
 
     from core import services
+    from core.config import get_settings
     from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, ensure_customer_workspaces, insert_synthetic
 
     services.prepare()
     end = time.time()
     workspaces = 0 if args.no_workspaces else ensure_customer_workspaces(args.customers)
-    n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers)
+    n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers,
+                         review_share=get_settings().review_sample_share)
     switch = end - args.days * 86400 / 2
     payload = {"rows": n, "days": args.days, "customers": args.customers, "workspaces_created": workspaces,
                "model_change": {"tier": "capable", "from": CAPABLE_BEFORE[1], "to": CAPABLE_AFTER[1],

@@ -249,8 +249,8 @@ from core.ops._analysis import (  # noqa: E402  (analysis reads reuse `percentil
     lorenz_points, paid_plan_usd, time_of_day, top_share,
 )
 from core.ops._evals import (  # noqa: E402
-    EvalError, RunReport, Suite, compare_models, compare_runs, describe_suites, export_run, get_run, get_suite,
-    list_runs, load_cases, load_suites, run_suite,
+    EvalError, RunReport, Suite, background_status, compare_models, compare_runs, describe_suites, export_run, get_run,
+    get_suite, list_runs, load_cases, load_suites, run_suite, start_background_run,
 )
 from core.ops._review import (  # noqa: E402
     ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, review_counts, review_queue,

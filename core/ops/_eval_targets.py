@@ -87,6 +87,9 @@ def _support():
         import core.support as support
     except ImportError as exc:
         raise EvalTargetError(f"the support subsystem is not available: {exc}") from None
+    missing = [name for name in ("classify", "plan_route") if not hasattr(support, name)]
+    if missing:
+        raise EvalTargetError(f"core.support does not offer {', '.join(missing)}")
     return support
 
 

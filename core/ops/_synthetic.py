@@ -9,6 +9,7 @@ import uuid
 
 from core import db
 from core.llm import latency_bucket, record_log_rows
+from core.llm._rollup import sampled_for_review
 
 _FEATURES = {
     "workspace": (["summarize", "improve", "fix_grammar", "continue", "translate"], "capable"),
@@ -100,14 +101,45 @@ def ensure_customer_workspaces(customers: int = 200, *, paid_share: float = 0.3,
     return created
 
 
-def insert_synthetic(n: int, *, batch: int = 20_000, **kwargs) -> int:
+# What a reviewer reads for a sampled synthetic call: (input, output) per feature, some good, some not.
+_REVIEW_TEXTS = {
+    "workspace": [
+        ("[user] Summarize: The Q3 planning meeting moved the launch to April and assigned the budget to Alice.",
+         "The launch moves to April; Alice owns the budget."),
+        ("[user] Fix grammar: their going to the offsite tomorow", "They're going to the offsite tomorrow."),
+        ("[user] Translate to German: good morning", "I'm sorry, but I can't help with that."),
+    ],
+    "support": [
+        ("[user] Where is my order ORD-10042?", "Your order ORD-10042 shipped on Monday and arrives Thursday."),
+        ("[user] I want a refund for invoice INV-2024-0031", "Sure! I have refunded everything on your account."),
+    ],
+    "search": [
+        ("[user] What is the parental leave policy?", "Employees get 16 weeks of paid parental leave [1]."),
+        ("[user] Who approves travel over $5,000?", ""),
+    ],
+    "review": [("[user] Review this diff: + password = 'hunter2'", '{"findings": [{"line": 1, "issue": "hard-coded '
+                                                                     'secret"}]}')],
+    "completion": [("def fib(n):\n    ", "return n if n < 2 else fib(n - 1) + fib(n - 2)")],
+    "playground": [("[user] What is the capital of France?", "The capital of France is Paris."),
+                   ("[user] Write a haiku about logs", "Logs flow like rivers / every call a quiet stone / "
+                                                        "the dashboard listens")],
+}
+
+
+def insert_synthetic(n: int, *, batch: int = 20_000, review_share: float = 0.0, **kwargs) -> int:
+    """Insert `n` rows; with `review_share`, the calls that share samples get readable text and join the queue."""
     engine = db.get_engine()
     written = 0
     seed = kwargs.pop("seed", 7)
     while written < n:
         size = min(batch, n - written)
         rows = synthetic_rows(size, seed=seed + written, **kwargs)
+        if review_share:
+            for row in rows:
+                if row["status"] in ("ok", "fallback") and sampled_for_review(row["request_id"], review_share):
+                    bank = _REVIEW_TEXTS[row["feature"]]
+                    row["input_text"], row["output_text"] = bank[int(row["request_id"][:4], 16) % len(bank)]
         with engine.begin() as conn:
-            record_log_rows(conn, rows)
+            record_log_rows(conn, rows, review_share=review_share)
         written += size
     return written
