@@ -42,6 +42,10 @@ class Target:
     def model_label(self, options: RunOptions) -> str | None:
         return None
 
+    def prompt_label(self, options: RunOptions) -> str | None:
+        """How a run names the prompt it used (a version hash, and the candidate file's name if one was given)."""
+        return (options.prompt_version or "")[-64:] or None
+
     def run(self, case, options: RunOptions) -> TargetOutput:
         raise NotImplementedError
 
@@ -103,6 +107,8 @@ def _llm_overrides(options: RunOptions, default_tier: str) -> dict:
     model = options.model
     if not model:
         return {"tier": default_tier}
+    if len(model) > 128:
+        raise EvalTargetError("a model name is at most 128 characters")
     gateway = get_gateway()
     if model in gateway.settings.tiers:
         return {"tier": model}
@@ -145,6 +151,15 @@ class WorkspaceTask(Target):
 
     def model_label(self, options):
         return _model_label(options, "capable")
+
+    def prompt_label(self, options):
+        task_id = options.settings.get("task")
+        if not options.prompt_version or not task_id:
+            return super().prompt_label(options)
+        prompt = resolve_prompt(f"workspace/{task_id}", options.prompt_version)
+        if Path(options.prompt_version).is_file():
+            return f"{prompt.version} ({Path(options.prompt_version).name})"[:64]
+        return prompt.version
 
     def run(self, case, options):
         from core.llm import LLMRequest
@@ -239,7 +254,7 @@ def parse_logged_input(text: str) -> list[dict]:
 # --- Prompt versions --------------------------------------------------------------------------------------------
 
 
-def resolve_prompt(prompt_id: str, version: str | None):
+def resolve_prompt(prompt_id: str, version: str | None, *, repo: Path = REPO_ROOT):
     """The prompt as it is now, a candidate file (a path), or an earlier version found in the repo's git history."""
     from core.prompts import PromptError, load, parse
 
@@ -256,7 +271,7 @@ def resolve_prompt(prompt_id: str, version: str | None):
             raise EvalTargetError(f"candidate prompt {version}: {exc}") from None
     if not re.fullmatch(r"[0-9a-f]{6,64}", version):
         raise EvalTargetError(f"prompt version {version!r} is neither a version hash nor a prompt file path")
-    for raw in _git_versions(f"prompts/{prompt_id}.md"):
+    for raw in _git_versions(f"prompts/{prompt_id}.md", repo):
         candidate = parse(prompt_id, raw)
         if candidate.version.startswith(version):
             return candidate
@@ -264,13 +279,13 @@ def resolve_prompt(prompt_id: str, version: str | None):
                           "pass a prompt file path to try a candidate")
 
 
-def _git_versions(relative: str, limit: int = 200) -> list[str]:
+def _git_versions(relative: str, repo: Path, limit: int = 200) -> list[str]:
     try:
-        revs = subprocess.run(["git", "log", f"-{limit}", "--format=%H", "--", relative], cwd=REPO_ROOT,
+        revs = subprocess.run(["git", "log", f"-{limit}", "--format=%H", "--", relative], cwd=repo,
                               capture_output=True, text=True, timeout=20, check=True).stdout.split()
         texts = []
         for rev in revs:
-            shown = subprocess.run(["git", "show", f"{rev}:{relative}"], cwd=REPO_ROOT, capture_output=True,
+            shown = subprocess.run(["git", "show", f"{rev}:{relative}"], cwd=repo, capture_output=True,
                                    text=True, timeout=20)
             if shown.returncode == 0:
                 texts.append(shown.stdout)

@@ -197,7 +197,8 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
         target.prepare(options)
     except EvalTargetError as exc:
         raise EvalError(f"suite {suite.name}: {exc}") from None
-    run = EvalRun(suite=suite.name, model=model or target.model_label(options), prompt_version=prompt_version,
+    run = EvalRun(suite=suite.name, model=model or target.model_label(options),
+                  prompt_version=target.prompt_label(options) if prompt_version else None,
                   started_at=time.time(), cases=len(cases), baseline_run_id=baseline_run and baseline_run.get("id"),
                   baseline_score=baseline_run and baseline_run.get("score"), started_by=started_by)
     with db.session() as session:

@@ -43,11 +43,15 @@ def servers():
 def eval_env(database, servers, tmp_path, monkeypatch):
     """A suites file with one model-calling suite; tier `fast` → the `good` server, `other/m2` available too."""
     good, other = servers
+    (tmp_path / "items.jsonl").write_text(json.dumps({"id": "i1", "input": "Bob will send the deck by Friday.",
+                                                      "expected": {"contains": ["deck"]}}) + "\n")
     (tmp_path / "qa.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
     (tmp_path / "suites.toml").write_text(
         '[qa]\nfeature = "playground"\ntarget = "llm.chat"\ndataset = "qa.jsonl"\nsegment_by = "segment"\n'
         'scorers = ["contains", "regex", "latency", "cost"]\nmax_latency_ms = 20000\nmax_cost_usd = 0.01\n'
         'tolerance = 0.1\nuses_model = true\n'
+        '[items]\nfeature = "workspace"\ntarget = "workspace.task"\ndataset = "items.jsonl"\n'
+        'scorers = ["json_valid"]\nuses_model = true\noptions = { task = "find_action_items" }\n'
         '[labels]\nfeature = "support"\ntarget = "llm.chat"\ndataset = "labels.jsonl"\nscorers = ["label"]\n'
     )
     monkeypatch.setenv("KEEL_EVAL_SUITES", str(tmp_path / "suites.toml"))
@@ -226,3 +230,21 @@ def _child_env() -> dict:
 def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_a_candidate_prompt_file_is_what_gets_sent(eval_env, tmp_path):
+    good, _, _ = eval_env
+    current = run_suite("items", baseline=None).run
+    assert current["status"] == "passed" and current["score"] == 1.0  # schema-valid JSON from the loopback model
+    candidate = tmp_path / "find_action_items.md"
+    candidate.write_text("---\ntier: capable\nmax_tokens: 200\noutput: json\n---\n## user\n"
+                         "CANDIDATE WORDING: list the action items in <data>{text}</data>\n")
+    tried = run_suite("items", prompt_version=str(candidate)).run
+    assert tried["prompt_version"].endswith("(find_action_items.md)")
+    sent = json.dumps(good.requests[-1]["messages"])
+    assert "CANDIDATE WORDING" in sent and "Bob will send the deck" in sent
+    stored = get_run(tried["id"])["results"]["i1"]
+    assert json.loads(stored["output"])["prompt_version"] != json.loads(get_run(current["id"])["results"]["i1"]
+                                                                        ["output"])["prompt_version"]
+    with pytest.raises(EvalError, match="has no version 0123abcd"):
+        run_suite("items", prompt_version="0123abcd")
