@@ -17,7 +17,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits")
+BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "evals")
 # metrics worth a glance in the summary, besides the checks
 HEADLINES = {
     "gateway_overhead": ("direct_median_ms", "gateway_median_ms", "added_median_ms", "ratio_median"),
@@ -25,6 +25,8 @@ HEADLINES = {
                        "tps_ratio"),
     "dashboard": ("dashboard_median_ms", "naive_median_ms", "ratio", "speedup"),
     "startup_memory": ("healthy_s", "import_streamlit_s", "ratio", "peak_rss_mib"),
+    "evals": ("support_intents_suite_s", "support_intents_direct_s", "support_intents_ratio",
+              "support_routes_suite_s", "workspace_action_items_suite_s"),
     "workspace_credits": ("reservations_per_s", "baseline_updates_per_s", "ratio", "fix_grammar_ttft_ms",
                           "fix_grammar_total_ms"),
 }
