@@ -22,6 +22,9 @@ def seed(traffic_rows: int = 2000) -> dict:
         key, _ = create_api_key(DEMO_WORKSPACE, "demo key")
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)
+    from core.support import seed_demo_company
+
+    support = seed_demo_company()  # the support bot's demo company: plans, accounts, orders, invoices, CSAT history
     marker = settings.home / ".demo_traffic_seeded"
     added = 0
     if traffic_rows and not marker.exists():
@@ -29,4 +32,5 @@ def seed(traffic_rows: int = 2000) -> dict:
 
         added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share)
         marker.write_text(str(added))
-    return {"workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added}
+    return {"workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added,
+            "support_rows_added": support}

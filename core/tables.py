@@ -287,3 +287,144 @@ class EvalResult(SQLModel, table=True):
     latency_ms: float = 0.0
     cost_usd: float = 0.0
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+# -- Support (core.support): the demo company's accounts, plans, orders and invoices; conversations, messages,
+# -- handoffs, tool runs and CSAT. Messages are append-only rows, so concurrent writers never overwrite each other.
+
+
+class SupportPlan(SQLModel, table=True):
+    __tablename__ = "support_plan"
+
+    id: str = Field(primary_key=True, max_length=16)  # basic | plus | pro | business
+    name: str = Field(max_length=64)
+    monthly_usd: float = 0.0
+    summary: str = Field(default="", max_length=300)
+
+
+class SupportAccount(SQLModel, table=True):
+    """A customer account of the demo company; `email` links it to a signed-in user."""
+
+    __tablename__ = "support_account"
+
+    id: str = Field(primary_key=True, max_length=16)  # ACC-1001
+    email: str = Field(max_length=255, unique=True)
+    name: str = Field(max_length=200)
+    plan_id: str = Field(foreign_key="support_plan.id", max_length=16)
+    status: str = Field(default="active", max_length=16)  # active | suspended | closed
+    email_verified: bool = False
+    verification_sent_at: float | None = None
+    created_at: float = 0.0
+
+
+class SupportOrder(SQLModel, table=True):
+    __tablename__ = "support_order"
+
+    id: str = Field(primary_key=True, max_length=16)  # ORD-50001
+    account_id: str = Field(foreign_key="support_account.id", max_length=16, index=True)
+    item: str = Field(max_length=200)
+    status: str = Field(max_length=16)  # processing | shipped | delivered | cancelled
+    total_usd: float = 0.0
+    carrier: str | None = Field(default=None, max_length=32)
+    tracking: str | None = Field(default=None, max_length=64)
+    created_at: float = 0.0
+    shipped_at: float | None = None
+    delivered_at: float | None = None
+
+
+class SupportInvoice(SQLModel, table=True):
+    __tablename__ = "support_invoice"
+
+    id: str = Field(primary_key=True, max_length=16)  # INV-2026-0042
+    account_id: str = Field(foreign_key="support_account.id", max_length=16, index=True)
+    period: str = Field(max_length=7)  # YYYY-MM
+    description: str = Field(max_length=200)
+    amount_usd: float = 0.0
+    status: str = Field(max_length=16)  # paid | open | overdue
+    issued_at: float = 0.0
+    due_at: float = 0.0
+    paid_at: float | None = None
+
+
+class SupportConversation(SQLModel, table=True):
+    """One support conversation; status moves bot → waiting (handed off) → claimed → resolved."""
+
+    __tablename__ = "support_conversation"
+    __table_args__ = (Index("ix_support_conversation_customer", "customer_sub", "created_at"),
+                      Index("ix_support_conversation_status", "status", "escalated_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_sub: str = Field(max_length=255)
+    account_id: str | None = Field(default=None, max_length=16)
+    status: str = Field(default="bot", max_length=16)  # bot | waiting | claimed | resolved
+    intent: str | None = Field(default=None, max_length=32)  # the first confident intent
+    route: str | None = Field(default=None, max_length=32)  # the latest route
+    handled_by: str = Field(default="bot", max_length=16)  # bot | human
+    model: str = Field(default="classifier", max_length=128)  # the LLM that answered, or "classifier"
+    bot_confidence: float | None = None  # the lowest confidence the bot acted on
+    rephrase_asked: bool = False
+    pending_action: str | None = Field(default=None, sa_column=Column(Text))  # JSON: a mutating tool call
+    priority: str | None = Field(default=None, max_length=8)  # high | normal, set on handoff
+    assigned_to: str | None = Field(default=None, max_length=255)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    escalated_at: float | None = None
+    resolved_at: float | None = None
+
+
+class SupportMessage(SQLModel, table=True):
+    """Append-only: one row per message or internal note, never updated."""
+
+    __tablename__ = "support_message"
+    __table_args__ = (Index("ix_support_message_conversation", "conversation_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="support_conversation.id")
+    role: str = Field(max_length=16)  # customer | bot | agent | note | system
+    author: str = Field(max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    meta: str | None = Field(default=None, sa_column=Column(Text))  # JSON: route, intent, sources, tool
+    created_at: float = 0.0
+
+
+class SupportHandoff(SQLModel, table=True):
+    """The package an agent reads: summary, entities, reason, confidence, suggested resolution, priority."""
+
+    __tablename__ = "support_handoff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="support_conversation.id", unique=True)
+    reason: str = Field(max_length=300)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    summary_source: str = Field(default="extractive", max_length=16)  # extractive | llm
+    entities: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    intent: str | None = Field(default=None, max_length=32)
+    bot_confidence: float | None = None
+    suggested_resolution: str = Field(default="", sa_column=Column(Text, nullable=False))
+    priority: str = Field(default="normal", max_length=8)
+    created_at: float = 0.0
+
+
+class SupportToolRun(SQLModel, table=True):
+    """Audit of every tool call: arguments, the policy decision and the outcome."""
+
+    __tablename__ = "support_tool_run"
+    __table_args__ = (Index("ix_support_tool_run_conversation", "conversation_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None)
+    account_id: str | None = Field(default=None, max_length=16)
+    tool: str = Field(max_length=32)
+    args: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)  # ok | refused | error
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: float = 0.0
+
+
+class SupportCsat(SQLModel, table=True):
+    __tablename__ = "support_csat"
+
+    conversation_id: int = Field(foreign_key="support_conversation.id", primary_key=True)
+    score: int
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float = 0.0

@@ -15,6 +15,7 @@ from core.cli._app import cmd_db_upgrade, cmd_llm_chat, cmd_logs_tail, cmd_serve
 from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
 from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
+from core.cli._support import cmd_support_chat, cmd_support_classify  # noqa: E402
 from core.cli._workspace import cmd_workspace_run, cmd_workspace_tasks  # noqa: E402
 
 __all__ = ["build_parser", "main"]
@@ -84,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record the current prompt versions in versions.lock after reviewing a change")
 
     add_eval_commands(sub, add)
+
+    support = sub.add_parser("support", help="support bot").add_subparsers(dest="support_command", required=True)
+    p = add("classify", cmd_support_classify, "classify a message (or each line of --file) into a support intent",
+            support)
+    p.add_argument("text", nargs="?", help="the message, or - to read stdin")
+    p.add_argument("--file", help="UTF-8 file with one message per line; prints one result per line, in order")
+    p = add("chat", cmd_support_chat, "chat with the support bot in the terminal, as a demo customer", support)
+    p.add_argument("--email", default="jordan.lee@example.com", help="the demo customer to chat as")
+    p.add_argument("--new", action="store_true", help="start a new conversation instead of resuming")
     return parser
 
 

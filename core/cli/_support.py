@@ -1,0 +1,166 @@
+"""Support from the command line: classify messages (one, or a file of them) and chat as a customer."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def _check_line(raw: bytes | str) -> tuple[str | None, str | None]:
+    """(text, None) for a usable message, (None, error) for a bad line."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"not UTF-8 text (bad byte at offset {exc.start})"
+    text = raw.rstrip("\r")
+    if any(ord(c) < 32 and c != "\t" for c in text):
+        return None, "binary data (control characters), not a message"
+    if not text.strip():
+        return None, "empty line"
+    return text, None
+
+
+def _classify_lines(lines: list, numbered: bool) -> list[dict]:
+    """One result object per line, in order; bad lines get an `error` instead of stopping the run."""
+    from core.support import classify_many
+
+    checked = [_check_line(raw) for raw in lines]
+    good = [i for i, (text, _) in enumerate(checked) if text is not None]
+    found = {}
+    for start in range(0, len(good), 256):  # batches keep memory flat on big files
+        batch = good[start:start + 256]
+        for i, c in zip(batch, classify_many([checked[i][0] for i in batch])):
+            found[i] = c
+    results = []
+    for i, (_, error) in enumerate(checked):
+        head = {"line": i + 1} if numbered else {}
+        if error:
+            results.append({**head, "error": error})
+            continue
+        c = found[i]
+        results.append({**head, "label": c.label, "confidence": round(c.confidence, 4), "gap": round(c.gap, 4),
+                        "uncertain": c.uncertain, **({"note": c.note} if c.note else {})})
+    return results
+
+
+def cmd_support_classify(args) -> int:
+    from core.config import get_settings
+
+    if (args.text is None) == (args.file is None):
+        raise ValueError("give a message or --file FILE (one message per line), not both")
+    if args.text is not None:
+        text = sys.stdin.read() if args.text == "-" else args.text
+        results = _classify_lines([text], numbered=False)
+    else:
+        from pathlib import Path
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise ValueError(f"file {args.file!r} does not exist or is not a file")
+        if path.stat().st_size > 20_000_000:
+            raise ValueError(f"file {args.file!r} is larger than 20 MB")
+        lines = path.read_bytes().split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()  # the newline that ends the last line does not start another
+        results = _classify_lines(lines, numbered=True)
+    settings = get_settings()
+    for result in results:
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        elif "error" in result:
+            print(f"{result.get('line', '-'):>5}  error: {result['error']}")
+        else:
+            mark = " (unsure)" if result["uncertain"] else ""
+            print(f"{result.get('line', '-'):>5}  {result['label']:<15} {result['confidence']:.2f}{mark}")
+    if not args.json and not args.file:
+        print(f"thresholds: confidence {settings.support_confidence}, ambiguity {settings.support_ambiguity}",
+              file=sys.stderr)
+    return 1 if args.text is not None and "error" in results[0] else 0
+
+
+_HELP = "commands: /human  /yes  /no  /solved  /rate N [comment]  /wait [seconds]  /new  /quit"
+
+
+def cmd_support_chat(args) -> int:
+    from core import services
+    from core.support import (
+        Customer,
+        SupportError,
+        close_conversation,
+        confirm_action,
+        cancel_action,
+        get_conversation,
+        list_messages,
+        new_conversation,
+        open_conversation,
+        rate,
+        request_human,
+        send_message,
+    )
+
+    services.prepare()
+    customer = Customer(sub=args.email, email=args.email.lower(), name=args.email)
+    conv = new_conversation(customer) if args.new else open_conversation(customer)
+    print(f"Halden Home support — conversation {conv.id} as {args.email} ({conv.status}). {_HELP}")
+    seen = 0
+    for m in list_messages(conv.id):
+        seen = m.id
+        print(f"{m.role}> {m.text}")
+
+    def show_new() -> None:
+        nonlocal seen
+        for m in list_messages(conv.id, after_id=seen):
+            seen = m.id
+            if m.role != "customer":
+                print(f"{m.role}> {m.text}")
+
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            if line in ("/quit", "/exit"):
+                break
+            elif line == "/human":
+                request_human(conv.id, customer)
+            elif line == "/yes":
+                confirm_action(conv.id, customer)
+            elif line == "/no":
+                cancel_action(conv.id, customer)
+            elif line == "/solved":
+                close_conversation(conv.id, customer)
+                print("system> marked solved; rate it with /rate 1-5")
+            elif line.startswith("/rate"):
+                parts = line.split(maxsplit=2)
+                score = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                rate(conv.id, customer, score, parts[2] if len(parts) > 2 else None)
+                print("system> thank you for rating")
+            elif line.startswith("/wait"):
+                parts = line.split()
+                deadline = time.monotonic() + (float(parts[1]) if len(parts) > 1 else 60)
+                start = seen
+                while time.monotonic() < deadline and seen == start:
+                    time.sleep(1)
+                    show_new()
+            elif line == "/new":
+                conv = new_conversation(customer)
+                print(f"system> new conversation {conv.id}")
+            elif line.startswith("/"):
+                print(_HELP)
+            else:
+                send_message(conv.id, customer, line)
+        except SupportError as exc:
+            print(f"error: {exc}")
+        show_new()
+        status = get_conversation(conv.id).status
+        if status in ("waiting", "claimed") and interactive:
+            print(f"[with a person ({status}); type /wait to wait for their reply]")
+    return 0

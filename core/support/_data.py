@@ -1,0 +1,91 @@
+"""The support data shipped in the repo: the labelled intents set and the knowledge-base articles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from core.config import REPO_ROOT
+
+DATA_DIR = REPO_ROOT / "data" / "support"
+INTENTS_FILE = DATA_DIR / "intents.jsonl"
+KB_DIR = DATA_DIR / "kb"
+LABELS: tuple[str, ...] = ("FAQ", "ACCOUNT_ACTION", "BILLING", "COMPLAINT", "UNKNOWN")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class LabelledMessage:
+    text: str
+    label: str
+    split: str
+
+
+@dataclass(frozen=True)
+class Article:
+    slug: str
+    title: str
+    tags: tuple[str, ...]
+    body: str
+
+    @property
+    def link(self) -> str:
+        """Where the article opens in the app (the Support chat page shows it)."""
+        return f"/support_chat?article={self.slug}"
+
+    def excerpt(self, max_chars: int = 420) -> str:
+        """The opening paragraph(s), cut at a sentence end when possible."""
+        text = " ".join(self.body.split())
+        if len(text) <= max_chars:
+            return text
+        cut = text[:max_chars]
+        end = cut.rfind(". ")
+        return cut[: end + 1] if end > max_chars // 2 else cut.rstrip() + "…"
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def load_labelled_intents(split: str | None = None, path: Path = INTENTS_FILE) -> list[LabelledMessage]:
+    """The labelled messages (all, or one split); a malformed line raises with its line number."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+    rows: list[LabelledMessage] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            row = LabelledMessage(text=str(raw["text"]), label=str(raw["label"]), split=str(raw["split"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path.name} line {number}: not a {{text, label, split}} object ({exc})") from None
+        if row.label not in LABELS or row.split not in SPLITS or not row.text.strip():
+            raise ValueError(f"{path.name} line {number}: bad label/split/text {raw!r}")
+        if split is None or row.split == split:
+            rows.append(row)
+    return rows
+
+
+@lru_cache(maxsize=4)
+def load_articles(kb_dir: Path = KB_DIR) -> tuple[Article, ...]:
+    """Every knowledge-base article (Markdown with a title/tags front matter), sorted by slug."""
+    articles = []
+    for path in sorted(kb_dir.glob("*.md")):
+        raw = path.read_text(encoding="utf-8")
+        if not raw.startswith("---\n") or "\n---\n" not in raw[4:]:
+            raise ValueError(f"article {path.name}: missing front matter")
+        head, body = raw[4:].split("\n---\n", 1)
+        meta = yaml.safe_load(head) or {}
+        articles.append(Article(slug=path.stem, title=str(meta["title"]), tags=tuple(meta.get("tags") or ()),
+                                body=body.strip()))
+    return tuple(articles)
+
+
+def get_article(slug: str) -> Article | None:
+    return next((a for a in load_articles() if a.slug == slug), None)

@@ -1,0 +1,33 @@
+"""Errors the support service raises; every message is safe to show the person who caused it."""
+
+
+class SupportError(ValueError):
+    """A request the support service refuses; the message says why."""
+
+
+class EmptyMessage(SupportError):
+    pass
+
+
+class MessageTooLong(SupportError):
+    pass
+
+
+class ConversationNotFound(SupportError):
+    pass
+
+
+class ConversationClosed(SupportError):
+    pass
+
+
+class AlreadyClaimed(SupportError):
+    pass
+
+
+class NotAllowed(SupportError):
+    pass
+
+
+class InvalidRating(SupportError):
+    pass

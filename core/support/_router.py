@@ -1,0 +1,168 @@
+"""Routing: from one customer message to a route, without side effects (the eval pipeline calls this).
+
+Order of decisions: an explicit request for a person; complaints straight to a human; unclear messages get one
+request to rephrase, then a human; FAQ → knowledge base; account actions and billing → tools, except refunds
+and disputes, which always go to a human. Text that tries to steer the bot is flagged, and a flagged message
+never leads to a mutating tool.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from core.support._classifier import Classification, classify
+
+ROUTES = ("faq_answer", "account_tool", "billing_tool", "human", "rephrase")
+MUTATING_TOOLS = frozenset({"change_plan", "resend_verification"})
+PLAN_IDS = ("basic", "plus", "pro", "business")
+COMPLAINT_FLOOR = 0.3  # a complaint this likely goes to a person even when the classifier is unsure
+
+_ORDER_ID = re.compile(r"\bORD-?(\d{5})\b", re.I)
+_BARE_ORDER = re.compile(r"\border\s*(?:no\.?|number|#)?\s*(\d{5})\b", re.I)
+_INVOICE_ID = re.compile(r"\bINV-?(\d{4})-?(\d{4})\b", re.I)
+_ACCOUNT_ID = re.compile(r"\bACC-?(\d{4,6})\b", re.I)
+
+_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect|transfer|put)\b.{0,25}\b(human|person|agent|someone|representative|rep|"
+    r"manager|supervisor|real)\b|\b(human|live) (agent|support|person)\b|^\s*(agent|human|operator)\s*[.!?]*\s*$",
+    re.I)
+_REFUND_OR_DISPUTE = re.compile(
+    r"refund|money back|charge ?back|dispute|charged (me )?twice|double[- ]charged|duplicate (charge|payment)|"
+    r"overcharg|reverse the (charge|payment)|paid twice|credit (on|to) my (bill|account)|"
+    r"(charge|payment)s? (i|that i) (don'?t|do not) recogni[sz]e|charged after i cancel", re.I)
+_INJECTION = re.compile(
+    r"ignore (all |any |your |the |previous |prior |above )*(rules|instructions|policy|policies|prompt|guidelines)|"
+    r"disregard (all |your |the |previous )*(rules|instructions|policy)|system prompt|developer mode|jailbreak|"
+    r"you are now\b|pretend (to be|you are)|act as (an? )?(admin|administrator|agent|system)|admin mode|"
+    r"override (the |your )?(policy|rules|safety)|</?(system|assistant|data)>|\[/?INST\]|"
+    r"without (asking|confirmation|confirming)|do not ask (me )?(for )?confirm", re.I)
+
+_VERIFY = re.compile(r"verif|activation (email|link)|confirmation email|confirm(ation)? (link|email)|"
+                     r"account confirmation", re.I)
+_PLAN_CHANGE = re.compile(r"\b(upgrade|downgrade|switch|change|move|put me|activate|cheapest|plan|tier)\b", re.I)
+_PLAN_VERB = re.compile(r"\b(upgrade|downgrade|switch|change|move|put me on|activate)\b", re.I)
+_ORDER_WORDS = re.compile(r"\border|package|parcel|deliver|ship|track|arriv|my stuff|ORD-", re.I)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where a message goes and why; `tool`/`args` name the tool call for the tool routes."""
+
+    route: str
+    intent: str
+    confidence: float
+    reason: str
+    gap: float = 0.0
+    tool: str | None = None
+    args: dict = field(default_factory=dict)
+    flags: tuple[str, ...] = ()  # "injection", "asked_for_human", "refund_or_dispute", "not_english", ...
+    classification: Classification | None = None
+
+    @property
+    def mutating(self) -> bool:
+        return self.tool in MUTATING_TOOLS
+
+    def as_dict(self) -> dict:
+        return {"route": self.route, "intent": self.intent, "confidence": round(self.confidence, 4),
+                "gap": round(self.gap, 4), "reason": self.reason, "tool": self.tool, "args": self.args,
+                "flags": list(self.flags)}
+
+
+def extract_entities(text: str) -> dict[str, list[str]]:
+    """Account, order and invoice ids mentioned in text, normalised (ORD-50012, INV-2026-0042, ACC-1001)."""
+    orders = [f"ORD-{m}" for m in _ORDER_ID.findall(text)] + [f"ORD-{m}" for m in _BARE_ORDER.findall(text)]
+    invoices = [f"INV-{a}-{b}" for a, b in _INVOICE_ID.findall(text)]
+    accounts = [f"ACC-{m}" for m in _ACCOUNT_ID.findall(text)]
+    unique = lambda items: list(dict.fromkeys(items))  # noqa: E731  (keeps first-seen order)
+    return {"accounts": unique(accounts), "orders": unique(orders), "invoices": unique(invoices)}
+
+
+def looks_like_injection(text: str) -> bool:
+    return bool(_INJECTION.search(text))
+
+
+def asks_for_human(text: str) -> bool:
+    return bool(_HUMAN.search(text[:2000]))
+
+
+def requested_plan(text: str) -> str | None:
+    lowered = text.lower()
+    if "cheapest" in lowered or "free plan" in lowered:
+        return "basic"
+    named = [p for p in PLAN_IDS if re.search(rf"\b{p}\b", lowered)]
+    if not named:
+        return None
+    # "from basic to plus" / "move from Pro down to Plus": the plan after "to" is the target.
+    after_to = re.search(r"\bto (the )?(" + "|".join(PLAN_IDS) + r")\b", lowered)
+    return after_to.group(2) if after_to else named[-1]
+
+
+def _account_tool(text: str) -> tuple[str, dict]:
+    entities = extract_entities(text)
+    if _VERIFY.search(text):
+        return "resend_verification", {}
+    plan = requested_plan(text)
+    if _PLAN_VERB.search(text) and (plan or re.search(r"\b(plan|tier|subscription)\b", text, re.I)):
+        return "change_plan", ({"plan": plan} if plan else {})
+    if plan and _PLAN_CHANGE.search(text) and not re.search(r"\bwhat|which\b", text, re.I):
+        return "change_plan", {"plan": plan}
+    if entities["orders"] or _ORDER_WORDS.search(text):
+        return "order_status", ({"order_id": entities["orders"][0]} if entities["orders"] else {})
+    return "lookup_account", {}
+
+
+def _billing_tool(text: str) -> tuple[str, dict]:
+    invoices = extract_entities(text)["invoices"]
+    return ("get_invoice", {"invoice_id": invoices[0]}) if invoices else ("list_invoices", {})
+
+
+def _why_unclear(c: Classification) -> str:
+    if c.note in ("empty", "no words"):
+        return f"the message has {'no text' if c.note == 'empty' else 'no words'}"
+    if c.note == "not English":
+        return "the message does not look like English"
+    if c.label == "UNKNOWN" and not c.uncertain:
+        return "the message is not about Halden support"
+    if c.low_confidence:
+        return f"low confidence {c.confidence:.2f} for {c.label}"
+    return f"ambiguous: {c.label} vs {c.second} (gap {c.gap:.2f})"
+
+
+def plan_route(text: str, *, rephrased_already: bool = False,
+               classification: Classification | None = None) -> RouteDecision:
+    """The routing decision for one message. Pure: classification (given or computed) plus rules; no SQL, no LLM."""
+    c = classification or classify(text)
+    flags = []
+    if looks_like_injection(text):
+        flags.append("injection")
+    if c.note == "not English":
+        flags.append("not_english")
+
+    def decide(route: str, reason: str, tool: str | None = None, args: dict | None = None) -> RouteDecision:
+        return RouteDecision(route=route, intent=c.label, confidence=c.confidence, gap=c.gap, reason=reason,
+                             tool=tool, args=args or {}, flags=tuple(flags), classification=c)
+
+    if asks_for_human(text):
+        flags.append("asked_for_human")
+        return decide("human", "the customer asked for a person")
+    if c.label == "COMPLAINT" and c.confidence >= COMPLAINT_FLOOR:
+        return decide("human", "complaint: a person should handle it")
+    if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
+        if rephrased_already:
+            return decide("human", f"still unclear after asking to rephrase ({_why_unclear(c)})")
+        return decide("rephrase", _why_unclear(c))
+    if c.label == "FAQ":
+        return decide("faq_answer", "a question the help centre answers")
+    if c.label == "BILLING":
+        if _REFUND_OR_DISPUTE.search(text):
+            flags.append("refund_or_dispute")
+            return decide("human", "refunds and disputes are handled by the billing team")
+        tool, args = _billing_tool(text)
+        return decide("billing_tool", "billing look-up", tool, args)
+    # ACCOUNT_ACTION
+    tool, args = _account_tool(text)
+    if tool in MUTATING_TOOLS and "injection" in flags:
+        return decide("human", "the message tries to steer the bot into changing the account; a person reviews it",
+                      tool, args)
+    return decide("account_tool", "account action", tool, args)
