@@ -428,3 +428,40 @@ class SupportCsat(SQLModel, table=True):
     score: int
     comment: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float = 0.0
+
+
+# -- code completion (core.completion) ------------------------------------------------------------
+
+
+class CompletionEvent(SQLModel, table=True):
+    """One suggestion request of the completion engine: where it came from (model, cache, typed-ahead, joined),
+    what the user saw and when (perceived latency), and whether it was cancelled or accepted. The model call
+    itself is in `request_log` (feature `completion`), linked by `request_id`."""
+
+    __tablename__ = "completion_event"
+    __table_args__ = (
+        Index("ix_completion_event_created_at", "created_at"),
+        Index("ix_completion_event_suggestion_id", "suggestion_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: float  # unix seconds
+    suggestion_id: str = Field(max_length=32)
+    session_id: str = Field(default="", max_length=64)
+    user: str | None = Field(default=None, max_length=255)
+    customer: str | None = Field(default=None, max_length=128)
+    path: str = Field(default="", max_length=300)
+    language: str = Field(default="text", max_length=32)
+    status: str = Field(max_length=16)  # shown | empty | cancelled | superseded | error
+    source: str = Field(max_length=16)  # model | exact | typed_ahead | joined | none
+    cache_hit: bool = False
+    cancelled: bool = False
+    accepted: bool = False
+    speculative: bool = False
+    speculative_hit: bool = False
+    perceived_ms: float | None = None
+    model_ms: float | None = None
+    debounce_ms: float = 0.0
+    tokens_out: int = 0
+    chars: int = 0
+    request_id: str | None = Field(default=None, max_length=40)

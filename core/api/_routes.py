@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from core import health
 from core.auth import AuthError, Principal, principal_from_bearer
+from core.api._complete import api_complete
 from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
 
 MAX_BODY_BYTES = 1_000_000
@@ -206,6 +207,7 @@ async def v1_chat_completions(request: Request):
 routes = [
     Route("/api/health", api_health, methods=["GET"]),
     Route("/api/whoami", api_whoami, methods=["GET"]),
+    Route("/api/complete", api_complete, methods=["POST"]),
     Route("/v1/models", v1_models, methods=["GET"]),
     Route("/v1/chat/completions", v1_chat_completions, methods=["POST"]),
 ]

@@ -12,6 +12,7 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.cli._app import cmd_db_upgrade, cmd_llm_chat, cmd_logs_tail, cmd_serve, cmd_users  # noqa: E402
+from core.cli._completion import add_completion_commands  # noqa: E402
 from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
 from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record the current prompt versions in versions.lock after reviewing a change")
 
     add_eval_commands(sub, add)
+    add_completion_commands(sub, add)
 
     support = sub.add_parser("support", help="support bot").add_subparsers(dest="support_command", required=True)
     p = add("classify", cmd_support_classify, "classify a message (or each line of --file) into a support intent",

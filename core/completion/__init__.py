@@ -18,6 +18,8 @@ from core.completion._engine import (
 from core.completion._fim import PREFIX_ONLY, TEMPLATES, ContextChunk, Prompt, template_for
 from core.completion._languages import language_for
 from core.completion._postprocess import StopRule
+from core.completion._service import CompletionService, get_completion_service, set_completion_service
+from core.completion._telemetry import TelemetryWriter, recent_events
 from core.completion._types import (
     MAX_FILE_CHARS,
     CompletionInputError,
@@ -33,5 +35,6 @@ __all__ = [
     "DEFAULT_DEBOUNCE_MS", "EditorState", "FakeClock", "GatewayBackend", "GatewayRun", "MAX_FILE_CHARS",
     "MonotonicClock", "Outcome", "PREFIX_ONLY", "Prompt", "SessionStats", "StopRule", "SuggestionCache",
     "SuggestionEvent", "TEMPLATES", "Ticket", "approx_tokens", "assemble", "content_key", "language_for",
-    "offset_of", "prefix_window_start", "template_for", "validate_state",
+    "offset_of", "prefix_window_start", "template_for", "validate_state", "CompletionService",
+    "get_completion_service", "set_completion_service", "TelemetryWriter", "recent_events",
 ]

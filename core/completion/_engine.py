@@ -177,11 +177,25 @@ class Ticket:
         self._backend_cancel = run.cancel
         if self.cancelled:
             run.cancel()
+        heal = getattr(self.prompt, "heal", "")
+        pending = ""
         try:
             for piece in run:
                 if self.cancelled:
                     status = "cancelled"
                     break
+                if self.rule.done:
+                    break  # the backend ignored stop_when; the gateway's own check ends the run normally
+                if heal is not None and heal:
+                    pending += piece
+                    if len(pending) < len(heal) and heal.startswith(pending):
+                        continue  # still inside the indentation the prompt left out
+                    common = 0
+                    while common < min(len(pending), len(heal)) and pending[common] == heal[common]:
+                        common += 1
+                    piece, heal = pending[common:], None
+                elif heal == "":
+                    heal = None
                 visible = self.rule.feed(piece)
                 elapsed_ms = (session.clock.now() - started) * 1000.0
                 if elapsed_ms > options.time_cap_ms:
@@ -195,8 +209,7 @@ class Ticket:
                     generation.publish(visible)
                     yield SuggestionEvent("delta", visible[len(shown):])
                     shown = visible
-                if self.rule.done:
-                    break
+                # when the rule is done, the next step of `run` lets the gateway see stop_when and end with "ok"
             if self.cancelled:
                 status = "cancelled"
         except GeneratorExit:
@@ -359,8 +372,13 @@ class CompletionSession:
             self._snapshots[state.path] = (signature, chunks)
             if len(self._snapshots) > 64:
                 self._snapshots.pop(next(iter(self._snapshots)))
-        prompt = self.template.render(chunks, state.path, assembly.prefix, assembly.suffix if uses_suffix else "",
-                                      language_of(state))
+        prefix = assembly.prefix
+        heal = prefix[len(prefix.rstrip(" \t")):] if prefix.rstrip(" \t").endswith("\n") or not prefix.strip() else ""
+        # Token healing: a prompt ending in indentation makes small models emit an extra space (" return" after
+        # four spaces); the indentation is cut from the prompt and from the start of the model's answer instead.
+        prompt = self.template.render(chunks, state.path, prefix[: len(prefix) - len(heal)],
+                                      assembly.suffix if uses_suffix else "", language_of(state))
+        prompt.heal = heal
         return prompt, assembly, chunks
 
     def open(self, state: EditorState, options: CompletionOptions | None = None, *,

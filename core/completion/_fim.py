@@ -20,12 +20,13 @@ class ContextChunk:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prompt:
     text: str
     stop: tuple[str, ...]
     template: str
     stable_chars: int  # length of the beginning that does not change while typing at the cursor
+    heal: str = ""  # indentation left out of the prompt's end, dropped from the start of the answer
 
 
 @dataclass(frozen=True)

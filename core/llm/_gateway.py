@@ -120,6 +120,16 @@ class Gateway:
     # -- the loop over targets ------------------------------------------------------------------
 
     def _validate(self, request: LLMRequest) -> None:
+        if request.prompt is not None:
+            if not isinstance(request.prompt, str):
+                raise LLMError("prompt must be text")
+            if len(request.prompt) > MAX_INPUT_CHARS:
+                raise LLMError(f"the input is {len(request.prompt):,} characters; the limit is {MAX_INPUT_CHARS:,}")
+            if not request.prompt.strip():
+                raise LLMError("the prompt is empty")
+            if not 1 <= request.max_tokens <= 8192:
+                raise LLMError("max_tokens must be between 1 and 8192")
+            return
         if not request.messages:
             raise LLMError("the request has no messages")
         size = 0
@@ -154,7 +164,7 @@ class Gateway:
 
     def _worst_case_cost(self, request: LLMRequest, target: str) -> float:
         provider, _, model = target.partition("/")
-        chars = sum(len(m["content"]) for m in request.messages)
+        chars = len(request.prompt) if request.prompt is not None else sum(len(m["content"]) for m in request.messages)
         return self.log.prices.cost(provider, model, chars // 3 + 16, request.max_tokens)
 
     def _attempts(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream",
@@ -197,6 +207,9 @@ class Gateway:
                             emitted_any = True
                         pieces.append(text)
                         yield Chunk(text=text)
+                        if request.stop_when is not None and request.stop_when():
+                            usage.finish_reason = "stop"  # the caller has what it needs: a normal end
+                            break
                         if monotonic_ms() - started > self.settings.request_timeout_s * 1000:
                             raise ProviderError(
                                 f"generation exceeded the {self.settings.request_timeout_s:g} s time limit"
@@ -328,6 +341,8 @@ def _check_json(output: str, schema: dict):
 
 
 def _render_input(request: LLMRequest) -> str:
+    if request.prompt is not None:
+        return request.prompt[-_MAX_LOGGED_CHARS:]  # the end is where the cursor is
     text = "\n\n".join(f"[{m['role']}] {m.get('content', '')}" for m in request.messages)
     return text[:_MAX_LOGGED_CHARS]
 

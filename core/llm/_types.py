@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,12 @@ class LLMRequest:
     json_schema: dict[str, Any] | None = None
     stop: list[str] | None = None
     target: str | None = None  # "provider/model" to bypass the tier map (the playground's model picker)
+    # Raw text completion (code completion): `prompt` is sent as is instead of chat `messages`.
+    prompt: str | None = None
+    # A key naming whose KV state this is (e.g. one per edited file), so a provider can keep one per key.
+    cache_key: str | None = None
+    # Checked after each streamed chunk; True ends the answer normally (status ok, finish_reason "stop").
+    stop_when: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_prompt(cls, prompt, values: dict[str, str], **overrides) -> "LLMRequest":

@@ -1,0 +1,254 @@
+"""Replay a typing trace through the real HTTP path (`POST /api/complete`) and measure what a user would see.
+
+A trace is JSON lines: {"t_ms", "path", "text", "cursor"} per keystroke (the whole file after it) and
+{"t_ms", "accept": true} when the user takes the visible suggestion. Like the playground's editor, the client
+sends every keystroke at once and aborts the previous stream (the server debounces, checks its cache first
+and cancels); the naive baseline never aborts and asks the server for no debounce, no cache, no cancel.
+
+Perceived latency counts every keystroke followed by a pause of at least 300 ms: from the keystroke to the
+first visible (non-blank) character of a suggestion for exactly that state, if it arrives before the next
+keystroke; otherwise that pause had no suggestion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAUSE_MS = 300.0
+ENGINE_OPTIONS: dict = {}
+NAIVE_OPTIONS = {"debounce_ms": 0, "cache": False, "cancel_previous": False, "speculate": False}
+
+
+class TraceError(ValueError):
+    pass
+
+
+def load_trace(path: str | Path) -> list[dict]:
+    """Read and check a trace file; TraceError says which line is wrong."""
+    file = Path(path)
+    if not file.is_file():
+        raise TraceError(f"trace {str(path)!r} does not exist")
+    events = []
+    last_t = -1
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"trace line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(event, dict) or not isinstance(event.get("t_ms"), (int, float)):
+            raise TraceError(f"trace line {number}: needs a numeric t_ms")
+        if event["t_ms"] < last_t:
+            raise TraceError(f"trace line {number}: t_ms goes backwards")
+        last_t = event["t_ms"]
+        if event.get("accept") is True:
+            events.append({"t_ms": float(event["t_ms"]), "accept": True})
+            continue
+        if not (isinstance(event.get("path"), str) and isinstance(event.get("text"), str)
+                and isinstance(event.get("cursor"), int) and 0 <= event["cursor"] <= len(event["text"])):
+            raise TraceError(f"trace line {number}: a keystroke needs path, text and a cursor inside the text")
+        events.append({"t_ms": float(event["t_ms"]), "path": event["path"], "text": event["text"],
+                       "cursor": event["cursor"]})
+    if not events:
+        raise TraceError("the trace is empty")
+    return events
+
+
+@dataclass
+class _Probe:
+    index: int
+    sent: float
+    next_event: float | None  # when the next keystroke comes (None: end of trace)
+    accepted_state: bool = False
+    first_visible: float | None = None
+    done: dict | None = None
+    error: str | None = None
+    text: str = ""
+
+
+@dataclass
+class ReplayResult:
+    mode: str
+    keystrokes: int = 0
+    accepts: int = 0
+    accepts_applied: int = 0
+    requests_sent: int = 0
+    pauses: int = 0
+    pauses_without_suggestion: int = 0
+    perceived_ms: list[float] = field(default_factory=list)
+    cache_hit_ms: list[float] = field(default_factory=list)
+    cache_hits: int = 0
+    responses: int = 0
+    statuses: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    server_stats: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict:
+        def pct(values, p):
+            data = sorted(values)
+            if not data:
+                return None
+            rank = (len(data) - 1) * p / 100
+            lo, hi = int(rank), min(len(data) - 1, int(rank) + 1)
+            return round(data[lo] + (data[hi] - data[lo]) * (rank - lo), 2)
+
+        return {
+            "mode": self.mode, "keystrokes": self.keystrokes, "accepts": self.accepts,
+            "accepts_applied": self.accepts_applied, "requests_sent": self.requests_sent, "pauses": self.pauses,
+            "pauses_with_suggestion": self.pauses - self.pauses_without_suggestion,
+            "no_suggestion_share": round(self.pauses_without_suggestion / self.pauses, 3) if self.pauses else None,
+            "perceived_p50_ms": pct(self.perceived_ms, 50), "perceived_p95_ms": pct(self.perceived_ms, 95),
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": round(self.cache_hits / self.responses, 3) if self.responses else 0.0,
+            "cache_hit_p50_ms": pct(self.cache_hit_ms, 50), "cache_hit_p95_ms": pct(self.cache_hit_ms, 95),
+            "model_requests": self.server_stats.get("model_requests"),
+            "cancelled": (self.server_stats.get("cancelled", 0) + self.server_stats.get("superseded", 0)),
+            "model_tokens": self.server_stats.get("tokens_out"),
+            "speculative": self.server_stats.get("speculative"),
+            "speculative_hits": self.server_stats.get("speculative_hits"),
+            "statuses": self.statuses, "sources": self.sources, "errors": self.errors[:5], "wall_s": round(self.wall_s, 1),
+        }
+
+
+async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str = "engine",
+                 options: dict | None = None, grace_s: float = 5.0, max_events: int | None = None,
+                 log=None) -> ReplayResult:
+    """Play `events` in real time against `base_url`; `mode` "naive" never aborts and disables the engine."""
+    import httpx
+
+    naive = mode == "naive"
+    options = dict(NAIVE_OPTIONS if naive else ENGINE_OPTIONS, **(options or {}))
+    session_id = f"replay-{mode}-{uuid.uuid4().hex[:8]}"
+    events = events[:max_events] if max_events else events
+    result = ReplayResult(mode=mode)
+    files: dict[str, str] = {}
+    recent: list[str] = []
+    probes: list[_Probe] = []
+    tasks: list[asyncio.Task] = []
+    current: asyncio.Task | None = None
+    last_state: dict | None = None
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(60.0, connect=5.0),
+                                 limits=limits) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def ask(state: dict, probe: _Probe) -> None:
+            body = {"path": state["path"], "text": state["text"], "cursor": state["cursor"], "session": session_id,
+                    "files": {p: t for p, t in files.items() if p != state["path"]},
+                    "open": [p for p in files if p != state["path"]],
+                    "recent": [p for p in recent if p != state["path"]][:4], "options": options, "stream": True}
+            try:
+                async with client.stream("POST", "/api/complete", json=body) as response:
+                    if response.status_code != 200:
+                        probe.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+                        return
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data: "):
+                            continue
+                        event = json.loads(line[6:])
+                        if event["type"] == "delta":
+                            probe.text += event["text"]
+                            if probe.first_visible is None and probe.text.strip():
+                                probe.first_visible = loop.time()
+                        elif event["type"] == "done":
+                            probe.done = event
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # recorded, the replay goes on
+                probe.error = f"{type(exc).__name__}: {exc}"
+
+        def launch(state: dict, index: int, next_t: float | None, accepted: bool = False) -> None:
+            nonlocal current
+            if current is not None and not naive and not current.done():
+                current.cancel()  # the editor aborts the stale stream; the server cancels its generation
+            probe = _Probe(index, loop.time(), None if next_t is None else start + next_t / 1000.0, accepted)
+            probes.append(probe)
+            current = asyncio.create_task(ask(state, probe))
+            tasks.append(current)
+            result.requests_sent += 1
+
+        for index, event in enumerate(events):
+            delay = start + event["t_ms"] / 1000.0 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            next_t = events[index + 1]["t_ms"] if index + 1 < len(events) else None
+            if event.get("accept"):
+                result.accepts += 1
+                probe = probes[-1] if probes else None
+                if (probe and probe.done and probe.done.get("completion") and last_state is not None
+                        and probe.done.get("status") == "shown"):
+                    suggestion = probe.done["completion"]
+                    response = await client.post("/api/complete", json={"accept": probe.done["id"],
+                                                                        "session": session_id})
+                    if response.status_code == 200:
+                        result.accepts_applied += 1
+                    text = last_state["text"]
+                    cursor = last_state["cursor"]
+                    last_state = {"path": last_state["path"], "text": text[:cursor] + suggestion + text[cursor:],
+                                  "cursor": cursor + len(suggestion)}
+                    files[last_state["path"]] = last_state["text"]
+                    launch(last_state, index, next_t, accepted=True)
+                continue
+            result.keystrokes += 1
+            last_state = event
+            files[event["path"]] = event["text"]
+            if event["path"] in recent:
+                recent.remove(event["path"])
+            recent.insert(0, event["path"])
+            launch(event, index, next_t)
+            if log and result.keystrokes % 100 == 0:
+                log(f"[{mode}] {result.keystrokes} keystrokes sent")
+        # let the last answers arrive, then give up on whatever is still running
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result.wall_s = loop.time() - start
+        response = await client.post("/api/complete", json={"stats": True, "session": session_id})
+        try:
+            result.server_stats = response.json().get("stats", {})
+        except ValueError:
+            pass
+
+    for i, probe in enumerate(probes):
+        if probe.error:
+            result.errors.append(probe.error)
+        if probe.done:
+            result.responses += 1
+            status, source = probe.done.get("status"), probe.done.get("source")
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.sources[source] = result.sources.get(source, 0) + 1
+            if probe.done.get("cached") and probe.first_visible is not None:
+                result.cache_hits += 1
+                result.cache_hit_ms.append((probe.first_visible - probe.sent) * 1000.0)
+        gap_ms = None if probe.next_event is None else (probe.next_event - probe.sent) * 1000.0
+        if gap_ms is not None and gap_ms < PAUSE_MS:
+            continue
+        result.pauses += 1
+        deadline = probe.next_event if probe.next_event is not None else float("inf")
+        if probe.first_visible is not None and probe.first_visible <= deadline:
+            result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)
+        else:
+            result.pauses_without_suggestion += 1
+    return result
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1000.0

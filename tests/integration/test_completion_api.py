@@ -1,0 +1,220 @@
+"""`POST /api/complete` over a real uvicorn server, with the real embedded model where a model is needed:
+streaming, the cache before the debounce, cancellation by a newer request and by a client that disconnects,
+acceptance with speculation, bad input, and the telemetry and request-log rows that record all of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import httpx
+import pytest
+from sqlmodel import select
+from starlette.applications import Starlette
+
+from core import auth, config, db
+from core.api import routes
+from core.completion import get_completion_service, set_completion_service
+from core.llm import get_gateway, set_gateway
+from core.tables import CompletionEvent, RequestLog
+from tests.conftest import wait_until
+from tests.support.fault_server import closed_port
+from tests.support.live_server import LiveServer
+
+pytestmark = pytest.mark.timeout(240)
+
+CODE = "def mean(values):\n    total = "
+FILES = {"stats/util.py": "def clamp(x, lo, hi):\n    return max(lo, min(hi, x))\n"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LiveServer(Starlette(routes=routes)) as live:
+        yield live
+
+
+@pytest.fixture
+def api(monkeypatch, keel_home, server):
+    for name in list(os.environ):
+        if name.startswith("KEEL_") and name != "KEEL_HOME":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("KEEL_DEV_IDP_PORT", str(closed_port()))
+    monkeypatch.setenv("KEEL_LOG_FLUSH_INTERVAL", "0.02")
+    config.reset_settings()
+    old = set_gateway(None)
+    if old is not None:
+        old.log.close()
+    set_completion_service(None)
+    auth.ensure_workspace("acme", "Acme", plan="pro")
+    key, _ = auth.create_api_key("acme", "completion tests")
+    yield {"url": server.url, "headers": {"Authorization": f"Bearer {key}"}}
+    service = set_completion_service(None)
+    if service is not None:
+        service.telemetry.flush()
+
+
+def body(text=CODE, cursor=None, **extra):
+    payload = {"path": "stats/mean.py", "text": text, "cursor": len(text) if cursor is None else cursor,
+               "files": FILES, "open": list(FILES), "session": "s1",
+               "options": {"max_tokens": 12, "debounce_ms": 0}}
+    payload.update(extra)
+    return payload
+
+
+def events_of(response) -> list[dict]:
+    return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def post(api, payload, **kwargs):
+    return httpx.post(api["url"] + "/api/complete", json=payload, headers=api["headers"], timeout=120, **kwargs)
+
+
+def rows(table, **where):
+    get_gateway().log.flush()
+    get_completion_service().telemetry.flush()
+    with db.session() as s:
+        query = select(table)
+        for name, value in where.items():
+            query = query.where(getattr(table, name) == value)
+        return list(s.exec(query))
+
+
+# -- auth and bad input (no model needed) -------------------------------------------------------------
+
+
+def test_requires_credentials(api):
+    assert httpx.post(api["url"] + "/api/complete", json=body(), timeout=10).status_code == 401
+    r = httpx.post(api["url"] + "/api/complete", json=body(), headers={"Authorization": "Bearer keel_sk_nope"},
+                   timeout=10)
+    assert r.status_code == 401 and "unknown API key" in r.json()["error"]
+
+
+@pytest.mark.parametrize("payload, status, message", [
+    (body("abc\x00\x01def", 3), 422, "binary"),
+    (body("abc", 99), 422, "outside the file"),
+    ({**body("abc\ndef"), "cursor": None, "line": 7, "col": 1}, 422, "line 7 is outside"),
+    (body(cursor="3"), 400, "cursor"),
+    ({"path": "a.py", "cursor": 0}, 400, "text"),
+    (body(options={"debounce_ms": -5}), 400, "debounce_ms"),
+    (body(files={"a.py": 3}), 400, "files"),
+    ([1, 2], 400, "JSON object"),
+])
+def test_bad_input_gets_a_clear_error(api, payload, status, message):
+    r = post(api, payload)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_malformed_and_oversized_bodies_are_refused(api):
+    r = httpx.post(api["url"] + "/api/complete", content=b"{not json", headers=api["headers"], timeout=10)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    huge = json.dumps(body("x" * 4_100_000)).encode()
+    r = httpx.post(api["url"] + "/api/complete", content=huge, headers=api["headers"], timeout=30)
+    assert r.status_code == 413
+
+
+def test_empty_file_answers_at_once_without_the_model(api):
+    with httpx.stream("POST", api["url"] + "/api/complete", json=body("", 0), headers=api["headers"],
+                      timeout=30) as r:
+        events = events_of(r)
+    done = events[-1]
+    assert done["type"] == "done" and done["status"] == "empty" and "empty" in done["reason"]
+    assert not get_gateway().providers["embedded"].loaded
+    assert rows(CompletionEvent, status="empty")
+
+
+# -- the embedded model -------------------------------------------------------------------------------
+
+
+@pytest.mark.embedded_model
+def test_streams_a_suggestion_then_serves_it_from_the_cache(api):
+    with httpx.stream("POST", api["url"] + "/api/complete", json=body(), headers=api["headers"], timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = events_of(r)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "delta" in kinds
+    done = events[-1]
+    streamed = "".join(e["text"] for e in events if e["type"] == "delta")
+    assert done["status"] == "shown" and done["completion"] and streamed.startswith(done["completion"][:1])
+    assert "\n" not in done["completion"]  # "total = " ends mid-statement: one line
+    assert done["source"] == "model" and not done["cached"] and done["template"] == "prefix-only"
+
+    again = post(api, {**body(), "stream": False}).json()
+    assert again["cached"] and again["source"] == "exact" and again["completion"] == done["completion"]
+    assert again["latency_ms"] < 5
+
+    logged = rows(RequestLog, feature="completion")
+    assert len(logged) == 1 and logged[0].status == "ok" and logged[0].request_id == done["request_id"]
+    assert logged[0].input_text.endswith(CODE)
+    events_rows = rows(CompletionEvent)
+    assert {(e.source, e.status) for e in events_rows} == {("model", "shown"), ("exact", "shown")}
+    assert all(e.user and e.user.startswith("apikey:") for e in events_rows)
+
+
+@pytest.mark.embedded_model
+def test_a_1_mb_file_and_an_unknown_language_complete(api):
+    big = "x = 1\n" * 170_000 + "def mean(values):\n    total = "
+    r = post(api, {**body(big), "stream": False})
+    assert r.status_code == 200 and r.json()["status"] in ("shown", "empty")
+    r = post(api, {**body("Dear team, the meeting is on ", path="notes.unknownext"), "stream": False})
+    assert r.status_code == 200 and r.json()["status"] in ("shown", "empty")
+    logged = rows(RequestLog, feature="completion")
+    assert len(logged) == 2 and max(len(row.input_text) for row in logged) < 6000
+
+
+@pytest.mark.embedded_model
+def test_a_client_that_disconnects_mid_stream_cancels_the_generation(api):
+    provider = get_gateway().providers["embedded"]
+    provider.load()
+    cold = "".join(f"def handler_{i}(event):\n    return event.get('k{i}')\n\n" for i in range(40))
+    started = time.monotonic()
+    with httpx.stream("POST", api["url"] + "/api/complete", json=body(cold, options={"max_tokens": 200,
+                                                                                    "debounce_ms": 0}),
+                      headers=api["headers"], timeout=60) as r:
+        first = next(r.iter_lines())
+        assert json.loads(first[6:])["type"] == "start"
+    # the prompt (~600 tokens, seconds of evaluation) was cut off: the model is free again quickly
+    wait_until(lambda: provider.busy_threads == 0, timeout=5, interval=0.02)
+    assert time.monotonic() - started < 5
+    cancelled = wait_until(lambda: rows(RequestLog, feature="completion", status="cancelled"), timeout=10)
+    assert len(cancelled) == 1
+    assert wait_until(lambda: rows(CompletionEvent, status="cancelled"), timeout=10)
+    ok = post(api, {**body(), "stream": False}).json()  # and serves the next request
+    assert ok["status"] in ("shown", "empty")
+
+
+@pytest.mark.embedded_model
+def test_only_the_latest_request_of_a_session_survives(api):
+    slow = "".join(f"value_{i} = compute({i})\n" for i in range(60))
+    results = {}
+
+    def first():
+        with httpx.stream("POST", api["url"] + "/api/complete", headers=api["headers"], timeout=120,
+                          json=body(slow, options={"max_tokens": 64, "debounce_ms": 0})) as r:
+            results["first"] = events_of(r)[-1]
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    wait_until(lambda: get_gateway().providers["embedded"].busy_threads == 1, timeout=60, interval=0.01)
+    results["second"] = post(api, {**body(), "stream": False}).json()
+    thread.join(60)
+    assert results["first"]["status"] == "cancelled"
+    assert results["second"]["status"] in ("shown", "empty")
+    stats = results["second"]["stats"]
+    assert stats["cancelled"] >= 1 and stats["requests"] == 2
+
+
+@pytest.mark.embedded_model
+def test_accepting_starts_a_speculative_completion_for_the_next_state(api):
+    done = post(api, {**body(), "stream": False}).json()
+    assert done["status"] == "shown"
+    accepted = post(api, {"accept": done["id"], "session": "s1"})
+    assert accepted.status_code == 200 and accepted.json()["speculating"]
+    text = CODE + done["completion"]
+    nxt = post(api, {**body(text), "stream": False}).json()
+    assert nxt["source"] in ("exact", "joined") and nxt["speculative_hit"]
+    events = rows(CompletionEvent, suggestion_id=done["id"])
+    assert events and events[0].accepted
+    assert post(api, {"accept": "no-such-id", "session": "s1"}).status_code == 404

@@ -1,0 +1,72 @@
+"""Raw text completions through the gateway on the real embedded model: KV state kept per cache key gives
+the same tokens as a cold evaluation, switching files restores instead of re-evaluating, `stop_when` ends a
+call normally, and a cancel frees the model between prompt chunks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from core.llm import CancelToken, LLMCancelled, LLMError, LLMRequest, get_gateway
+
+pytestmark = [pytest.mark.embedded_model, pytest.mark.timeout(300)]
+
+FILE_A = "".join(f"def area_{i}(width, height):\n    return width * height * {i}\n\n" for i in range(12))
+FILE_B = "".join(f"const total{i} = prices.reduce((a, b) => a + b, {i});\n" for i in range(14))
+
+
+def raw(prompt, key, max_tokens=8, **kw) -> tuple[str, object]:
+    stream = get_gateway().stream(LLMRequest(messages=[], prompt=prompt, tier="code", feature="completion",
+                                             max_tokens=max_tokens, temperature=0.0, cache_key=key, **kw))
+    text = "".join(c.text for c in stream)
+    return text, stream.result
+
+
+def test_kv_state_per_key_gives_the_same_tokens_as_a_cold_run(keel_home):
+    provider = get_gateway().providers["embedded"]
+    llama = provider.load()
+    raw(FILE_A, "a")
+    raw(FILE_B, "b")
+    evaluated = provider.kv.tokens_evaluated
+    warm_a, result = raw(FILE_A + "def area_12(", "a")  # back to a: its state is restored, not re-evaluated
+    assert result.status == "ok"
+    assert provider.kv.loads >= 1
+    assert provider.kv.tokens_evaluated - evaluated < 20  # only the typed tokens (plus the last one)
+    provider.kv.clear(llama)
+    cold_a, _ = raw(FILE_A + "def area_12(", None)
+    assert warm_a == cold_a and warm_a.strip()
+
+
+def test_stop_when_ends_the_call_as_ok_and_logs_it(keel_home):
+    seen = []
+    text, result = raw("# Python\ndef add(a, b):\n    return", "s", max_tokens=32,
+                       stop_when=lambda: len(seen) >= 1 or bool(seen.append(1)))
+    assert result.status == "ok" and result.finish_reason == "stop" and result.tokens_out <= 2
+
+
+def test_bad_raw_requests_are_refused_before_the_model(keel_home):
+    with pytest.raises(LLMError, match="empty"):
+        get_gateway().stream(LLMRequest(messages=[], prompt="   ", tier="code"))
+    with pytest.raises(LLMError, match="limit"):
+        get_gateway().stream(LLMRequest(messages=[], prompt="x" * 300_000, tier="code"))
+    with pytest.raises(LLMError, match="context"):
+        raw("word " * 3000, None)
+
+
+def test_cancel_during_prompt_evaluation_frees_the_model_quickly(keel_home):
+    provider = get_gateway().providers["embedded"]
+    provider.load()
+    provider.kv.clear(provider.load())
+    cancel = CancelToken()
+    stream = get_gateway().stream(LLMRequest(messages=[], prompt=FILE_A * 3, tier="code", feature="completion",
+                                             max_tokens=8, cache_key="c"), cancel)
+    timer = threading.Timer(0.3, cancel.cancel)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(LLMCancelled):
+        for _ in stream:
+            pass
+    assert time.monotonic() - started < 1.5  # ~1,500 prompt tokens would take ~5 s to evaluate
+    assert provider.busy_threads == 0
