@@ -44,9 +44,8 @@ def suite_table(suites: list[dict], runs: list[dict]) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-@st.fragment(run_every=1.5)
 def run_launcher(suites: list[dict], user: str) -> None:
-    """Start a suite on the server and watch its progress; the fragment polls the stored run."""
+    """Start a suite on the server and watch its progress; only the progress panel polls, and only while running."""
     runnable = [s["suite"] for s in suites if isinstance(s["cases"], int)]
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     name = left.selectbox("Suite to run", runnable, key="eval_suite_to_run")
@@ -57,15 +56,26 @@ def run_launcher(suites: list[dict], user: str) -> None:
         except EvalError as exc:
             st.error(str(exc))
     status = background_status()
+    if any(info["running"] for info in status.values()):
+        st.fragment(_progress, run_every=1.0)()
     for suite, info in status.items():
+        if not info["running"] and info["error"]:
+            st.error(f"{suite} stopped: {info['error']}")
+
+
+def _progress() -> None:
+    status = background_status()
+    if not any(info["running"] for info in status.values()):
+        st.rerun(scope="app")  # finished: redraw the tables and charts once, and stop polling
+    for suite, info in status.items():
+        if not info["running"]:
+            continue
         running = [r for r in list_runs(suite, limit=1) if r["status"] == "running"]
-        if info["running"] and running:
+        if running:
             r = running[0]
             st.progress(r["done"] / max(1, r["cases"]), text=f"{suite}: {r['done']}/{r['cases']} cases")
-        elif info["running"]:
+        else:
             st.progress(0.0, text=f"{suite}: starting…")
-        elif info["error"]:
-            st.error(f"{suite} stopped: {info['error']}")
 
 
 def pick_runs(runs: list[dict]) -> tuple[dict, dict] | None:
@@ -95,7 +105,9 @@ def side_by_side(a: dict, b: dict) -> None:
     cols = st.columns(5)
     cols[0].metric("Score", pct(b["score"]), _delta(a["score"], b["score"]))
     cols[1].metric("Cases", b["cases"])
-    cols[2].metric("Cost (USD)", f"{b['cost_usd']:.6f}", f"{b['cost_usd'] - a['cost_usd']:+.6f}", delta_color="inverse")
+    cost_delta = b["cost_usd"] - a["cost_usd"]
+    cols[2].metric("Cost (USD)", f"{b['cost_usd']:.6f}", f"{cost_delta:+.6f}" if abs(cost_delta) >= 5e-7 else None,
+                   delta_color="inverse")
     cols[3].metric("Latency p50", f"{b['latency_p50_ms'] or 0:.0f} ms",
                    f"{(b['latency_p50_ms'] or 0) - (a['latency_p50_ms'] or 0):+.0f} ms", delta_color="inverse")
     cols[4].metric("Latency p95", f"{b['latency_p95_ms'] or 0:.0f} ms",

@@ -43,8 +43,11 @@ def test_evals_page_shows_runs_side_by_side_and_runs_a_suite(live_server, page):
     _shot(page, "40-evals-side-by-side")
 
     # start a run from the page and watch it finish
-    page.get_by_test_id("stSelectbox").filter(has_text="Suite to run").locator("input").click()
-    page.get_by_role("option", name="llm-replays").click()
+    suite_box = page.get_by_role("combobox", name="Suite to run")
+    suite_box.click()
+    page.keyboard.type("llm-replays")
+    page.keyboard.press("Enter")
+    expect(suite_box).to_have_value("llm-replays")
     page.get_by_role("button", name="Run suite").click()
     expect(page.get_by_text("llm-replays:", exact=False).first).to_be_visible(timeout=15_000)
     listed = None
