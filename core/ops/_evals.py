@@ -233,7 +233,9 @@ def _run_case(suite: Suite, target, case: EvalCaseInput, options: RunOptions) ->
         verdict: ScoreResult | None = SCORERS[scorer_name](case.expected, out, suite)
         if verdict is not None:
             scores[scorer_name] = {"score": verdict.score, "passed": verdict.passed, "why": verdict.why}
-    ok = error is None and bool(scores) and all(s["passed"] for s in scores.values())
+    if error is None and not scores:
+        error = f"no scorer of this suite ({', '.join(suite.scorers)}) applies to the case's expected fields"
+    ok = error is None and all(s["passed"] for s in scores.values())
     mean = sum(s["score"] for s in scores.values()) / len(scores) if scores and error is None else 0.0
     return dict(case_id=case.id[:128], segment=case.segment[:64], source=case.source, passed=ok, score=round(mean, 6),
                 input_text=case.input[:20_000], expected=json.dumps(case.expected, ensure_ascii=False),
