@@ -1,12 +1,23 @@
-"""The Gradio model playground mounted at /playground: chat with any tier, or two tiers side by side."""
+"""The Gradio playgrounds, one origin with the Streamlit UI:
+
+- `/playground/code/`: the code completion playground (every signed-in user): editor tabs of a demo project,
+  ghost-text suggestions from `/api/complete` fetched by a small script, Tab or a button to accept, and a live
+  panel of latency, cache hits, cancellations and acceptance;
+- `/playground/`: the model chat playground (developers and admins): chat with any tier, or two side by side.
+
+Both read the signed-in user from Streamlit's session cookie; so does `/api/complete` for the playground.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
+from starlette.routing import BaseRoute, Match, NoMatchFound
 
-from core.auth import AuthError, principal_from_claims
+from core.auth import AuthError, Principal, principal_from_claims
+from core.config import REPO_ROOT
 from core.llm import LLMError, LLMRequest, get_gateway
 
 MAX_MESSAGE_CHARS = 8000
@@ -105,8 +116,8 @@ def build_blocks() -> gr.Blocks:
     return blocks
 
 
-def streamlit_user(request) -> str | None:
-    """Gradio auth dependency: the signed-in Streamlit user (developer or admin) or None (→ 401)."""
+def streamlit_principal(request) -> Principal | None:
+    """The signed-in Streamlit user from the session cookie, or None."""
     try:
         from streamlit.web.server.starlette.starlette_auth_routes import _get_cookie_value_from_request
         from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
@@ -117,18 +128,116 @@ def streamlit_user(request) -> str | None:
         claims = json.loads(raw)
         if not claims.get("is_logged_in", True):
             return None
-        principal = principal_from_claims(claims)
+        return principal_from_claims(claims)
     except (AuthError, ValueError, TypeError, ImportError):
         return None
-    return principal.sub if principal.has_role("admin", "developer") else None
+
+
+def streamlit_user(request) -> str | None:
+    """Gradio auth dependency of the chat playground: a signed-in developer or admin, or None (→ 401)."""
+    principal = streamlit_principal(request)
+    return principal.sub if principal is not None and principal.has_role("admin", "developer") else None
+
+
+def any_streamlit_user(request) -> str | None:
+    """Gradio auth dependency of the completion playground: any signed-in user, or None (→ 401)."""
+    principal = streamlit_principal(request)
+    return principal.sub if principal is not None else None
+
+
+# -- code completion playground ------------------------------------------------------------------------
+
+DEMO_PROJECT = REPO_ROOT / "data" / "completion" / "project"
+DEMO_TABS = ("src/inventory.py", "src/money.py", "src/cart.ts", "src/cart.test.ts")
+_CODE_LANGUAGES = {".py": "python", ".ts": "typescript", ".js": "javascript", ".md": "markdown"}
+_COMPLETION_JS = Path(__file__).with_name("static") / "completion.js"
+_COMPLETION_CSS = """
+.keel-ghost { position: absolute; z-index: 5; pointer-events: none; white-space: pre; color: #8a8f98;
+  font-style: italic; font-family: var(--font-mono, monospace); font-size: inherit;
+  background: rgba(250, 250, 250, 0.85); }
+.cm-scroller { position: relative; }
+.keel-kpis { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
+.keel-kpis div { border: 1px solid var(--border-color-primary, #e5e7eb); border-radius: 8px; padding: 8px 10px; }
+.keel-kpis b { display: block; font-size: 1.35em; }
+.keel-kpis span { font-size: 0.85em; opacity: 0.75; }
+.keel-status { margin-top: 10px; font-size: 0.85em; opacity: 0.8; min-height: 1.2em; }
+"""
+
+
+def demo_files() -> list[dict]:
+    """The demo project's tabs: path, Gradio language and text (read-only data shipped in the repo)."""
+    files = []
+    for rel in DEMO_TABS:
+        path = DEMO_PROJECT / rel
+        files.append({"path": rel, "language": _CODE_LANGUAGES.get(path.suffix),
+                      "text": path.read_text(encoding="utf-8")})
+    return files
+
+
+def completion_head() -> str:
+    """The client script and the demo files it knows (for context), embedded in the page's <head>."""
+    data = json.dumps(demo_files()).replace("</", "<\\/")
+    script = _COMPLETION_JS.read_text(encoding="utf-8")
+    return (f'<script type="application/json" id="keel-files-json">{data}</script>'
+            f"<script>{script}</script>")
+
+
+def build_completion_blocks() -> gr.Blocks:
+    with gr.Blocks(title="Keel code completion") as blocks:
+        gr.Markdown("### Code completion playground\nType in a file: suggestions appear as grey ghost text. "
+                    "**Tab** or **Accept** takes one, **Esc** dismisses it. Every suggestion goes through "
+                    "`/api/complete` and Keel's gateway (feature `completion`).")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                with gr.Tabs():
+                    for index, file in enumerate(demo_files()):
+                        with gr.Tab(Path(file["path"]).name):
+                            gr.Code(value=file["text"], language=file["language"], label=file["path"],
+                                    interactive=True, lines=20, max_lines=20, elem_id=f"keel-code-{index}")
+            with gr.Column(scale=1, min_width=260):
+                gr.Button("Accept suggestion (Tab)", elem_id="keel-accept", variant="primary")
+                gr.HTML(
+                    '<div id="keel-stats"><h4 style="margin:0 0 8px">This session</h4>'
+                    '<div id="keel-stats-body"></div>'
+                    '<label style="display:block;margin-top:12px;font-size:0.9em">Debounce '
+                    '<select id="keel-debounce"><option value="">adaptive (75 ms to start)</option>'
+                    '<option value="0">0 ms</option><option value="75">75 ms</option>'
+                    '<option value="150">150 ms</option><option value="350">350 ms</option></select></label>'
+                    '<p style="font-size:0.8em;opacity:0.7;margin-top:10px">Latency is measured in this browser, '
+                    "from the keystroke to the first visible character of the suggestion.</p></div>")
+    return blocks
+
+
+class PrefixRoute(BaseRoute):
+    """Sends every request under `prefix` to `app` (which routes on the full path), and nothing else."""
+
+    def __init__(self, prefix: str, app):
+        self.prefix, self.app = prefix, app
+
+    def matches(self, scope):
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and (path == self.prefix or path.startswith(self.prefix + "/")):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name, /, **params):
+        raise NoMatchFound(name, params)
+
+    async def handle(self, scope, receive, send):
+        await self.app(scope, receive, send)
 
 
 def mount_route():
-    """A Starlette `Mount` for /playground plus the FastAPI host whose lifespan Gradio needs."""
+    """One route for everything under /playground plus the FastAPI host whose lifespan Gradio needs."""
     from fastapi import FastAPI
 
-    host = FastAPI()
+    from core.api import register_cookie_authenticator
+
+    register_cookie_authenticator(streamlit_principal)  # /api/complete accepts the playground's session
+    host = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gr.mount_gradio_app(host, build_completion_blocks(), path="/playground/code", auth_dependency=any_streamlit_user,
+                        footer_links=[], run_history=False, show_error=True, head=completion_head(),
+                        css=_COMPLETION_CSS)
     gr.mount_gradio_app(host, build_blocks(), path="/playground", auth_dependency=streamlit_user,
                         footer_links=[], run_history=False, show_error=True)
-    mount = next(r for r in host.routes if getattr(r, "path", None) == "/playground")
-    return mount, host
+    return PrefixRoute("/playground", host), host

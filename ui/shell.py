@@ -12,6 +12,7 @@ from ui.session import current_principal
 PAGES = [
     ("Keel", "pages/home.py", "Home", ":material/home:", ()),
     ("Work", "pages/workspace.py", "Workspace", ":material/edit_note:", ()),
+    ("Work", "pages/completion.py", "Code completion", ":material/code:", ()),
     ("Support", "pages/support_chat.py", "Support chat", ":material/chat:", ()),
     ("Support", "pages/handoff_console.py", "Handoff console", ":material/support_agent:", ("support_agent", "admin")),
     ("Support", "pages/csat.py", "CSAT", ":material/sentiment_satisfied:", ("support_agent", "admin")),

@@ -4,6 +4,7 @@ Starlette routes only; they authenticate with per-workspace API keys or OIDC ID 
 services, so any OpenAI SDK can use Keel as its LLM endpoint.
 """
 
+from core.api._complete import register_cookie_authenticator
 from core.api._routes import routes
 
-__all__ = ["routes"]
+__all__ = ["register_cookie_authenticator", "routes"]

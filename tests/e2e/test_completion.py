@@ -1,0 +1,52 @@
+"""Code completion in a real browser: sign in, open the page, type in the playground's editor, see a ghost
+suggestion stream in from the embedded model, accept it with Tab, and see the editor text and the panel change."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.test_signin_dashboard import _shot, _sign_in
+
+pytestmark = pytest.mark.e2e
+
+
+def _editor_text(frame) -> str:
+    return frame.locator("#keel-code-0 .cm-content").inner_text()
+
+
+@pytest.mark.embedded_model
+def test_type_see_a_suggestion_and_accept_it(live_server, page):
+    _sign_in(page, live_server["url"], "milo.intern@keel.dev")  # every signed-in user may use it
+    page.get_by_role("link", name="Code completion").click()
+    frame = page.frame_locator("iframe").first
+    expect(frame.get_by_text("Code completion playground")).to_be_visible(timeout=60_000)
+    editor = frame.locator("#keel-code-0 .cm-content")
+    expect(editor).to_be_visible()
+    # at the end of the file, start a new function (the editor indents the body itself)
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type("def count_items(inventory):\nreturn len(", delay=60)
+    before = _editor_text(frame)
+    ghost = frame.locator(".keel-ghost").first
+    expect(ghost).to_be_visible(timeout=120_000)
+    expect(frame.locator("#keel-status")).to_contain_text(re.compile(r"shown"), timeout=120_000)
+    suggestion = "".join(frame.locator(".keel-ghost").all_inner_texts())
+    assert suggestion.strip()
+    _shot(page, "20-completion-suggestion")
+    page.keyboard.press("Tab")
+    after = _editor_text(frame)
+    assert after != before and len(after) > len(before)
+    assert suggestion.split("\n")[0].strip() in after
+    expect(frame.locator("#keel-stats-body")).to_contain_text(re.compile(r"accepted \(1/\d+\)"))
+    _shot(page, "21-completion-accepted")
+
+
+def test_the_completion_playground_requires_sign_in(live_server):
+    assert httpx.get(live_server["url"] + "/playground/code/", timeout=10).status_code in (401, 403)
+    r = httpx.post(live_server["url"] + "/api/complete", json={"path": "a.py", "text": "x", "cursor": 1},
+                   timeout=10)
+    assert r.status_code == 401
