@@ -465,3 +465,46 @@ class CompletionEvent(SQLModel, table=True):
     tokens_out: int = 0
     chars: int = 0
     request_id: str | None = Field(default=None, max_length=40)
+
+
+# -- document search (core.search): the document registry (content hash, access metadata) and the audit log -----
+
+
+class SearchDocument(SQLModel, table=True):
+    """One indexed document: where it came from, its hashes (so a re-sync skips unchanged files) and its access."""
+
+    __tablename__ = "search_document"
+    __table_args__ = (Index("ix_search_document_root", "root"),)
+
+    doc_id: str = Field(primary_key=True, max_length=255)
+    root: str = Field(max_length=1000)  # the ingested folder this document was found under
+    path: str = Field(max_length=1000)  # relative to root
+    title: str = Field(max_length=300)
+    url: str | None = Field(default=None, max_length=1000)
+    kind: str = Field(max_length=16)  # markdown | text | html | pdf
+    access_groups: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    clearance_level: int = 0
+    file_hash: str = Field(max_length=64)  # raw bytes (and sidecar): equal means nothing to do
+    content_hash: str = Field(max_length=64)  # extracted body: equal means no re-embedding
+    chunks: int = 0
+    size_bytes: int = 0
+    access_edited: bool = False  # access was changed by an admin; the file's front matter no longer rules
+    indexed_at: float = 0.0
+
+
+class SearchAudit(SQLModel, table=True):
+    """One row per retrieval: who asked what, under which filter, and exactly which chunks came back."""
+
+    __tablename__ = "search_audit"
+    __table_args__ = (Index("ix_search_audit_created_at", "created_at"), Index("ix_search_audit_user", "user"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: float
+    user: str = Field(max_length=255)
+    channel: str = Field(max_length=16)  # ui | api | cli | eval
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    filter_expr: str = Field(sa_column=Column(Text, nullable=False))
+    doc_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list, rank order
+    chunk_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    results: int = 0
+    latency_ms: float = 0.0

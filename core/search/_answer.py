@@ -1,0 +1,191 @@
+"""Answers: retrieve under the principal's filter, re-check every source against the current registry, then stream
+a cited answer through the gateway (feature search, tier capable). Not covered (best similarity under the
+threshold) → say so without calling the model. Model failure → an extractive answer from the sources."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from core.auth import Principal
+from core.search import _registry
+from core.search._retrieve import Retrieval, RetrievedChunk, retrieve
+
+NOT_COVERED = ("The documents you have access to do not cover this question. Try other words, or ask the owner "
+               "of the document you are looking for.")
+MAX_SOURCE_CHARS = 600  # per chunk in the prompt: the embedded model reads 2,048 tokens in all
+
+
+@dataclass(frozen=True)
+class Source:
+    n: int
+    doc_id: str
+    title: str
+    path: str
+    url: str | None
+    clearance_level: int
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    sources: list[Source]
+    chunks: list[RetrievedChunk]  # everything put in front of the model
+    citations: list[str]  # doc ids cited in the text, in order of first citation
+    covered: bool
+    used_llm: bool
+    fallback_reason: str | None
+    request_id: str | None
+    audit_id: int | None
+    filter_expr: str
+    phrasings: list[str]
+    best_similarity: float
+
+    def as_dict(self) -> dict:
+        return {
+            "question": self.question, "answer": self.text, "covered": self.covered,
+            "sources": [{"n": s.n, "doc_id": s.doc_id, "title": s.title, "path": s.path, "url": s.url,
+                         "clearance_level": s.clearance_level} for s in self.sources],
+            "chunks": [{"doc_id": c.doc_id, "chunk_id": c.chunk_id, "text": c.text, "score": c.score,
+                        "similarity": c.similarity} for c in self.chunks],
+            "citations": self.citations, "used_llm": self.used_llm, "fallback_reason": self.fallback_reason,
+            "request_id": self.request_id, "audit_id": self.audit_id, "filter": self.filter_expr,
+            "phrasings": self.phrasings, "best_similarity": self.best_similarity,
+        }
+
+
+def recheck(retrieval: Retrieval) -> list[RetrievedChunk]:
+    """Chunks whose document still exists and still admits the principal, per the registry right now (access may
+    have changed since the index was read)."""
+    current = _registry.documents_by_id(c.doc_id for c in retrieval.chunks)
+    kept = []
+    for c in retrieval.chunks:
+        info = current.get(c.doc_id)
+        if info is not None and retrieval.access.allows(info.access_groups, info.clearance_level) \
+                and retrieval.access.allows(c.access_groups, c.clearance_level):
+            kept.append(c)
+    return kept
+
+
+def number_sources(chunks: list[RetrievedChunk]) -> list[Source]:
+    sources: dict[str, Source] = {}
+    for c in chunks:
+        if c.doc_id not in sources:
+            sources[c.doc_id] = Source(len(sources) + 1, c.doc_id, c.title, c.path, c.url, c.clearance_level)
+    return list(sources.values())
+
+
+def cited_numbers(text: str, count: int) -> list[int]:
+    seen: list[int] = []
+    for m in re.finditer(r"\[(\d{1,2})(?:\s*,\s*(\d{1,2}))*\]", text):
+        for n in re.findall(r"\d{1,2}", m.group(0)):
+            n = int(n)
+            if 1 <= n <= count and n not in seen:
+                seen.append(n)
+    return seen
+
+
+def extractive_answer(question_words: set[str], chunks: list[RetrievedChunk], sources: list[Source]) -> str:
+    """The sentences that share most words with the question, each cited: honest when no model is available."""
+    number = {s.doc_id: s.n for s in sources}
+    scored = []
+    for order, c in enumerate(chunks):
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", c.text):
+            sentence = sentence.strip(" -*#")
+            if len(sentence) < 25:
+                continue
+            words = set(re.findall(r"[a-z0-9]+", sentence.lower()))
+            scored.append((len(words & question_words), -order, sentence, number[c.doc_id]))
+    best = sorted(scored, key=lambda x: (-x[0], -x[1]))[:3]
+    if not best:
+        return "See the sources below."
+    return " ".join(f"{s} [{n}]" for _, _, s, n in best)
+
+
+def _source_block(chunks: list[RetrievedChunk], sources: list[Source]) -> str:
+    number = {s.doc_id: s.n for s in sources}
+    parts = []
+    for c in chunks:
+        text = c.text if len(c.text) <= MAX_SOURCE_CHARS else c.text[:MAX_SOURCE_CHARS].rsplit(" ", 1)[0] + " …"
+        parts.append(f"[{number[c.doc_id]}] {c.title}\n{text}")
+    return "\n\n".join(parts)
+
+
+class AnswerRun:
+    """Iterate for the answer's text as it streams; `answer` is set once iteration ends. `retrieval`, `sources`
+    and `chunks` are known before the first piece, so a UI can show the sources while the answer streams."""
+
+    def __init__(self, principal: Principal, question: str, *, k: int = 5, channel: str = "ui",
+                 use_llm: bool = True, use_llm_expansion: bool | None = None, max_tokens: int | None = None):
+        self.principal = principal
+        self.retrieval = retrieve(principal, question, k=k, channel=channel, use_llm_expansion=use_llm_expansion)
+        self.chunks = recheck(self.retrieval) if self.retrieval.covered else []
+        self.sources = number_sources(self.chunks)
+        self.covered = self.retrieval.covered and bool(self.chunks)
+        self.use_llm = use_llm
+        self.max_tokens = max_tokens
+        self.answer: Answer | None = None
+        self._stream = None
+
+    def cancel(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+
+    def __iter__(self):
+        from core.llm import LLMError, LLMRequest, get_gateway
+        from core.prompts import load
+
+        text, used_llm, reason, request_id = "", False, None, None
+        if not self.covered:
+            text = NOT_COVERED
+            yield text
+        elif not self.use_llm:
+            reason = "answer generation switched off"
+            text = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources)
+            yield text
+        else:
+            prompt = load("search/answer")
+            overrides = {"max_tokens": min(self.max_tokens, prompt.max_tokens)} if self.max_tokens else {}
+            request = LLMRequest.from_prompt(
+                prompt, {"sources": _source_block(self.chunks, self.sources), "question": self.retrieval.query},
+                feature="search", task="answer", user=self.principal.sub, **overrides)
+            try:
+                self._stream = get_gateway().stream(request)
+                request_id = self._stream.request_id
+                for piece in self._stream:
+                    if piece.reset:
+                        text = ""
+                        continue
+                    text += piece.text
+                    yield piece.text
+                used_llm = True
+                if not text.strip():
+                    raise LLMError("the model returned an empty answer", request_id=request_id)
+            except LLMError as exc:
+                reason = f"the model failed ({exc}); showing the most relevant sentences instead"
+                fallback = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources)
+                yield ("\n\n" if text else "") + fallback
+                text, used_llm = fallback, False
+        cited = [self.sources[n - 1].doc_id for n in cited_numbers(text, len(self.sources))] if self.covered else []
+        self.answer = Answer(
+            question=self.retrieval.query, text=text.strip(), sources=self.sources, chunks=self.chunks,
+            citations=cited, covered=self.covered, used_llm=used_llm, fallback_reason=reason,
+            request_id=request_id, audit_id=self.retrieval.audit_id, filter_expr=self.retrieval.filter_expr,
+            phrasings=self.retrieval.phrasings, best_similarity=self.retrieval.best_similarity)
+
+    def result(self) -> Answer:
+        for _ in self:
+            pass
+        return self.answer
+
+
+def _words(text: str) -> set[str]:
+    stop = {"the", "a", "an", "of", "to", "is", "are", "what", "how", "do", "does", "for", "in", "on", "and", "or",
+            "i", "my", "we", "our", "can", "when", "who", "which", "with", "at", "be", "it"}
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in stop}
+
+
+def ask(principal: Principal, question: str, **kwargs) -> AnswerRun:
+    """Retrieve now (raises SearchInputError on a bad question) and return a run that streams the answer."""
+    return AnswerRun(principal, question, **kwargs)
