@@ -17,7 +17,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "support_classifier", "evals")
+BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "completion", "support_classifier", "evals")
 # metrics worth a glance in the summary, besides the checks
 HEADLINES = {
     "gateway_overhead": ("direct_median_ms", "gateway_median_ms", "added_median_ms", "ratio_median"),
@@ -29,6 +29,8 @@ HEADLINES = {
               "support_routes_suite_s", "workspace_action_items_suite_s"),
     "workspace_credits": ("reservations_per_s", "baseline_updates_per_s", "ratio", "fix_grammar_ttft_ms",
                           "fix_grammar_total_ms"),
+    "completion": ("perceived_p50_ms", "perceived_p95_ms", "cache_hit_p50_ms", "no_suggestion_share",
+                   "ratio_p50_naive_over_engine", "ratio_model_calls_naive_over_engine"),
     "support_classifier": ("classify_p50_ms", "classify_p95_ms", "encoder_p50_ms", "ratio_p50", "test_accuracy"),
 }
 

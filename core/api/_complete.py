@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import anyio
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.completion import (
@@ -185,6 +185,8 @@ async def api_complete(request: Request):
         raw = await _read_body(request)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=413)
+    except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it
+        return Response(status_code=499)
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

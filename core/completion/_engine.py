@@ -29,6 +29,7 @@ DEFAULT_DEBOUNCE_MS = 75.0
 MIN_DEBOUNCE_MS = 50.0
 MAX_DEBOUNCE_MS = 120.0
 TYPING_GAP_S = 1.5  # gaps longer than this are pauses, not typing speed
+CONTEXT_MAX_AGE_S = 60.0
 
 
 @dataclass
@@ -363,13 +364,20 @@ class CompletionSession:
         """(prompt, assembly, chunks): the context is reused while the prefix window stays where it was."""
         uses_suffix = self.template is not PREFIX_ONLY
         assembly = assemble(state, self.budget, uses_suffix=uses_suffix)
-        signature = (assembly.prefix_start, tuple(sorted(state.files)), state.open_paths)
+        # The context (other files) is frozen per file: it is rebuilt only when the set of files or tabs changes,
+        # or when the prefix window moves (the prompt is re-evaluated from there anyway) and the snapshot is older
+        # than CONTEXT_MAX_AGE_S. Edits in other files therefore do not invalidate this file's KV cache per keystroke.
+        signature = (tuple(sorted(state.files)), state.open_paths)
+        now = self.clock.now()
         snapshot = self._snapshots.get(state.path)
-        if snapshot is not None and snapshot[0] == signature:
+        fresh = snapshot is not None and snapshot[0] == signature and (
+            snapshot[2] == assembly.prefix_start or now - snapshot[3] < CONTEXT_MAX_AGE_S)
+        if fresh:
             chunks: list[ContextChunk] = snapshot[1]
+            self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, snapshot[3])
         else:
             chunks = assembly.chunks
-            self._snapshots[state.path] = (signature, chunks)
+            self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, now)
             if len(self._snapshots) > 64:
                 self._snapshots.pop(next(iter(self._snapshots)))
         prefix = assembly.prefix

@@ -82,6 +82,7 @@ class ReplayResult:
     requests_sent: int = 0
     pauses: int = 0
     pauses_without_suggestion: int = 0
+    no_suggestion_reasons: dict = field(default_factory=dict)
     perceived_ms: list[float] = field(default_factory=list)
     cache_hit_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
@@ -115,6 +116,7 @@ class ReplayResult:
             "model_tokens": self.server_stats.get("tokens_out"),
             "speculative": self.server_stats.get("speculative"),
             "speculative_hits": self.server_stats.get("speculative_hits"),
+            "no_suggestion_reasons": self.no_suggestion_reasons,
             "statuses": self.statuses, "sources": self.sources, "errors": self.errors[:5], "wall_s": round(self.wall_s, 1),
         }
 
@@ -130,7 +132,11 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
     session_id = f"replay-{mode}-{uuid.uuid4().hex[:8]}"
     events = events[:max_events] if max_events else events
     result = ReplayResult(mode=mode)
+    # an editor has every file of the trace open from the start: the first state seen of each is its tab
     files: dict[str, str] = {}
+    for event in events:
+        if "path" in event and event["path"] not in files:
+            files[event["path"]] = event["text"]
     recent: list[str] = []
     probes: list[_Probe] = []
     tasks: list[asyncio.Task] = []
@@ -243,6 +249,15 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
             result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)
         else:
             result.pauses_without_suggestion += 1
+            if probe.error:
+                reason = "error"
+            elif probe.done is None:
+                reason = "still running when the user typed on"
+            elif probe.first_visible is not None:
+                reason = "arrived after the user typed on"
+            else:
+                reason = f"model answered nothing visible ({probe.done.get('status')})"
+            result.no_suggestion_reasons[reason] = result.no_suggestion_reasons.get(reason, 0) + 1
     return result
 
 
@@ -252,3 +267,47 @@ def median(values):
 
 def now_ms() -> float:
     return time.perf_counter() * 1000.0
+
+
+class ApiServer:
+    """Keel's API routes in a real uvicorn on 127.0.0.1, in a daemon thread (benchmarks, `keel bench`)."""
+
+    def __init__(self, app, port: int | None = None):
+        import socket
+
+        import uvicorn
+
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
+        self.server = uvicorn.Server(uvicorn.Config(app=app, host="127.0.0.1", port=port, lifespan="off",
+                                                    log_level="warning", timeout_graceful_shutdown=2))
+        self._thread = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "ApiServer":
+        import threading
+
+        self._thread = threading.Thread(target=self.server.run, name="keel-bench-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"uvicorn on 127.0.0.1:{self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self.server.should_exit = True
+        self._thread.join(5)
+        if self._thread.is_alive():
+            self.server.force_exit = True
+            self._thread.join(5)
+        self._thread = None

@@ -65,8 +65,12 @@ class EmbeddedProvider:
         if model != EMBEDDED_MODEL:
             raise ProviderError(f"the embedded provider serves only {EMBEDDED_MODEL}, not {model!r}")
         llama = self.load()
-        if not self._run_lock.acquire(timeout=self._settings.request_timeout_s):
-            raise ProviderError("embedded model busy: timed out waiting for it", retryable=False)
+        deadline = time.monotonic() + self._settings.request_timeout_s
+        while not self._run_lock.acquire(timeout=0.05):  # a request cancelled while queued never runs
+            if cancel.cancelled:
+                return
+            if time.monotonic() > deadline:
+                raise ProviderError("embedded model busy: timed out waiting for it", retryable=False)
         try:
             self.busy_threads += 1
             self.max_busy_threads = max(self.max_busy_threads, self.busy_threads)

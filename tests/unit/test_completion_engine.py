@@ -417,3 +417,27 @@ def test_offset_of_line_and_column():
         offset_of("ab\ncd", 3, 1)
     with pytest.raises(CompletionInputError, match="column 9"):
         offset_of("ab\ncd", 1, 9)
+
+
+def test_indentation_is_healed_out_of_the_prompt_and_the_answer(clock):
+    backend = FakeBackend(clock, answer="    return a + b\n")
+    session = CompletionSession(backend, clock=clock)
+    done, shown = run(session.open(state("def add(a, b):\n    ")))
+    assert backend.prompts[0].endswith("def add(a, b):\n")
+    assert done["completion"] == "return a + b" and shown == "return a + b"
+
+
+def test_context_stays_frozen_while_other_files_change_until_the_window_moves_and_ages(session, clock):
+    files = {"src/util.py": "def helper():\n    pass\n"}
+    first = session.open(state(files=files, open_paths=("src/util.py",)))
+    first.cancel()
+    edited = {"src/util.py": "def helper():\n    return 42\n"}
+    second = session.open(state(CODE + "t", files=edited, open_paths=("src/util.py",)))
+    second.cancel()
+    assert second.prompt.text.startswith(first.prompt.text)  # same head: the KV cache stays valid
+    assert "return 42" not in second.prompt.text
+    long_text = "".join(f"line_{i} = {i}\n" for i in range(400))
+    clock.advance(61)
+    third = session.open(state(long_text, files=edited, open_paths=("src/util.py",)))
+    third.cancel()
+    assert "return 42" in third.prompt.text  # window moved and the snapshot was old: context rebuilt

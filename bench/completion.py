@@ -1,0 +1,180 @@
+"""Code completion: what a user perceives while typing, replayed through the real HTTP path on the embedded model.
+
+A typing trace (default `data/completion/trace.jsonl`: 682 keystrokes and 11 acceptances over three files of
+the demo project, realistic intervals) is replayed in real time against `POST /api/complete` served by uvicorn
+in this process, with the embedded SmolLM2 model behind the gateway. Like the playground's editor, the client
+sends every keystroke at once and aborts the previous stream; the engine checks its cache, debounces
+(adaptive), cancels stale generations, keeps llama.cpp's KV state per file and speculates after acceptances.
+
+Reported: perceived latency p50/p95 over every keystroke followed by a pause of at least 300 ms (keystroke →
+first visible character of a suggestion for exactly that state), the share of such pauses with no suggestion,
+cache hits (exact + typed-ahead) and the time until a hit is visible, HTTP requests, model calls started and
+cancelled, model tokens generated, and prompt tokens evaluated versus reused from the KV cache.
+
+Baseline, same run and server: a naive client on the first --baseline-keystrokes events (no debounce, no cache,
+no cancellation: every keystroke's generation runs to the end, queued on the one model), compared with the
+engine on the same events; the KV state is cleared before every arm, so none starts warm.
+
+    python bench/completion.py [--json] [--trace TRACE.jsonl] [--baseline-keystrokes 150]
+    keel bench completion --trace TRACE.jsonl [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+
+import _common
+from _common import Report
+
+TARGET_P50_MS = 150.0
+TARGET_P95_MS = 400.0
+TARGET_CACHE_HIT_MS = 5.0
+DEFAULT_TRACE = _common.REPO_ROOT / "data" / "completion" / "trace.jsonl"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_arm(url: str, headers: dict, events: list[dict], mode: str, max_events: int | None, grace_s: float) -> dict:
+    from core.completion import set_completion_service
+    from core.completion._replay import replay
+    from core.llm import get_gateway
+
+    provider = get_gateway().providers["embedded"]
+    provider.kv.clear(provider.load())  # no arm starts with a warm KV cache
+    set_completion_service(None)
+    kv_before = dict(provider.kv.stats())
+    started_wall = time.time()
+    result = asyncio.run(replay(url, headers, events, mode=mode, max_events=max_events, grace_s=grace_s, log=log))
+    get_gateway().log.flush()
+    summary = result.summary()
+    kv_after = provider.kv.stats()
+    summary["prompt_tokens_evaluated"] = kv_after["tokens_evaluated"] - kv_before["tokens_evaluated"]
+    summary["prompt_tokens_reused"] = kv_after["tokens_reused"] - kv_before["tokens_reused"]
+    summary["kv_restores"] = kv_after["loads"] - kv_before["loads"]
+    summary.update(_logged(started_wall))
+    log(f"[{mode}] p50 {summary['perceived_p50_ms']} ms, p95 {summary['perceived_p95_ms']} ms, "
+        f"no suggestion {summary['no_suggestion_share']}, model calls {summary['logged_calls']}")
+    return summary
+
+
+def _logged(since: float) -> dict:
+    """Model calls of feature `completion` the gateway logged since `since` (the truth, from SQL)."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from core import db
+    from core.tables import RequestLog
+
+    with db.session() as s:
+        rows = s.exec(select(RequestLog.status, func.count(), func.sum(RequestLog.tokens_out))
+                      .where(RequestLog.feature == "completion", RequestLog.created_at >= since)
+                      .group_by(RequestLog.status)).all()
+    by_status = {status: int(count) for status, count, _ in rows}
+    return {"logged_calls": sum(by_status.values()), "logged_cancelled": by_status.get("cancelled", 0),
+            "logged_tokens_out": int(sum(tokens or 0 for _, _, tokens in rows)), "logged_by_status": by_status}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trace", default=str(DEFAULT_TRACE))
+    parser.add_argument("--baseline-keystrokes", type=int, default=150,
+                        help="events replayed by the naive baseline and the engine for the ratios")
+    parser.add_argument("--grace", type=float, default=8.0, help="seconds to wait for answers after the last event")
+    args = parser.parse_args()
+    report = Report("completion", "Code completion over HTTP: perceived latency, cache, cancellation")
+    server = None
+    try:
+        from core.completion._replay import load_trace
+
+        events = load_trace(args.trace)
+        keystrokes = sum(1 for e in events if "path" in e)
+        home = tempfile.mkdtemp(prefix="keel-bench-completion-")
+        _common.fresh_core(HOME=home, DEV_IDP="0", LOG_FLUSH_INTERVAL="0.2")
+        from starlette.applications import Starlette
+
+        from core import auth, services
+        from core.api import routes
+        from core.completion._replay import ApiServer
+        from core.llm import get_gateway
+
+        services.prepare()
+        auth.ensure_workspace("bench", "Benchmarks", plan="pro")
+        key, _ = auth.create_api_key("bench", "completion benchmark")
+        headers = {"Authorization": f"Bearer {key}"}
+        server = ApiServer(Starlette(routes=routes)).start()
+        get_gateway().providers["embedded"].load()
+        log(f"replaying {keystrokes} keystrokes ({events[-1]['t_ms'] / 1000:.0f} s) against {server.url}")
+
+        engine = run_arm(server.url, headers, events, "engine", None, args.grace)
+        subset = min(args.baseline_keystrokes, len(events))
+        engine_part = run_arm(server.url, headers, events, "engine", subset, args.grace)
+        naive = run_arm(server.url, headers, events, "naive", subset, args.grace)
+
+        for name, value, unit in [
+            ("keystrokes", keystrokes, ""), ("accepts", engine["accepts"], ""),
+            ("accepts_applied", engine["accepts_applied"], ""), ("pauses", engine["pauses"], ""),
+            ("perceived_p50_ms", engine["perceived_p50_ms"], "ms"), ("perceived_p95_ms", engine["perceived_p95_ms"], "ms"),
+            ("no_suggestion_share", engine["no_suggestion_share"], ""),
+            ("cache_hit_rate", engine["cache_hit_rate"], ""), ("cache_hits", engine["cache_hits"], ""),
+            ("cache_hit_p50_ms", engine["cache_hit_p50_ms"], "ms"), ("cache_hit_p95_ms", engine["cache_hit_p95_ms"], "ms"),
+            ("http_requests", engine["requests_sent"], ""), ("model_calls", engine["logged_calls"], ""),
+            ("model_calls_cancelled", engine["logged_cancelled"], ""),
+            ("requests_cancelled_or_superseded", engine["cancelled"], ""),
+            ("model_tokens", engine["logged_tokens_out"], ""),
+            ("speculative", engine["speculative"], ""), ("speculative_hits", engine["speculative_hits"], ""),
+            ("prompt_tokens_evaluated", engine["prompt_tokens_evaluated"], ""),
+            ("prompt_tokens_reused", engine["prompt_tokens_reused"], ""), ("kv_restores", engine["kv_restores"], ""),
+            ("subset_events", subset, ""),
+            ("subset_engine_p50_ms", engine_part["perceived_p50_ms"], "ms"),
+            ("subset_engine_p95_ms", engine_part["perceived_p95_ms"], "ms"),
+            ("subset_engine_model_calls", engine_part["logged_calls"], ""),
+            ("subset_engine_no_suggestion", engine_part["no_suggestion_share"], ""),
+            ("naive_p50_ms", naive["perceived_p50_ms"], "ms"), ("naive_p95_ms", naive["perceived_p95_ms"], "ms"),
+            ("naive_no_suggestion", naive["no_suggestion_share"], ""),
+            ("naive_model_calls", naive["logged_calls"], ""), ("naive_model_tokens", naive["logged_tokens_out"], ""),
+        ]:
+            report.metric(name, value, unit)
+
+        def ratio(a, b):
+            return (a / b) if a is not None and b else None
+
+        report.metric("ratio_model_calls_naive_over_engine", ratio(naive["logged_calls"], engine_part["logged_calls"]), "x")
+        report.metric("ratio_p50_naive_over_engine", ratio(naive["perceived_p50_ms"], engine_part["perceived_p50_ms"]), "x")
+        report.metric("ratio_p95_naive_over_engine", ratio(naive["perceived_p95_ms"], engine_part["perceived_p95_ms"]), "x")
+        report.metric("ratio_tokens_naive_over_engine",
+                      ratio(naive["logged_tokens_out"], engine_part["logged_tokens_out"]), "x")
+        report.check("keystrokes", keystrokes, ">=", 500, label="trace has at least 500 keystrokes")
+        report.check("perceived_p50_ms", engine["perceived_p50_ms"], "<=", TARGET_P50_MS, "ms",
+                     "perceived latency p50 (pauses >= 300 ms)")
+        report.check("perceived_p95_ms", engine["perceived_p95_ms"], "<=", TARGET_P95_MS, "ms",
+                     "perceived latency p95 (pauses >= 300 ms)")
+        report.check("cache_hit_p50_ms", engine["cache_hit_p50_ms"], "<=", TARGET_CACHE_HIT_MS, "ms",
+                     "cache hit visible (HTTP round trip, p50)")
+        report.check("model_calls_ratio", ratio(naive["logged_calls"], engine_part["logged_calls"]), ">", 1.0, "x",
+                     "naive baseline starts more model calls than the engine on the same events")
+        report.check("http_errors", len(engine["errors"]), "==", 0, label="HTTP errors in the engine run")
+        if engine["errors"]:
+            report.note("engine errors: " + "; ".join(engine["errors"]))
+        report.note(f"engine sources: {engine['sources']}, statuses: {engine['statuses']}")
+        report.note(f"pauses without a suggestion, why: {engine['no_suggestion_reasons']}")
+        report.note(f"naive statuses: {naive['statuses']}, logged: {naive['logged_by_status']}")
+    except Exception as exc:  # the report says what broke
+        import traceback
+
+        traceback.print_exc()
+        report.fail(f"{type(exc).__name__}: {exc}")
+    finally:
+        if server is not None:
+            server.stop()
+    return report.emit(args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""The shipped completion data: the typing trace, its loader, the demo project and the eval cases."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from core.completion import CompletionSession, EditorState, FakeClock
+from core.completion._replay import TraceError, load_trace
+from tests.unit.test_completion_engine import FakeBackend
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def test_the_trace_has_500_keystrokes_over_three_files_with_realistic_intervals():
+    events = load_trace(DATA / "completion" / "trace.jsonl")
+    keys = [e for e in events if "path" in e]
+    assert len(keys) >= 500
+    assert len({e["path"] for e in keys}) == 3
+    assert sum(1 for e in events if e.get("accept")) >= 5
+    gaps = [b["t_ms"] - a["t_ms"] for a, b in zip(events, events[1:])]
+    assert 80 <= statistics.median(gaps) <= 250
+    assert sum(1 for g in gaps if g >= 300) >= 30  # pauses where a suggestion matters
+    for a, b in zip(keys, keys[1:]):
+        if a["path"] == b["path"]:  # one keystroke changes the text a little
+            assert abs(len(b["text"]) - len(a["text"])) <= 20
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("{not json\n", "not JSON"),
+    ('{"t_ms": 5, "path": "a", "text": "x", "cursor": 1}\n{"t_ms": 2, "accept": true}\n', "backwards"),
+    ('{"t_ms": 5, "path": "a", "text": "x", "cursor": 9}\n', "cursor inside"),
+    ('{"path": "a", "text": "x", "cursor": 1}\n', "t_ms"),
+])
+def test_bad_traces_are_refused_with_the_line(tmp_path, content, message):
+    trace = tmp_path / "t.jsonl"
+    trace.write_text(content)
+    with pytest.raises(TraceError, match=message):
+        load_trace(trace)
+
+
+def test_a_missing_trace_is_refused(tmp_path):
+    with pytest.raises(TraceError, match="does not exist"):
+        load_trace(tmp_path / "nope.jsonl")
+
+
+def test_eval_cases_are_well_formed_and_each_builds_a_prompt():
+    clock = FakeClock()
+    session = CompletionSession(FakeBackend(clock), clock=clock)
+    lines = (DATA / "evals" / "completion.jsonl").read_text().splitlines()
+    assert len(lines) >= 10
+    ids = set()
+    for line in lines:
+        case = json.loads(line)
+        assert {"id", "path", "prefix", "suffix"} <= set(case) and case["id"] not in ids
+        ids.add(case["id"])
+        assert ("expected_contains" in case) != ("expected_regex" in case)
+        if "expected_regex" in case:
+            re.compile(case["expected_regex"])
+        state = EditorState(case["path"], case["prefix"] + case["suffix"], len(case["prefix"]))
+        prompt, _, _ = session.prompt_for(state)
+        assert prompt.text.endswith(case["prefix"].rstrip(" \t")) or prompt.text.endswith(case["prefix"])
+
+
+def test_demo_project_has_files_in_two_languages():
+    files = [p for p in (DATA / "completion" / "project").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".py", ".ts"}
