@@ -57,14 +57,15 @@ def test_eval_cases_are_well_formed_and_each_builds_a_prompt():
     ids = set()
     for line in lines:
         case = json.loads(line)
-        assert {"id", "path", "prefix", "suffix"} <= set(case) and case["id"] not in ids
+        # the eval pipeline's case shape: the prefix is the input, the middle is checked by contains or regex
+        assert {"id", "path", "input", "suffix", "expected"} <= set(case) and case["id"] not in ids
         ids.add(case["id"])
-        assert ("expected_contains" in case) != ("expected_regex" in case)
-        if "expected_regex" in case:
-            re.compile(case["expected_regex"])
-        state = EditorState(case["path"], case["prefix"] + case["suffix"], len(case["prefix"]))
+        assert ("contains" in case["expected"]) != ("regex" in case["expected"])
+        if "regex" in case["expected"]:
+            re.compile(case["expected"]["regex"])
+        state = EditorState(case["path"], case["input"] + case["suffix"], len(case["input"]))
         prompt, _, _ = session.prompt_for(state)
-        assert prompt.text.endswith(case["prefix"].rstrip(" \t")) or prompt.text.endswith(case["prefix"])
+        assert prompt.text.endswith(case["input"].rstrip(" \t")) or prompt.text.endswith(case["input"])
 
 
 def test_demo_project_has_files_in_two_languages():
