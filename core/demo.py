@@ -32,5 +32,9 @@ def seed(traffic_rows: int = 2000) -> dict:
 
         added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share)
         marker.write_text(str(added))
-    return {"workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added,
+    from core.search import sync_demo_corpus
+
+    search = sync_demo_corpus()  # document search's demo corpus; once indexed, a re-run only hashes the files
+    return {"search_documents_indexed": len(search.added) + len(search.updated), "search_refused": search.refused,
+            "workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added,
             "support_rows_added": support}

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from core import health
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.api._complete import api_complete
+from core.api._search import api_search
 from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
 
 MAX_BODY_BYTES = 1_000_000
@@ -208,6 +209,7 @@ routes = [
     Route("/api/health", api_health, methods=["GET"]),
     Route("/api/whoami", api_whoami, methods=["GET"]),
     Route("/api/complete", api_complete, methods=["POST"]),
+    Route("/api/search", api_search, methods=["POST"]),
     Route("/v1/models", v1_models, methods=["GET"]),
     Route("/v1/chat/completions", v1_chat_completions, methods=["POST"]),
 ]
