@@ -49,6 +49,7 @@ from core.tables import SupportConversation, SupportCsat, SupportHandoff, Suppor
 
 MAX_MESSAGE_CHARS = 50_000
 MAX_COMMENT_CHARS = 2_000
+SUMMARY_DELAY_S = 2.0
 BOT = "halden-bot"
 _YES = re.compile(r"^\s*(yes|y|yeah|yep|sure|confirm|confirmed|ok(ay)?|do it|go ahead|please do)\b[\s.!]*$", re.I)
 _NO = re.compile(r"^\s*(no|n|nope|cancel|stop|don'?t|never ?mind)\b[\s.!]*$", re.I)
@@ -477,8 +478,12 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
                              priority=priority, created_at=now))
     message = _append(conversation_id, "system", BOT, HANDOFF_TEXT, {"handoff": reason, "priority": priority})
     if summarize_async:
-        threading.Thread(target=improve_summary, args=(conversation_id,), daemon=True,
-                         name=f"support-summary-{conversation_id}").start()
+        # After a short pause: the customer's page and the agent's queue show the handoff first, before the
+        # model (which takes both cores while it runs) starts writing the summary.
+        timer = threading.Timer(SUMMARY_DELAY_S, improve_summary, args=(conversation_id,))
+        timer.daemon = True
+        timer.name = f"support-summary-{conversation_id}"
+        timer.start()
     else:
         improve_summary(conversation_id)
     return [message]
@@ -556,7 +561,7 @@ def queue(*, include_claimed: bool = True) -> list[QueueItem]:
 def claim(conversation_id: int, agent: str) -> Conversation:
     """Take a waiting conversation; exactly one agent wins a race."""
     if _set(conversation_id, when_status=("waiting",), status="claimed", assigned_to=agent[:255]):
-        _append(conversation_id, "system", agent, f"{agent} joined the conversation.")
+        _append(conversation_id, "system", agent, "A person from our support team joined the conversation.")
         return get_conversation(conversation_id)
     row = _load(conversation_id)
     if row.status == "claimed" and row.assigned_to == agent:

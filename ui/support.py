@@ -1,0 +1,172 @@
+"""Widgets for the support pages: chat transcript, status, rating, the agent's handoff package, CSAT chart,
+and the "Add to eval dataset" form."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.support import Conversation, Handoff, Message, Segment
+
+_AVATARS = {"customer": "user", "bot": ":material/smart_toy:", "agent": ":material/support_agent:",
+            "system": ":material/info:", "note": ":material/sticky_note_2:"}
+_STATUS = {"bot": ("Bot", "blue"), "waiting": ("Waiting for a person", "orange"),
+           "claimed": ("With a person", "green"), "resolved": ("Resolved", "gray")}
+LONG_MESSAGE = 2000
+_warm_started = False
+_warm_lock = threading.Lock()
+
+
+def start_warm_up() -> None:
+    """Load the encoder, classifier and KB index in the background once per process, so the first message is fast."""
+    global _warm_started
+    with _warm_lock:
+        if _warm_started:
+            return
+        _warm_started = True
+    from core.support import warm_up
+
+    threading.Thread(target=warm_up, daemon=True, name="support-warm-up").start()
+
+
+def escape_markdown(text: str) -> str:
+    """Show a person's text as typed: no links, images, headings or HTML from markdown syntax."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", text)
+
+
+def waited(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def status_badge(conv: Conversation) -> None:
+    label, color = _STATUS.get(conv.status, (conv.status, "gray"))
+    extra = f" · {conv.assigned_to}" if conv.status == "claimed" and conv.assigned_to else ""
+    st.badge(f"{label}{extra}", color=color)
+
+
+def _author(m: Message, agent_view: bool) -> str:
+    if m.role == "agent":
+        return f"**Support agent** · {m.author}" if agent_view else "**Support agent**"
+    if m.role == "note":
+        return f"**Internal note** · {m.author}"
+    if m.role == "bot":
+        return "**Halden bot**"
+    if m.role == "customer":
+        return f"**Customer** · {m.author}" if agent_view else "**You**"
+    return ""
+
+
+def render_message(m: Message, *, agent_view: bool = False) -> None:
+    with st.chat_message("user" if m.role == "customer" else "assistant", avatar=_AVATARS.get(m.role)):
+        head = _author(m, agent_view)
+        when = time.strftime("%H:%M", time.localtime(m.created_at))
+        if head:
+            st.caption(f"{head} · {when}")
+        trusted = m.role in ("bot", "system")  # our own markdown; people's text is shown as typed
+        text = m.text if trusted else escape_markdown(m.text)
+        if len(m.text) > LONG_MESSAGE:
+            st.markdown(text[:1500] + "…")
+            with st.expander(f"Show the whole message ({len(m.text):,} characters)"):
+                st.text(m.text)
+        elif m.role == "note":
+            st.info(text, icon=":material/lock:")
+        else:
+            st.markdown(text)
+        if agent_view and m.role == "bot" and m.meta.get("decision"):
+            d = m.meta["decision"]
+            st.caption(f"route {d['route']} · intent {d['intent']} {d['confidence']:.2f} · {d['reason']}")
+
+
+def transcript(messages: list[Message], *, agent_view: bool = False) -> None:
+    for m in messages:
+        render_message(m, agent_view=agent_view)
+
+
+def rating_form(conv: Conversation, on_submit) -> None:
+    """Stars 1–5 and an optional comment, shown once the conversation is resolved."""
+    with st.container(border=True):
+        if conv.csat is not None:
+            st.success(f"Thank you! You rated this conversation {conv.csat}/5.", icon=":material/star:")
+            return
+        st.markdown("**How did we do?** Rate this conversation.")
+        stars = st.feedback("stars", key=f"stars-{conv.id}")
+        comment = st.text_area("Comment (optional)", key=f"comment-{conv.id}", max_chars=2000, height=80)
+        if st.button("Submit rating", type="primary", disabled=stars is None, key=f"rate-{conv.id}"):
+            on_submit(stars + 1, comment)
+
+
+def package_panel(conv: Conversation, handoff: Handoff | None) -> None:
+    """The handoff package: what the agent reads before answering, so the customer never repeats themselves."""
+    if handoff is None:
+        st.caption("No handoff package (the conversation was never handed off).")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Priority", handoff.priority.upper())
+    cols[1].metric("Intent", handoff.intent or "—")
+    cols[2].metric("Bot confidence", "—" if handoff.bot_confidence is None else f"{handoff.bot_confidence:.2f}")
+    cols[3].metric("Waiting", waited((conv.resolved_at or time.time()) - handoff.created_at))
+    st.markdown(f"**Why handed off:** {escape_markdown(handoff.reason)}")
+    source = "LLM summary" if handoff.summary_source == "llm" else "extractive summary (the LLM was not used)"
+    st.markdown(f"**Summary** <small>({source})</small>", unsafe_allow_html=True)
+    st.info(escape_markdown(handoff.summary))
+    ents = handoff.entities or {}
+    chips = [f"`{v}`" for key in ("accounts", "orders", "invoices") for v in ents.get(key, [])]
+    st.markdown("**Entities:** " + (" ".join(chips) if chips else "none found"))
+    st.markdown(f"**Suggested resolution:** {handoff.suggested_resolution}")
+
+
+def csat_figure(segments: list[Segment]) -> go.Figure:
+    """Average CSAT per segment, worst first, coloured by escalation rate; bar labels show the count."""
+    rated = [s for s in segments if s.avg_csat is not None]
+    names = [f"{s.intent} · {s.handled_by} · {s.model.split('/')[-1]}" for s in rated]
+    fig = go.Figure(go.Bar(
+        x=[s.avg_csat for s in rated], y=names, orientation="h",
+        marker=dict(color=[s.escalation_rate * 100 for s in rated], colorscale="OrRd", cmin=0, cmax=100,
+                    colorbar=dict(title="escalated %")),
+        text=[f"{s.avg_csat:.1f} (n={s.rated})" for s in rated], textposition="auto",
+        hovertemplate="%{y}<br>avg CSAT %{x:.2f}<extra></extra>"))
+    fig.update_layout(title="Average CSAT by intent × handled by × model (worst first)",
+                      margin=dict(l=10, r=10, t=40, b=10), height=max(260, 34 * len(rated) + 90),
+                      xaxis=dict(range=[0, 5], title="average CSAT (1–5)"),
+                      yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def eval_case_form(conversation_id: int, principal, *, key: str) -> None:
+    """"Add to eval dataset": the first customer message as input, the expected intent and route, notes."""
+    from core.support import EVAL_SUITES, LABELS, ROUTES, SupportError, add_conversation_to_eval, eval_case_draft
+
+    draft = eval_case_draft(conversation_id)
+    if not draft["eligible"]:
+        st.caption("Only escalated conversations or ones rated below 3 can become eval cases.")
+        return
+    with st.popover("Add to eval dataset", icon=":material/playlist_add:"):
+        with st.form(f"eval-{key}-{conversation_id}"):
+            suite = st.selectbox("Suite", EVAL_SUITES)
+            text = st.text_area("Input (the customer's message)", draft["input"], max_chars=5000)
+            expected = draft["expected"]
+            intent = st.selectbox("Expected intent", LABELS, index=LABELS.index(expected["intent"])
+                                  if expected["intent"] in LABELS else 0)
+            route = st.selectbox("Expected route", ROUTES, index=ROUTES.index(expected["route"])
+                                 if expected["route"] in ROUTES else ROUTES.index("human"))
+            notes = st.text_input("Notes", f"from support conversation {conversation_id}", max_chars=2000)
+            if st.form_submit_button("Add case", type="primary"):
+                try:
+                    case_id = add_conversation_to_eval(conversation_id, suite=suite, input_text=text,
+                                                       expected={"intent": intent, "route": route}, notes=notes,
+                                                       created_by=principal.sub)
+                except (SupportError, ValueError) as exc:
+                    st.error(str(exc))
+                except ImportError:
+                    st.error("The eval pipeline (core.ops.add_eval_case) is not available in this build.")
+                else:
+                    st.success(f"Added eval case #{case_id} to {suite}.")
