@@ -68,6 +68,8 @@ class Settings:
     support_llm_triage: str = "auto"
     review_sample_share: float = 0.05  # share of answered calls sampled into the review queue
     eval_suites_file: str | None = None  # None: data/evals/suites.toml in the repo
+    # PR review: repositories a review may read (os.pathsep-separated); empty = the demo repo folder + the data dir
+    review_roots: tuple[str, ...] = ()
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -182,6 +184,7 @@ def load_settings() -> Settings:
         support_llm_triage=_env("SUPPORT_LLM_TRIAGE", "auto"),
         review_sample_share=min(1.0, max(0.0, _env_number("REVIEW_SAMPLE_SHARE", 0.05))),
         eval_suites_file=_env("EVAL_SUITES"),
+        review_roots=tuple(p for p in (_env("REVIEW_ROOTS") or "").split(os.pathsep) if p.strip()),
     )
 
 

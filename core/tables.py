@@ -508,3 +508,78 @@ class SearchAudit(SQLModel, table=True):
     chunk_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     results: int = 0
     latency_ms: float = 0.0
+
+
+# -- PR review (core.review): reviews cached by diff hash, their comments, decisions per repository ------------
+
+
+class ReviewRun(SQLModel, table=True):
+    """One finished review, cached under `cache_key` (diff hash + repository + model configuration + engine
+    version) so the same diff is never reviewed twice; comments are in `review_comment`."""
+
+    __tablename__ = "review_run"
+    __table_args__ = (
+        Index("ux_review_run_cache_key", "cache_key", unique=True),
+        Index("ix_review_run_diff_hash", "diff_hash"),
+        Index("ix_review_run_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cache_key: str = Field(max_length=64)
+    diff_hash: str = Field(max_length=64)
+    repo_key: str = Field(max_length=500)
+    model_key: str = Field(max_length=300)  # tier and model (or "tools only") the review ran with
+    engine_version: str = Field(max_length=32)
+    created_at: float
+    user: str | None = Field(default=None, max_length=255)
+    verdict: str = Field(max_length=24)  # approve | comment | request_changes
+    files: int = 0
+    added_lines: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    wall_ms: float = 0.0
+    result_json: str = Field(sa_column=Column(Text, nullable=False))  # summary, notices, timeline, triage, stats
+
+
+class ReviewComment(SQLModel, table=True):
+    """One comment of a cached review, on a line the PR added or changed."""
+
+    __tablename__ = "review_comment"
+    __table_args__ = (Index("ix_review_comment_review_id", "review_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="review_run.id")
+    position: int = 0
+    path: str = Field(max_length=1000)
+    line: int
+    severity: str = Field(max_length=16)  # blocker | major | minor | nit
+    category: str = Field(max_length=16)  # correctness | security | performance | quality
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    suggestion: str = Field(default="", sa_column=Column(Text, nullable=False))
+    explanation: str = Field(default="", sa_column=Column(Text, nullable=False))
+    source: str = Field(max_length=8)  # tool | model
+    confidence: float = 0.0
+    specificity: float = 0.0
+    rule: str = Field(default="", max_length=300)
+    fingerprint: str = Field(max_length=32)
+    code: str = Field(default="", sa_column=Column(Text, nullable=False))
+    also_at: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list of lines
+
+
+class ReviewDecision(SQLModel, table=True):
+    """A user's accept or dismiss of a suggestion, remembered per repository by fingerprint: a dismissed
+    suggestion is not raised again on re-review, wherever the code moved."""
+
+    __tablename__ = "review_decision"
+    __table_args__ = (Index("ux_review_decision_repo_fingerprint", "repo_key", "fingerprint", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo_key: str = Field(max_length=500)
+    fingerprint: str = Field(max_length=32)
+    decision: str = Field(max_length=16)  # dismissed | accepted
+    path: str = Field(max_length=1000)
+    category: str = Field(max_length=16)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    user: str | None = Field(default=None, max_length=255)
+    created_at: float

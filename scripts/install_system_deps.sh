@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: Chromium for end-to-end tests, PostgreSQL for the second SQL backend.
+# Debian packages the tests need: Chromium for end-to-end tests, PostgreSQL for the second SQL backend,
+# ripgrep for the PR review agent's codebase search.
 set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v rg >/dev/null 2>&1 || need+=(ripgrep)  # PR review: search_codebase
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages present"
   exit 0

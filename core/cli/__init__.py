@@ -16,6 +16,7 @@ from core.cli._completion import add_completion_commands  # noqa: E402
 from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
 from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
+from core.cli._review import add_review_command  # noqa: E402
 from core.cli._search import add_search_commands  # noqa: E402
 from core.cli._support import cmd_support_chat, cmd_support_classify  # noqa: E402
 from core.cli._workspace import cmd_workspace_run, cmd_workspace_tasks  # noqa: E402
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub, add)
     add_search_commands(sub, add)
     add_completion_commands(sub, add)
+    add_review_command(sub, add)
 
     support = sub.add_parser("support", help="support bot").add_subparsers(dest="support_command", required=True)
     p = add("classify", cmd_support_classify, "classify a message (or each line of --file) into a support intent",

@@ -1,0 +1,1 @@
+"""shopline: orders, inventory, pricing and reports over one SQLite database."""
