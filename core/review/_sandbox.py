@@ -107,7 +107,7 @@ class Sandbox:
         exe = find_executable(argv[0])
         if exe is None:
             raise SandboxError(f"{argv[0]} is not installed (scripts/install_system_deps.sh installs it)")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(self.root),
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(_tool_home()),
                "NO_COLOR": "1", "GIT_CONFIG_NOSYSTEM": "1", "RIPGREP_CONFIG_PATH": ""}
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
@@ -148,6 +148,15 @@ class Sandbox:
         return ProcessResult(argv=argv, returncode=proc.returncode, stdout=out.decode("utf-8", "replace"),
                              stderr=err.decode("utf-8", "replace")[-4000:], timed_out=timed_out,
                              truncated=truncated, duration_s=time.perf_counter() - started, raw=bytes(out), pid=proc.pid)
+
+
+def _tool_home() -> Path:
+    """HOME for tools (bandit's plugin cache, git): under the data dir, never inside the reviewed repository."""
+    from core.config import get_settings
+
+    home = get_settings().home / "review" / "tool-home"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
 
 
 def _kill(proc) -> None:
