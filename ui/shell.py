@@ -13,6 +13,7 @@ PAGES = [
     ("Keel", "pages/home.py", "Home", ":material/home:", ()),
     ("Work", "pages/workspace.py", "Workspace", ":material/edit_note:", ()),
     ("Work", "pages/completion.py", "Code completion", ":material/code:", ()),
+    ("Work", "pages/search.py", "Document search", ":material/manage_search:", ()),
     ("Support", "pages/support_chat.py", "Support chat", ":material/chat:", ()),
     ("Support", "pages/handoff_console.py", "Handoff console", ":material/support_agent:", ("support_agent", "admin")),
     ("Support", "pages/csat.py", "CSAT", ":material/sentiment_satisfied:", ("support_agent", "admin")),
@@ -22,6 +23,7 @@ PAGES = [
     ("Operate", "pages/review.py", "Review queue", ":material/rate_review:", ("admin", "developer")),
     ("Operate", "pages/playground.py", "Model playground", ":material/science:", ("admin", "developer")),
     ("Admin", "pages/admin.py", "Prices & API keys", ":material/admin_panel_settings:", ("admin",)),
+    ("Admin", "pages/search_admin.py", "Search admin", ":material/folder_managed:", ("admin",)),
 ]
 
 

@@ -103,6 +103,50 @@ def extractive_answer(question_words: set[str], chunks: list[RetrievedChunk], so
     return " ".join(f"{s} [{n}]" for _, _, s, n in best)
 
 
+_STOP = {"the", "a", "an", "of", "to", "is", "are", "what", "how", "do", "does", "for", "in", "on", "and", "or",
+         "i", "my", "we", "our", "can", "when", "who", "which", "with", "at", "be", "it", "this", "that", "by", "as",
+         "from", "into", "per", "up", "you", "your", "they", "their", "will", "was", "were", "has", "have", "not",
+         "answer", "sources", "source", "question", "documents", "document"}
+GROUNDED_SHARE = 0.6  # a sentence is supported when this share of its content words occur in one source
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9][a-z0-9.,'-]*[a-z0-9]|[a-z0-9]", text.lower()) if w not in _STOP}
+
+
+def ground(text: str, chunks: list[RetrievedChunk], sources: list[Source]) -> tuple[str | None, str | None]:
+    """Check a model answer against the sources in code, not by the model's say-so: every sentence must share most
+    of its content words with one source, and every number in it must occur in that source. Sentences without a
+    citation get the supporting source's number. Returns (checked text, None) or (None, why it failed)."""
+    if re.search(r"do(es)? not cover|don't cover|not covered", text, re.I):
+        return text.strip(), None
+    per_source: dict[int, str] = {}
+    number = {s.doc_id: s.n for s in sources}
+    for c in chunks:
+        per_source[number[c.doc_id]] = per_source.get(number[c.doc_id], "") + " " + c.title + " " + c.text
+    words_of = {n: _content_words(t) for n, t in per_source.items()}
+    out: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text.strip()):
+        sentence = sentence.strip()
+        bare = re.sub(r"\[\d{1,2}(?:\s*,\s*\d{1,2})*\]", "", sentence).strip()
+        words = _content_words(bare)
+        if not words:
+            continue
+        cited = [n for n in cited_numbers(sentence, len(sources))]
+        candidates = cited or list(words_of)
+        best = max(candidates, key=lambda n: len(words & words_of[n]))
+        share = len(words & words_of[best]) / len(words)
+        figures = set(re.findall(r"\d+(?:[.,]\d+)*", bare))
+        missing = {f for f in figures if f not in per_source[best]}
+        if share < GROUNDED_SHARE or missing:
+            why = f"numbers {sorted(missing)} are not in the sources" if missing else "it says things the sources do not"
+            return None, f"the model's answer was not supported by the sources ({why})"
+        out.append(sentence if cited else f"{sentence.rstrip()} [{best}]")
+    if not out:
+        return None, "the model's answer was empty"
+    return " ".join(out), None
+
+
 def _source_block(chunks: list[RetrievedChunk], sources: list[Source]) -> str:
     number = {s.doc_id: s.n for s in sources}
     parts = []
@@ -126,6 +170,7 @@ class AnswerRun:
         self.use_llm = use_llm
         self.max_tokens = max_tokens
         self.answer: Answer | None = None
+        self.replaced = False  # the streamed text was replaced after the fact (citations added, or a fallback)
         self._stream = None
 
     def cancel(self) -> None:
@@ -162,11 +207,19 @@ class AnswerRun:
                 used_llm = True
                 if not text.strip():
                     raise LLMError("the model returned an empty answer", request_id=request_id)
+                checked, why = ground(text, self.chunks, self.sources)
+                if checked is None:
+                    reason = f"{why}; showing the most relevant sentences from the sources instead"
+                    text, used_llm = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources), False
+                    self.replaced = True
+                elif checked != text.strip():
+                    text, self.replaced = checked, True
             except LLMError as exc:
                 reason = f"the model failed ({exc}); showing the most relevant sentences instead"
                 fallback = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources)
                 yield ("\n\n" if text else "") + fallback
                 text, used_llm = fallback, False
+                self.replaced = True
         cited = [self.sources[n - 1].doc_id for n in cited_numbers(text, len(self.sources))] if self.covered else []
         self.answer = Answer(
             question=self.retrieval.query, text=text.strip(), sources=self.sources, chunks=self.chunks,

@@ -23,10 +23,11 @@ RRF_K = 10  # sharper than the usual 60: with several phrasings, a document rank
 # should beat one that is mediocre everywhere ("policy" matches every policy)
 CANDIDATES = 20  # per phrasing and per retriever
 MAX_PHRASINGS = 4
-# Cosine similarity of the best chunk to the question below which the documents "do not cover" it. Measured on
-# data/search/questions.jsonl with all-MiniLM-L6-v2: answerable questions score 0.21-0.75 (all but one >= 0.28),
-# off-topic ones at most 0.17.
-COVERAGE_THRESHOLD = 0.20
+# Best cosine similarity (question or any phrasing vs a retrieved chunk) below which the documents "do not cover"
+# the question: no model call, the user is told so. Measured on data/search/questions.jsonl with all-MiniLM-L6-v2:
+# answerable questions score >= 0.28 but one (0.21), off-topic ones at most 0.17, and a question about a document
+# the asker may not see ("Project Nightjar" for the intern) 0.21 against what they can see.
+COVERAGE_THRESHOLD = 0.25
 CHANNELS = ("ui", "api", "cli", "eval", "bench", "test")
 
 

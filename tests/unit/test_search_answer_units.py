@@ -45,3 +45,30 @@ def test_thesaurus_finds_pto_for_vacation():
     assert phrasings[0] == "what is the pto policy?"
     assert "paid time off" in phrasings[-1]
     assert thesaurus_phrasings("quarterly board agenda") == []
+
+
+def test_grounding_accepts_supported_sentences_and_adds_citations():
+    from core.search._answer import ground
+
+    chunks = [chunk("nightjar", "Project Nightjar is the planned acquisition of Lumen Analytics for 42 million euros."),
+              chunk("pto", "Up to 5 unused PTO days carry forward into the next calendar year.")]
+    sources = number_sources(chunks)
+    text, why = ground("Project Nightjar is the acquisition of Lumen Analytics for 42 million euros.", chunks, sources)
+    assert why is None and text.endswith("[1]")
+    text, why = ground("Up to 5 unused PTO days carry forward [2].", chunks, sources)
+    assert text == "Up to 5 unused PTO days carry forward [2]."
+
+
+@pytest.mark.parametrize("answer", [
+    "Up to 7 unused PTO days carry forward [2].",  # a number the source does not have
+    "The answer is: 1",
+    "Payday is a legal term in the UK, and it is only allowed to payday in the UK.",
+    "Lumen Analytics is bought for 42 million euros [2].",  # cites a source that does not say it
+])
+def test_grounding_rejects_unsupported_answers(answer):
+    from core.search._answer import ground
+
+    chunks = [chunk("nightjar", "Project Nightjar is the planned acquisition of Lumen Analytics for 42 million euros."),
+              chunk("pto", "Up to 5 unused PTO days carry forward into the next calendar year.")]
+    text, why = ground(answer, chunks, number_sources(chunks))
+    assert text is None and "not supported" in why

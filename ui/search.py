@@ -1,0 +1,226 @@
+"""Widgets for Document search and its admin page: identity badges, streamed cited answers with their sources,
+ingest progress with ETA, the access editor and the audit table."""
+
+from __future__ import annotations
+
+import html
+import time
+from datetime import datetime, timedelta, timezone
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.auth import CLEARANCE_NAMES
+from core.search import (
+    NOT_COVERED,
+    SearchInputError,
+    ask,
+    audit_csv,
+    audit_log,
+    audit_users,
+    current_sync,
+    list_documents,
+    set_access,
+    start_background_sync,
+)
+
+LEVEL_COLOURS = {0: "green", 1: "blue", 2: "orange", 3: "red"}
+
+
+def level_badge(level: int) -> str:
+    return f":{LEVEL_COLOURS.get(level, 'gray')}-badge[{level} · {CLEARANCE_NAMES.get(level, '?')}]"
+
+
+def identity(principal) -> None:
+    groups = " ".join(f":gray-badge[{g}]" for g in sorted(principal.groups))
+    st.markdown(f"Searching as **{principal.display_name}** — groups {groups} — clearance "
+                f"{level_badge(principal.clearance)}")
+    st.caption("Only documents shared with one of your groups and at or below your clearance are ever retrieved; "
+               "every search is recorded in the audit log.")
+
+
+def ask_box(principal) -> None:
+    with st.form("search_form", border=True):
+        question = st.text_input("Question", placeholder="e.g. What is the vacation policy?", max_chars=2000,
+                                 key="search_question")
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        k = left.slider("Passages to read", 1, 10, 5, key="search_k",
+                        help="How many passages (at most two per document) are put in front of the model")
+        submitted = right.form_submit_button("Search", type="primary", icon=":material/search:", width="stretch")
+    if submitted:
+        answer_question(principal, question, k)
+    elif "search_last" in st.session_state:
+        show_answer(st.session_state["search_last"], streamed=False)
+
+
+def answer_question(principal, question: str, k: int) -> None:
+    try:
+        run = ask(principal, question, k=k, channel="ui")
+    except SearchInputError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.markdown("##### Answer")
+    with st.container(border=True):
+        slot = st.empty()
+        with slot:
+            st.write_stream(iter(run))
+        if run.replaced:  # the checked answer (citations added, or sentences from the sources) replaces the draft
+            slot.markdown(run.answer.text)
+    answer = run.answer
+    st.session_state["search_last"] = answer
+    show_answer(answer, streamed=True)
+
+
+def show_answer(answer, *, streamed: bool) -> None:
+    if not streamed:
+        st.markdown("##### Answer")
+        with st.container(border=True):
+            st.markdown(answer.text)
+    if answer.fallback_reason:
+        st.warning(answer.fallback_reason[:1].upper() + answer.fallback_reason[1:], icon=":material/warning:")
+    if not answer.covered:
+        st.info("No source you can access is close enough to this question (best match "
+                f"{answer.best_similarity:.2f}); nothing was sent to the model.", icon=":material/search_off:")
+        return
+    cited = set(answer.citations)
+    st.markdown(f"##### Sources ({len(answer.sources)})")
+    for s in answer.sources:
+        mark = "cited" if s.doc_id in cited else "retrieved"
+        title = f"[{html.escape(s.title)}]({s.url})" if s.url else html.escape(s.title)
+        st.markdown(f"**[{s.n}]** {title} · `{s.path}` · {level_badge(s.clearance_level)} · :gray[{mark}]")
+    with st.expander(f"What the model read ({len(answer.chunks)} passages)"):
+        number = {s.doc_id: s.n for s in answer.sources}
+        for c in answer.chunks:
+            st.markdown(f"**[{number[c.doc_id]}] {c.title}** · similarity {c.similarity:.2f}")
+            st.text(c.text)
+    if len(answer.phrasings) > 1:
+        st.caption("Also searched as: " + " · ".join(f"“{p}”" for p in answer.phrasings[1:]))
+
+
+# -- admin -------------------------------------------------------------------------------------------------------
+
+
+def sync_panel(roots, user: str) -> None:
+    labels = {str(r): r for r in roots}
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    choice = left.selectbox("Folder to index", list(labels), key="search_sync_root",
+                            help="The demo corpus, or `documents/` in the data directory")
+    if right.button("Run ingest / re-sync", type="primary", icon=":material/sync:", width="stretch"):
+        labels[choice].mkdir(parents=True, exist_ok=True)
+        job = start_background_sync(labels[choice], started_by=user, allowed_roots=list(roots))
+        if job.root != str(labels[choice]):
+            st.toast(f"A sync of {job.root} is already running")
+    job = current_sync()
+    if job is not None and job.running:
+        st.fragment(_sync_progress, run_every=0.5)()
+    elif job is not None:
+        _sync_result(job)
+
+
+def _sync_progress() -> None:
+    job = current_sync()
+    if job is None or not job.running:
+        st.rerun(scope="app")
+    p = job.progress
+    if p is None:
+        st.progress(0.0, text=f"Scanning {job.root}…")
+        return
+    eta = f" · about {p.eta_s:.0f}s left" if p.eta_s is not None and p.phase == "indexing" else ""
+    st.progress(p.done / max(1, p.total), text=f"{p.phase}: {p.done}/{p.total} files · {p.indexed} indexed · "
+                                               f"{p.unchanged} unchanged · {p.refused} refused · "
+                                               f"{p.elapsed_s:.0f}s{eta}")
+
+
+def _sync_result(job) -> None:
+    if job.error:
+        st.error(f"The sync of {job.root} stopped: {job.error}", icon=":material/error:")
+        return
+    report = job.report
+    st.success(f"Last sync ({job.started_by}): {report.summary()}", icon=":material/task_alt:")
+    if report.refused:
+        st.warning(f"{len(report.refused)} file(s) refused — fix them and sync again:", icon=":material/block:")
+        st.dataframe(report.refused, hide_index=True, width="stretch")
+    if report.skipped:
+        with st.expander(f"{len(report.skipped)} file(s) skipped (not a document type)"):
+            st.dataframe(report.skipped, hide_index=True, width="stretch")
+
+
+def documents_table() -> list:
+    docs = list_documents()
+    st.dataframe([{"document": d.doc_id, "title": d.title, "groups": ", ".join(d.access_groups),
+                   "clearance": d.clearance_level, "chunks": d.chunks, "kind": d.kind,
+                   "edited by admin": d.access_edited,
+                   "indexed": datetime.fromtimestamp(d.indexed_at, timezone.utc).strftime("%Y-%m-%d %H:%M")}
+                  for d in docs], hide_index=True, width="stretch", height=320)
+    return docs
+
+
+def access_editor(docs, known_groups: list[str], user: str) -> None:
+    if not docs:
+        st.info("No documents indexed yet: run an ingest above.")
+        return
+    by_id = {d.doc_id: d for d in docs}
+    doc_id = st.selectbox("Document", list(by_id), key="search_access_doc",
+                          format_func=lambda d: f"{by_id[d].title} ({d})")
+    doc = by_id[doc_id]
+    options = sorted(set(known_groups) | set(doc.access_groups))
+    with st.form("search_access_form"):
+        groups = st.multiselect("Groups that may read it", options, default=list(doc.access_groups),
+                                accept_new_options=True)
+        level = st.select_slider("Clearance level", options=[0, 1, 2, 3], value=doc.clearance_level,
+                                 format_func=lambda v: f"{v} · {CLEARANCE_NAMES[v]}")
+        saved = st.form_submit_button("Save access", type="primary", icon=":material/lock:")
+    if saved:
+        try:
+            rows = set_access(doc_id, groups, level, actor=user)
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.success(f"{doc_id}: {rows} passages now readable by {', '.join(sorted(groups))} at clearance ≥ "
+                       f"{level}. This holds until the file itself changes.", icon=":material/task_alt:")
+
+
+def audit_view() -> None:
+    users = audit_users()
+    c1, c2, c3, c4 = st.columns(4)
+    user = c1.selectbox("User", ["(everyone)"] + users, key="audit_user")
+    channel = c2.selectbox("Channel", ["(all)", "ui", "api", "cli", "eval", "admin"], key="audit_channel")
+    text = c3.text_input("Query contains", key="audit_text", max_chars=200)
+    doc_id = c4.text_input("Document id", key="audit_doc", max_chars=255)
+    today = datetime.now(timezone.utc).date()
+    picked = st.date_input("Between", value=(today - timedelta(days=30), today), key="audit_dates")
+    picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
+    start, end = (picked + (None, None))[:2]  # while a range is being picked only its start is set
+    end = end or start
+    since = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp() if start else None
+    until = (datetime(end.year, end.month, end.day, tzinfo=timezone.utc) + timedelta(days=1)).timestamp() \
+        if end else None
+    entries = audit_log(user=None if user == "(everyone)" else user, channel=None if channel == "(all)" else channel,
+                        text=text or None, doc_id=doc_id or None, since=since, until=until, limit=5000)
+    st.caption(f"{len(entries)} retrievals (newest first; up to 5,000 shown and exported)")
+    if entries:
+        st.plotly_chart(_per_day(entries), key="audit_chart")
+    st.dataframe([{"time (UTC)": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.created_at)), "user": e.user,
+                   "channel": e.channel, "query": e.query, "documents": ", ".join(e.doc_ids),
+                   "chunks": len(e.chunk_ids), "filter": e.filter_expr, "ms": e.latency_ms} for e in entries],
+                 hide_index=True, width="stretch", height=360)
+    st.download_button("Export CSV", audit_csv(entries), file_name="search-audit.csv", mime="text/csv",
+                        icon=":material/download:", disabled=not entries)
+
+
+def _per_day(entries) -> go.Figure:
+    counts: dict[tuple[str, str], int] = {}
+    for e in entries:
+        day = time.strftime("%Y-%m-%d", time.gmtime(e.created_at))
+        counts[(day, e.user)] = counts.get((day, e.user), 0) + 1
+    fig = go.Figure()
+    for user in sorted({u for _, u in counts}):
+        days = sorted(d for d, u in counts if u == user)
+        fig.add_bar(x=days, y=[counts[(d, user)] for d in days], name=user)
+    fig.update_xaxes(type="category")
+    fig.update_layout(barmode="stack", height=240, margin=dict(l=10, r=10, t=30, b=10),
+                      title="Retrievals per day by user", legend=dict(orientation="h"))
+    return fig
+
+
+__all__ = ["NOT_COVERED", "access_editor", "ask_box", "audit_view", "documents_table", "identity", "sync_panel"]
