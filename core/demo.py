@@ -24,7 +24,9 @@ def seed(traffic_rows: int = 2000) -> dict:
         key_file.chmod(0o600)
     from core.support import seed_demo_company
 
-    support = seed_demo_company()  # the support bot's demo company: plans, accounts, orders, invoices, CSAT history
+    # The support bot's demo company (plans, accounts, orders, invoices, CSAT history); warm=True trains and caches
+    # the intent classifier and the knowledge-base embeddings, so a fresh install answers its first message quickly.
+    support = seed_demo_company(warm=True)
     marker = settings.home / ".demo_traffic_seeded"
     added = 0
     if traffic_rows and not marker.exists():

@@ -7,13 +7,15 @@ passage that matched rather than the article's first lines.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.support._data import KB_DIR, Article, load_articles
-from core.embeddings import embed
+from core.config import get_settings
+from core.embeddings import DIMENSIONS, ENCODER_NAME, embed
 
 MIN_SCORE = 0.30  # below this the best article is not about the question
 
@@ -49,6 +51,24 @@ def _kb_digest(articles: tuple[Article, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def _cached_vectors(digest: str, texts: list[str]) -> np.ndarray:
+    """Paragraph embeddings, cached under the data directory by the KB's content hash (a restart skips the work)."""
+    path = get_settings().home / "support" / f"kb-{ENCODER_NAME}-{digest}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path, allow_pickle=False)
+            if vectors.shape == (len(texts), DIMENSIONS):
+                return vectors
+        except (OSError, ValueError):
+            pass  # torn or foreign: embed again
+    vectors = embed(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
 def get_index() -> _Index:
     global _index
     articles = load_articles(KB_DIR)
@@ -60,7 +80,7 @@ def get_index() -> _Index:
                 for para in _paragraphs(article):
                     owners.append(i)
                     paragraphs.append(para)
-            vectors = embed([f"{articles[o].title}. {p}" for o, p in zip(owners, paragraphs)])
+            vectors = _cached_vectors(digest, [f"{articles[o].title}. {p}" for o, p in zip(owners, paragraphs)])
             _index = _Index(digest, vectors, tuple(owners), tuple(paragraphs), articles)
         return _index
 

@@ -45,7 +45,7 @@ DEMO_CUSTOMERS = (
 DAY = 86400.0
 
 
-def seed_demo_company(*, history: bool = True) -> dict:
+def seed_demo_company(*, history: bool = True, warm: bool = False) -> dict:
     """Create what is missing: plans, accounts, their orders and invoices, and rated history."""
     now = time.time()
     added = {"plans": 0, "accounts": 0, "orders": 0, "invoices": 0, "conversations": 0}
@@ -90,6 +90,10 @@ def seed_demo_company(*, history: bool = True) -> dict:
                 added["invoices"] += 1
     if history:
         added["conversations"] = _seed_history(now)
+    if warm:
+        from core.support import warm_up
+
+        warm_up()  # trains and caches the intent head and the KB embeddings, so the first chat message is quick
     return added
 
 
