@@ -45,7 +45,8 @@ def cmd_complete(args) -> int:
     services.prepare()
     user = f"cli:{os.environ.get('USER') or getpass.getuser() or 'local'}"
     session = get_completion_service().session(user, "cli")
-    state = EditorState(path=file.name, text=text, cursor=cursor, files=_siblings(file),
+    siblings = _siblings(file)
+    state = EditorState(path=file.name, text=text, cursor=cursor, files=siblings, open_paths=tuple(siblings),
                         language=args.language)
     options = CompletionOptions(debounce_ms=0, max_tokens=args.max_tokens)
     try:

@@ -59,7 +59,18 @@ class EmbeddedProvider:
                     n_batch=256,
                     verbose=False,
                 )
+                self._warm_up(self._llama)
         return self._llama
+
+    @staticmethod
+    def _warm_up(llama) -> None:
+        """The first decode pages the weights in and builds the compute graph (seconds on a busy machine);
+        do it at load time, so no request — and no cancellation — waits for it."""
+        try:
+            llama.eval([llama.token_bos()])
+        finally:
+            llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llama.n_tokens = 0
 
     def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
         if model != EMBEDDED_MODEL:

@@ -168,16 +168,17 @@ def test_a_1_mb_file_and_an_unknown_language_complete(api):
 def test_a_client_that_disconnects_mid_stream_cancels_the_generation(api):
     provider = get_gateway().providers["embedded"]
     provider.load()
+    evaluated = provider.kv.tokens_evaluated
     cold = "".join(f"def handler_{i}(event):\n    return event.get('k{i}')\n\n" for i in range(40))
-    started = time.monotonic()
     with httpx.stream("POST", api["url"] + "/api/complete", json=body(cold, options={"max_tokens": 200,
                                                                                     "debounce_ms": 0}),
                       headers=api["headers"], timeout=60) as r:
         first = next(r.iter_lines())
         assert json.loads(first[6:])["type"] == "start"
-    # the prompt (~600 tokens, seconds of evaluation) was cut off: the model is free again quickly
-    wait_until(lambda: provider.busy_threads == 0, timeout=5, interval=0.02)
-    assert time.monotonic() - started < 5
+        time.sleep(0.3)
+    # the prompt (~420 tokens, seconds of evaluation) was cut off at a chunk boundary and the model freed
+    wait_until(lambda: provider.busy_threads == 0, timeout=30, interval=0.02)
+    assert provider.kv.tokens_evaluated - evaluated < 200
     cancelled = wait_until(lambda: rows(RequestLog, feature="completion", status="cancelled"), timeout=10)
     assert len(cancelled) == 1
     assert wait_until(lambda: rows(CompletionEvent, status="cancelled"), timeout=10)
