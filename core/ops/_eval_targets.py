@@ -361,3 +361,36 @@ def register_target(name: str, target: Target) -> None:
     """Features that arrive later (completion, search, review) add their targets here."""
     TARGETS[name] = target
 
+
+# --- Document search (core.search): retrieval only, no answer, so no model ------------------------------------------
+
+
+class SearchRetrieve(Target):
+    """Retrieval as a user with the case's `groups` and `clearance`: the source doc ids in rank order. A case's
+    `forbidden_sources` coming back is an access failure, so the case fails with that reason."""
+
+    def prepare(self, options):
+        from core.search import sync_demo_corpus
+
+        report = sync_demo_corpus()  # the cases are about the demo corpus; a hash check when it is indexed already
+        if not report.ok:
+            raise EvalTargetError(f"the demo corpus did not index cleanly: {report.refused}")
+
+    def model_label(self, options):
+        return "all-MiniLM-L6-v2+bm25"
+
+    def run(self, case, options):
+        from core.search import ForbiddenSourceRetrieved, SearchInputError, eval_retrieve
+
+        started = time.perf_counter()
+        try:
+            output = eval_retrieve(case.input, case.fields.get("groups"), case.fields.get("clearance"),
+                                   k=int(options.settings.get("k", 5)),
+                                   forbidden=(case.expected or {}).get("forbidden_sources", ()))
+        except (ForbiddenSourceRetrieved, SearchInputError, ValueError) as exc:
+            raise EvalTargetError(str(exc)) from None
+        latency = (time.perf_counter() - started) * 1000
+        return TargetOutput(output=output, text=" ".join(output["sources"]), latency_ms=latency)
+
+
+register_target("search.retrieve", SearchRetrieve())

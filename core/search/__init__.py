@@ -7,6 +7,7 @@ gateway, and write every retrieval to an audit log.
 
 from core.search._access import AccessDenied, AccessFilter, access_filter, principal_for, valid_group
 from core.search._answer import NOT_COVERED, Answer, AnswerRun, Source, ask, recheck
+from core.search._eval import ForbiddenSourceRetrieved, eval_retrieve
 from core.search._corpus import MAX_FILE_BYTES, DocumentRefused, ParsedDocument, chunk_text, parse_document
 from core.search._index import forget_tables, get_table
 from core.search._ingest import IngestError, IngestReport, SyncProgress, set_access, sync
@@ -49,9 +50,9 @@ def ingest_roots() -> list:
 
 __all__ = [
     "COVERAGE_THRESHOLD", "DEMO_CORPUS", "MAX_FILE_BYTES", "MAX_QUERY_CHARS", "NOT_COVERED", "AccessDenied",
-    "AccessFilter", "Answer", "AnswerRun", "AuditEntry", "DocumentInfo", "DocumentRefused", "IngestError",
+    "AccessFilter", "Answer", "ForbiddenSourceRetrieved", "AnswerRun", "AuditEntry", "DocumentInfo", "DocumentRefused", "IngestError",
     "IngestReport", "ParsedDocument", "SyncJob", "Retrieval", "RetrievedChunk", "SearchInputError", "Source", "SyncProgress",
-    "access_filter", "ask", "current_sync", "start_background_sync", "audit_csv", "audit_log", "audit_users", "chunk_text", "clean_query", "forget_tables",
+    "access_filter", "ask", "current_sync", "start_background_sync", "audit_csv", "audit_log", "audit_users", "chunk_text", "clean_query", "eval_retrieve", "forget_tables",
     "get_document", "get_table", "ingest_roots", "list_documents", "parse_document", "principal_for", "recheck",
     "retrieve", "set_access", "sync", "sync_demo_corpus", "thesaurus_phrasings", "valid_group",
 ]
