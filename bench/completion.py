@@ -1,8 +1,9 @@
 """Code completion: what a user perceives while typing, replayed through the real HTTP path on the embedded model.
 
 A typing trace (default `data/completion/trace.jsonl`: 682 keystrokes and 11 acceptances over three files of
-the demo project, realistic intervals) is replayed in real time against `POST /api/complete` served by uvicorn
-in this process, with the embedded SmolLM2 model behind the gateway. Like the playground's editor, the client
+the demo project, realistic intervals) is replayed in real time, by a client in its own process (like a
+browser), against `POST /api/complete` served by uvicorn in this process with the embedded SmolLM2 model
+behind the gateway. Like the playground's editor, the client
 sends every keystroke at once and aborts the previous stream; the engine checks its cache, debounces
 (adaptive), cancels stale generations, keeps llama.cpp's KV state per file and speculates after acceptances.
 
@@ -22,7 +23,9 @@ engine on the same events; the KV state is cleared before every arm, so none sta
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,9 +43,9 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_arm(url: str, headers: dict, events: list[dict], mode: str, max_events: int | None, grace_s: float) -> dict:
+def run_arm(url: str, api_key: str, trace: str, mode: str, max_events: int | None, grace_s: float) -> dict:
+    """One replay; the client runs in its own process (like a browser), the server stays here."""
     from core.completion import set_completion_service
-    from core.completion._replay import replay
     from core.llm import get_gateway
 
     provider = get_gateway().providers["embedded"]
@@ -50,9 +53,16 @@ def run_arm(url: str, headers: dict, events: list[dict], mode: str, max_events: 
     set_completion_service(None)
     kv_before = dict(provider.kv.stats())
     started_wall = time.time()
-    result = asyncio.run(replay(url, headers, events, mode=mode, max_events=max_events, grace_s=grace_s, log=log))
+    command = [sys.executable, "-m", "core.completion._replay", "--url", url, "--trace", trace, "--mode", mode,
+               "--grace", str(grace_s)]
+    if max_events:
+        command += ["--max-events", str(max_events)]
+    done = subprocess.run(command, cwd=_common.REPO_ROOT, stdout=subprocess.PIPE, text=True, timeout=900,
+                          env={**os.environ, "KEEL_REPLAY_API_KEY": api_key})
+    if done.returncode != 0:
+        raise RuntimeError(f"replay client ({mode}) exited with {done.returncode}")
     get_gateway().log.flush()
-    summary = result.summary()
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
     kv_after = provider.kv.stats()
     summary["prompt_tokens_evaluated"] = kv_after["tokens_evaluated"] - kv_before["tokens_evaluated"]
     summary["prompt_tokens_reused"] = kv_after["tokens_reused"] - kv_before["tokens_reused"]
@@ -107,15 +117,14 @@ def main() -> int:
         services.prepare()
         auth.ensure_workspace("bench", "Benchmarks", plan="pro")
         key, _ = auth.create_api_key("bench", "completion benchmark")
-        headers = {"Authorization": f"Bearer {key}"}
         server = ApiServer(Starlette(routes=routes)).start()
         get_gateway().providers["embedded"].load()
         log(f"replaying {keystrokes} keystrokes ({events[-1]['t_ms'] / 1000:.0f} s) against {server.url}")
 
-        engine = run_arm(server.url, headers, events, "engine", None, args.grace)
+        engine = run_arm(server.url, key, args.trace, "engine", None, args.grace)
         subset = min(args.baseline_keystrokes, len(events))
-        engine_part = run_arm(server.url, headers, events, "engine", subset, args.grace)
-        naive = run_arm(server.url, headers, events, "naive", subset, args.grace)
+        engine_part = run_arm(server.url, key, args.trace, "engine", subset, args.grace)
+        naive = run_arm(server.url, key, args.trace, "naive", subset, args.grace)
 
         for name, value, unit in [
             ("keystrokes", keystrokes, ""), ("accepts", engine["accepts"], ""),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from core.completion._fim import template_for
 from core.llm import CancelToken, LLMCancelled, LLMRequest, get_gateway
 
@@ -47,6 +49,9 @@ class GatewayBackend:
         target = self.gateway.targets(LLMRequest(messages=[], tier=tier))[0]
         self.model = target
         self.template = template_for(target, template)
+        # logged as the prompt id and version, so the dashboards can break completions down by template
+        self.prompt_id = f"completion/{self.template.name}"
+        self.prompt_version = hashlib.sha256(repr(self.template).encode()).hexdigest()[:12]
 
     @property
     def gateway(self):
@@ -56,6 +61,7 @@ class GatewayBackend:
                task: str = "fim") -> GatewayRun:
         request = LLMRequest(
             messages=[], prompt=prompt.text, tier=self.tier, feature="completion", task=task, user=user,
+            prompt_id=self.prompt_id, prompt_version=self.prompt_version,
             customer=customer, max_tokens=max_tokens, temperature=self.temperature, stop=list(prompt.stop) or None,
             cache_key=f"completion:{user or '-'}:{cache_key}", stop_when=stop_when,
         )

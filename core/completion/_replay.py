@@ -311,3 +311,29 @@ class ApiServer:
             self.server.force_exit = True
             self._thread.join(5)
         self._thread = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one replay and print its summary as JSON: the benchmark runs the client in its own process, like a
+    browser, so client and server do not share an interpreter lock."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description="replay a typing trace against /api/complete")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--trace", required=True)
+    parser.add_argument("--mode", choices=("engine", "naive"), default="engine")
+    parser.add_argument("--max-events", type=int)
+    parser.add_argument("--grace", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    headers = {"Authorization": f"Bearer {os.environ['KEEL_REPLAY_API_KEY']}"}
+    result = asyncio.run(replay(args.url, headers, load_trace(args.trace), mode=args.mode,
+                                max_events=args.max_events, grace_s=args.grace,
+                                log=lambda m: print(m, file=sys.stderr, flush=True)))
+    print(json.dumps(result.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
