@@ -13,6 +13,7 @@ PAGES = [
     ("Keel", "pages/home.py", "Home", ":material/home:", ()),
     ("Work", "pages/workspace.py", "Workspace", ":material/edit_note:", ()),
     ("Work", "pages/completion.py", "Code completion", ":material/code:", ()),
+    ("Work", "pages/pr_review.py", "PR review", ":material/difference:", ("developer", "admin")),
     ("Work", "pages/search.py", "Document search", ":material/manage_search:", ()),
     ("Support", "pages/support_chat.py", "Support chat", ":material/chat:", ()),
     ("Support", "pages/handoff_console.py", "Handoff console", ":material/support_agent:", ("support_agent", "admin")),

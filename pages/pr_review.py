@@ -1,0 +1,54 @@
+"""PR review: submit a diff (sample, pasted, uploaded, or two git refs); see the agent's comments inline."""
+
+import streamlit as st
+
+from ui import review as r
+from ui.session import require_principal
+
+principal = require_principal("developer", "admin")
+st.title("PR review")
+st.caption("An agent runs ripgrep, ruff, bandit and AST checks in parallel on the changed code, then the model "
+           "explains the findings. Comments land only on lines the PR adds; dismissed ones stay dismissed.")
+
+with st.container(border=True):
+    request = r.review_form()
+    left, mid, right = st.columns([2, 2, 3])
+    use_llm = left.toggle("Model explains findings", value=True, key="prr_llm")
+    fresh = mid.toggle("Ignore the cache", value=False, key="prr_fresh")
+    go = right.button("Review", type="primary", icon=":material/rate_review:", disabled=request is None)
+
+if go and request is not None:
+    result = r.run_review(request, use_llm=use_llm, use_cache=not fresh, user=principal.sub)
+    if result is not None:
+        st.session_state["prr_result"] = result
+        st.session_state["prr_request"] = request
+
+result = st.session_state.get("prr_result")
+if result is None:
+    st.info("Pick a sample PR and press **Review**, or paste a diff of your own.", icon=":material/arrow_upward:")
+    st.stop()
+
+r.header(result)
+rerun_col, export_col, _ = st.columns([1, 2, 2])
+if rerun_col.button("Re-run review", icon=":material/refresh:", key="prr_rerun", width="stretch"):
+    again = r.run_review(st.session_state["prr_request"], use_llm=use_llm, use_cache=True, user=principal.sub)
+    if again is not None:
+        st.session_state["prr_result"] = again
+        st.rerun()
+r.exports(result, export_col)
+
+diff_tab, timeline_tab = st.tabs(["Diff and comments", "Tool timeline"])
+with diff_tab:
+    severities, categories = r.filters(result)
+    r.diff_with_comments(result, severities, categories, principal.sub)
+    r.dismissed_panel()
+with timeline_tab:
+    st.markdown(r.timeline_caption(result))
+    st.plotly_chart(r.timeline_figure(result.timeline), width="stretch")
+    s = result.stats
+    st.caption(f"Triage: {'; '.join(result.triage.get('reasons', []))}. Post-processing: {s.get('raw', 0)} raw "
+               f"findings → {s.get('collapsed', 0)} collapsed as duplicates, {s.get('not_on_added_lines', 0)} off the "
+               f"changed lines, {s.get('vague_dropped', 0)} too vague, {s.get('dismissed_suppressed', 0)} dismissed "
+               f"earlier → {len(result.comments)} shown. Model notes: {s.get('model_notes_added', 0)} attached, "
+               f"{s.get('model_notes_rejected', 0)} rejected by validation.")
+    st.dataframe(result.timeline, hide_index=True)

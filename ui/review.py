@@ -1,0 +1,329 @@
+"""PR review widgets: the input form, a review run with progress, the diff with comments inline at their lines
+(accept / dismiss on each), filters, the tool timeline (Gantt-style) and the exports."""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.review import (
+    CATEGORIES,
+    DEMO_REPO,
+    SEVERITIES,
+    Comment,
+    ReviewError,
+    ReviewOptions,
+    accept,
+    decode_diff,
+    demo_git_repo,
+    dismiss,
+    github_review,
+    list_refs,
+    parse_diff,
+    review_diff,
+    review_refs,
+    sample_prs,
+    sarif,
+    undo_decision,
+)
+
+SEVERITY_COLOURS = {"blocker": "#C62828", "major": "#EF6C00", "minor": "#F9A825", "nit": "#78909C"}
+CATEGORY_ICONS = {"correctness": ":material/bug_report:", "security": ":material/shield:",
+                  "performance": ":material/speed:", "quality": ":material/auto_fix_high:"}
+VERDICTS = {"request_changes": (":material/block:", "Changes requested", "red"),
+            "comment": (":material/comment:", "Comments", "orange"),
+            "approve": (":material/check_circle:", "No problems found", "green")}
+_CSS = """
+<style>
+.kr-diff {font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12.5px; border-collapse: collapse;
+          width: 100%; table-layout: fixed; margin: 0;}
+.kr-diff td {padding: 0 6px; white-space: pre-wrap; word-break: break-all; vertical-align: top; line-height: 1.45;}
+.kr-diff td.n {width: 3.2em; color: #8a8f98; text-align: right; user-select: none;}
+.kr-diff td.k {width: 1.2em; color: #8a8f98; user-select: none;}
+.kr-diff tr.add td {background: #e6ffec;} .kr-diff tr.add td.n {background: #ccffd8;}
+.kr-diff tr.del td {background: #ffebe9;} .kr-diff tr.del td.n {background: #ffd7d5;}
+.kr-diff tr.hunk td {background: #ddf4ff; color: #57606a;}
+.kr-diff tr.flag td.n {box-shadow: inset 3px 0 0 #C62828;}
+</style>
+"""
+
+
+# -- input ---------------------------------------------------------------------------------------------------
+
+
+def review_form() -> dict | None:
+    """The three ways in: a sample PR, a pasted/uploaded diff, or two refs of a local git repository."""
+    source = st.segmented_control("Review", ["Sample PR", "Paste or upload a diff", "Git refs"],
+                                  default="Sample PR", key="prr_source")
+    request: dict | None = None
+    if source == "Sample PR":
+        samples = {s.id: s for s in sample_prs()}
+        sample_id = st.selectbox("Sample pull request", list(samples), key="prr_sample",
+                                 format_func=lambda i: f"{samples[i].title}  ({i})")
+        st.caption(f"{samples[sample_id].description} Against the demo repository `shopline`.")
+        request = {"kind": "diff", "diff": samples[sample_id].diff, "repo": str(DEMO_REPO),
+                   "label": samples[sample_id].title}
+    elif source == "Paste or upload a diff":
+        upload = st.file_uploader("Upload a .diff or .patch", type=["diff", "patch", "txt"], key="prr_upload")
+        pasted = st.text_area("…or paste a unified diff (`git diff`, `diff -u`)", height=180, key="prr_paste",
+                              placeholder="diff --git a/shop/orders.py b/shop/orders.py\n--- a/shop/orders.py\n"
+                                          "+++ b/shop/orders.py\n@@ -1,3 +1,4 @@ ...")
+        repo = st.text_input("Repository the diff applies to", value=str(DEMO_REPO), key="prr_repo",
+                             help="A local folder inside the allowed roots (KEEL_REVIEW_ROOTS).")
+        data = upload.getvalue() if upload is not None else pasted
+        if data:
+            request = {"kind": "diff", "diff": data, "repo": repo,
+                       "label": upload.name if upload is not None else "pasted diff"}
+    else:
+        repo = st.text_input("Local git repository", value="", key="prr_git_repo",
+                             placeholder="empty = the demo repository as git (main + one branch per sample PR)")
+        try:
+            path = repo.strip() or str(demo_git_repo())
+            refs = list_refs(path)
+        except ReviewError as exc:
+            st.error(str(exc), icon=":material/folder_off:")
+            return None
+        left, right = st.columns(2)
+        base = left.selectbox("Base", refs, index=refs.index("main") if "main" in refs else 0, key="prr_base")
+        head = right.selectbox("Head", refs, index=min(1, len(refs) - 1), key="prr_head")
+        request = {"kind": "refs", "repo": path, "base": base, "head": head, "label": f"{base}…{head}"}
+    return request
+
+
+def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None):
+    """Run the review in a worker thread and show its progress here; returns the result or None (error shown)."""
+    options = ReviewOptions(use_llm=use_llm, use_cache=use_cache, user=user)
+    state = {"fraction": 0.0, "message": "starting", "result": None, "error": None}
+
+    def progress(fraction: float, message: str) -> None:
+        state["fraction"], state["message"] = fraction, message
+
+    def work():
+        try:
+            if request["kind"] == "refs":
+                state["result"] = review_refs(request["repo"], request["base"], request["head"], options,
+                                              progress=progress)
+            else:
+                state["result"] = review_diff(request["diff"], request["repo"], options, progress=progress)
+        except ReviewError as exc:
+            state["error"] = str(exc)
+        except Exception as exc:  # shown to the user, never a stack trace
+            state["error"] = f"the review failed: {type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=work, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    bar = st.progress(0.0, text="Reviewing…")
+    while worker.is_alive():
+        worker.join(0.25)
+        bar.progress(min(1.0, state["fraction"]),
+                     text=f"{state['message']} · {time.monotonic() - started:.0f} s")
+    bar.empty()
+    if state["error"]:
+        st.error(state["error"], icon=":material/error:")
+        return None
+    return state["result"]
+
+
+# -- the result ----------------------------------------------------------------------------------------------
+
+
+def header(result) -> None:
+    icon, label, colour = VERDICTS[result.verdict]
+    st.markdown(f"### :{colour}[{label}]")
+    st.caption(result.summary)
+    if result.cached:
+        st.success("Served from the review cache: this exact diff was reviewed before, so no tool or model ran.",
+                   icon=":material/bolt:")
+    cols = st.columns(6)
+    tools = [e for e in result.timeline if not str(e["tool"]).startswith("model")]
+    model_calls = [e for e in result.timeline if str(e["tool"]).startswith("model")]
+    cols[0].metric("Comments", len([c for c in result.comments if c.status != "dismissed"]))
+    cols[1].metric("Tool calls", len(tools), help=f"in {result.iterations} round(s); see the tool timeline")
+    cols[2].metric("Tokens in/out", f"{result.tokens_in:,}/{result.tokens_out:,}", help=result.model)
+    cols[3].metric("Cost", f"${result.cost_usd:.5f}" if result.cost_usd < 0.01 else f"${result.cost_usd:.2f}",
+                   help="list price of the model call (the embedded model has a shadow price)")
+    cols[4].metric("Review time", f"{result.wall_ms / 1000:.1f} s" if not result.cached else
+                   f"{result.wall_ms:.0f} ms",
+                   help=(f"model call {model_calls[0]['ended_s'] - model_calls[0]['started_s']:.1f} s"
+                         if model_calls else "no model call"))
+    cols[5].metric("Tier", result.triage.get("tier", "-"), help="; ".join(result.triage.get("reasons", [])))
+    if result.model_summary:
+        st.info(f"**Model's note** ({result.model}): {result.model_summary}", icon=":material/smart_toy:")
+    for notice in result.notices:
+        if "cache" in notice:
+            continue
+        st.warning(notice, icon=":material/info:")
+
+
+def filters(result) -> tuple[list[str], list[str]]:
+    left, right = st.columns(2)
+    present = {c.severity for c in result.comments}
+    severities = left.pills("Severity", list(SEVERITIES), selection_mode="multi", default=list(SEVERITIES),
+                            key="prr_f_sev", format_func=lambda s: f"{s} ({sum(c.severity == s for c in result.comments)})"
+                            if s in present else s)
+    categories = right.pills("Category", list(CATEGORIES), selection_mode="multi", default=list(CATEGORIES),
+                             key="prr_f_cat")
+    return list(severities or []), list(categories or [])
+
+
+def _row(kind: str, old, new, text: str, flagged: bool = False) -> str:
+    cls = {"+": "add", "-": "del", " ": "ctx"}[kind] + (" flag" if flagged else "")
+    return (f'<tr class="{cls}"><td class="n">{old or ""}</td><td class="n">{new or ""}</td>'
+            f'<td class="k">{html.escape(kind.strip())}</td><td>{html.escape(text) or " "}</td></tr>')
+
+
+def _table(rows: list[str]) -> None:
+    if rows:
+        st.html(_CSS + '<table class="kr-diff">' + "".join(rows) + "</table>")
+
+
+def comment_card(result, c: Comment, user: str | None, key: str) -> None:
+    colour = SEVERITY_COLOURS.get(c.severity, "#888")
+    with st.container(border=True, key=f"prr_card_{key}"):
+        st.markdown(
+            f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px;font-size:0.8em">'
+            f"{c.severity}</span> **{c.category}** · `{c.path}:{c.line}`"
+            + (f" · also at {', '.join(map(str, c.also_at))}" if c.also_at else "")
+            + f" · <span style='color:#888;font-size:0.85em'>{c.source} · {html.escape(c.rule or 'model')} · "
+              f"confidence {c.confidence:.2f}</span>",
+            unsafe_allow_html=True)
+        st.markdown(c.message)
+        if c.explanation:
+            st.markdown(f":material/smart_toy: *{c.explanation}*")
+        if c.suggestion:
+            st.markdown(f"**Suggested fix:** {c.suggestion}")
+        if c.status == "accepted":
+            st.caption(":material/check: Accepted")
+            return
+        a, d, _ = st.columns([1, 1, 5])
+        if a.button("Accept", key=f"prr_acc_{key}", icon=":material/check:"):
+            accept(result, c, user)
+            c.status = "accepted"
+            st.toast("Accepted.")
+            st.rerun()
+        if d.button("Dismiss", key=f"prr_dis_{key}", icon=":material/close:"):
+            dismiss(result, c, user)
+            c.status = "dismissed"
+            st.session_state.setdefault("prr_dismissed", []).append((result.repo, c.fingerprint, c.message[:80]))
+            st.toast("Dismissed: it will not be raised again for this repository.")
+            st.rerun()
+
+
+def diff_with_comments(result, severities: list[str], categories: list[str], user: str | None) -> None:
+    """Each file's hunks, with the comments that pass the filters shown right under their line."""
+    try:
+        diff = parse_diff(decode_diff(result.diff_text))
+    except ReviewError as exc:
+        st.error(str(exc))
+        return
+    shown = [c for c in result.comments if c.status != "dismissed" and c.severity in severities and
+             c.category in categories]
+    by_line: dict[tuple[str, int], list[Comment]] = {}
+    for c in shown:
+        by_line.setdefault((c.path, c.line), []).append(c)
+    hidden = len([c for c in result.comments if c.status != "dismissed"]) - len(shown)
+    if hidden:
+        st.caption(f"{hidden} comment(s) hidden by the filters.")
+    reviewed = {f["path"]: f["reviewed"] for f in result.files}
+    for index, f in enumerate(diff.files):
+        count = sum(1 for (p, _), cs in by_line.items() if p == f.display_path for _ in cs)
+        title = f"{f.display_path}  ·  +{len(f.added)} −{f.removed_count}" + (f"  ·  {count} comment(s)" if count
+                                                                             else "")
+        if f.binary:
+            title += "  ·  binary, not reviewed"
+        elif not reviewed.get(f.display_path, True):
+            title += "  ·  summarised, not reviewed"
+        with st.expander(title, expanded=bool(count) or len(diff.files) <= 3):
+            if f.binary:
+                st.caption("Binary file: not shown.")
+                continue
+            rows: list[str] = []
+            for h in f.hunks:
+                rows.append(f'<tr class="hunk"><td class="n"></td><td class="n"></td><td class="k"></td>'
+                            f"<td>@@ -{h.old_start},{h.old_count} +{h.new_start},{h.new_count} @@ "
+                            f"{html.escape(h.header)}</td></tr>")
+                for kind, old, new, text in h.lines:
+                    here = by_line.get((f.path, new), []) if kind == "+" else []
+                    rows.append(_row(kind, old, new, text, bool(here)))
+                    if here:
+                        _table(rows)
+                        rows = []
+                        for n, c in enumerate(here):
+                            comment_card(result, c, user, f"{index}_{new}_{n}_{c.fingerprint[:8]}")
+            _table(rows)
+
+
+def timeline_figure(timeline: list[dict]) -> go.Figure:
+    """Gantt-style: one bar per tool call from its start to its end, coloured by round, outlined red when it did
+    not finish. The model call is left out (seconds against milliseconds would flatten the tools)."""
+    colours = {1: "#5B8FF9", 2: "#61DDAA", 3: "#F6BD16", 4: "#9270CA"}
+    calls = [e for e in timeline if not str(e["tool"]).startswith("model")]
+    fig = go.Figure()
+    labels = []
+    for i, e in enumerate(calls):
+        args = e.get("args") or {}
+        detail = args.get("query") or args.get("name") or args.get("linter") or args.get("path") or ""
+        labels.append(f"{i + 1:>2}. {e['tool']} {str(detail)[:28]}")
+    for round_key in dict.fromkeys(e["round"] for e in calls):
+        items = [(labels[i], e) for i, e in enumerate(calls) if e["round"] == round_key]
+        fig.add_bar(
+            y=[label for label, _ in items], x=[max(0.002, e["ended_s"] - e["started_s"]) * 1000 for _, e in items],
+            base=[e["started_s"] * 1000 for _, e in items], orientation="h", name=f"round {round_key}",
+            marker=dict(color=colours.get(round_key, "#888"),
+                        line=dict(color=["#C62828" if e["status"] != "ok" else "rgba(0,0,0,0)" for _, e in items],
+                                  width=2)),
+            customdata=[[e["status"], e.get("reason", ""), e.get("error") or ""] for _, e in items],
+            hovertemplate="%{y}<br>from %{base:.0f} ms, %{x:.0f} ms long<br>status %{customdata[0]}<br>"
+                          "%{customdata[1]}<br>%{customdata[2]}<extra></extra>")
+    fig.update_layout(title="Tool calls (bars that overlap ran in parallel)", barmode="overlay",
+                      height=max(240, 28 * len(calls) + 110), margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.2), xaxis_title="ms since the review started")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def timeline_caption(result) -> str:
+    calls = [e for e in result.timeline if not str(e["tool"]).startswith("model")]
+    if not calls:
+        return "No tool calls."
+    busy = sum(e["ended_s"] - e["started_s"] for e in calls)
+    span = max(e["ended_s"] for e in calls) - min(e["started_s"] for e in calls)
+    model = [e for e in result.timeline if str(e["tool"]).startswith("model")]
+    text = (f"{len(calls)} tool calls in {result.iterations} round(s): {busy * 1000:.0f} ms of tool time in "
+            f"{span * 1000:.0f} ms of wall time ({busy / span if span else 1:.1f}× from running them in parallel).")
+    if model:
+        m = model[0]
+        text += (f" Then the model call ({m['args'].get('tier')}): {m['ended_s'] - m['started_s']:.1f} s, "
+                 f"{m['status']}" + (f" ({m['error']})" if m.get("error") else "") + ".")
+    return text
+
+
+def exports(result, container=None) -> None:
+    left, right = (container or st).columns(2)
+    left.download_button("GitHub review JSON", json.dumps(github_review(result), indent=2),
+                         file_name=f"review-{result.diff_hash[:10]}.github.json", mime="application/json",
+                         icon=":material/download:", key="prr_dl_gh", width="stretch")
+    right.download_button("SARIF", json.dumps(sarif(result), indent=2),
+                          file_name=f"review-{result.diff_hash[:10]}.sarif", mime="application/sarif+json",
+                          icon=":material/download:", key="prr_dl_sarif", width="stretch")
+
+
+def dismissed_panel() -> None:
+    items = st.session_state.get("prr_dismissed", [])
+    if not items:
+        return
+    with st.expander(f"Dismissed in this session ({len(items)})"):
+        for i, (repo, fingerprint, message) in enumerate(list(items)):
+            left, right = st.columns([5, 1])
+            left.caption(f"{message} …")
+            if right.button("Undo", key=f"prr_undo_{i}_{fingerprint[:8]}"):
+                undo_decision(repo, fingerprint)
+                items.remove((repo, fingerprint, message))
+                st.toast("Restored: re-run the review to see it again.")
+                st.rerun()
