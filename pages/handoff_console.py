@@ -50,10 +50,8 @@ def live_queue() -> None:
 
 
 @st.fragment(run_every=2.0)
-def live_conversation(conv_id: int, seen_status: str) -> None:
-    conv = get_conversation(conv_id)
-    if conv.status != seen_status:
-        st.rerun()
+def live_conversation(conv_id: int) -> None:
+    """New customer messages appear by themselves. No full rerun from here: it could swallow a reply being sent."""
     ui.transcript(list_messages(conv_id, include_notes=True), agent_view=True)
 
 
@@ -82,7 +80,7 @@ with right:
         ui.package_panel(conv, get_handoff(conv.id))
         ui.eval_case_form(conv.id, principal, key="console")
     st.markdown("**Transcript**")
-    live_conversation(conv.id, conv.status)
+    live_conversation(conv.id)
 
     mine = conv.status == "claimed" and conv.assigned_to == agent
     if conv.status == "claimed" and not mine:

@@ -101,6 +101,9 @@ def cmd_support_chat(args) -> int:
     )
 
     services.prepare()
+    from core.support import seed_demo_company
+
+    seed_demo_company(history=False)  # the demo customers to chat as (idempotent)
     customer = Customer(sub=args.email, email=args.email.lower(), name=args.email)
     conv = new_conversation(customer) if args.new else open_conversation(customer)
     print(f"Halden Home support — conversation {conv.id} as {args.email} ({conv.status}). {_HELP}")

@@ -32,6 +32,7 @@ class Article:
     title: str
     tags: tuple[str, ...]
     body: str
+    questions: tuple[str, ...] = ()  # how customers ask for this article; indexed next to its paragraphs
 
     @property
     def link(self) -> str:
@@ -83,7 +84,7 @@ def load_articles(kb_dir: Path = KB_DIR) -> tuple[Article, ...]:
         head, body = raw[4:].split("\n---\n", 1)
         meta = yaml.safe_load(head) or {}
         articles.append(Article(slug=path.stem, title=str(meta["title"]), tags=tuple(meta.get("tags") or ()),
-                                body=body.strip()))
+                                body=body.strip(), questions=tuple(str(q) for q in meta.get("questions") or ())))
     return tuple(articles)
 
 

@@ -1,7 +1,9 @@
-"""Knowledge-base retrieval: paragraphs of every article embedded with the same encoder as the classifier.
+"""Knowledge-base retrieval: paragraphs of every article, and the questions customers ask for it, embedded with
+the same encoder as the classifier.
 
-An article's score is its best paragraph's cosine similarity to the question, so the answer can quote the
-passage that matched rather than the article's first lines.
+An article's score is its best row's cosine similarity to the question (a small encoder matches a question to a
+question far better than to prose); the passage quoted is the article's best-matching paragraph, so the answer
+quotes what matched rather than the article's first lines.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.config import get_settings
 from core.embeddings import DIMENSIONS, ENCODER_NAME, embed
 
 MIN_SCORE = 0.30  # below this the best article is not about the question
+MAX_QUESTION_CHARS = 1000
 
 _index: "_Index | None" = None
 _lock = threading.Lock()
@@ -35,7 +38,8 @@ class _Index:
     digest: str
     vectors: np.ndarray
     owners: tuple[int, ...]  # article index per row
-    paragraphs: tuple[str, ...]
+    paragraphs: tuple[str, ...]  # the row's text: a paragraph, or a question when `is_question`
+    is_question: tuple[bool, ...]
     articles: tuple[Article, ...]
 
 
@@ -47,7 +51,7 @@ def _paragraphs(article: Article) -> list[str]:
 def _kb_digest(articles: tuple[Article, ...]) -> str:
     h = hashlib.sha256()
     for a in articles:
-        h.update(f"{a.slug}\0{a.title}\0{a.body}\0".encode())
+        h.update(f"{a.slug}\0{a.title}\0{a.body}\0{chr(1).join(a.questions)}\0".encode())
     return h.hexdigest()[:16]
 
 
@@ -75,13 +79,16 @@ def get_index() -> _Index:
     digest = _kb_digest(articles)
     with _lock:
         if _index is None or _index.digest != digest:
-            owners, paragraphs = [], []
+            owners, paragraphs, questions, texts = [], [], [], []
             for i, article in enumerate(articles):
                 for para in _paragraphs(article):
-                    owners.append(i)
-                    paragraphs.append(para)
-            vectors = _cached_vectors(digest, [f"{articles[o].title}. {p}" for o, p in zip(owners, paragraphs)])
-            _index = _Index(digest, vectors, tuple(owners), tuple(paragraphs), articles)
+                    owners.append(i), paragraphs.append(para), questions.append(False)
+                    texts.append(f"{article.title}. {para}")
+                for question in article.questions:
+                    owners.append(i), paragraphs.append(question), questions.append(True)
+                    texts.append(question)
+            vectors = _cached_vectors(digest, texts)
+            _index = _Index(digest, vectors, tuple(owners), tuple(paragraphs), tuple(questions), articles)
         return _index
 
 
@@ -90,12 +97,13 @@ def search(question: str, k: int = 3) -> list[Passage]:
     index = get_index()
     if not question.strip():
         return []
-    scores = index.vectors @ embed([question.strip()])[0]
-    best: dict[int, int] = {}
+    scores = index.vectors @ embed([question.strip()[:MAX_QUESTION_CHARS]])[0]
+    best: dict[int, float] = {}  # article → its best score over paragraphs and questions
+    passage: dict[int, int] = {}  # article → its best paragraph row
     for row in np.argsort(-scores):
         owner = index.owners[row]
-        if owner not in best:
-            best[owner] = int(row)
-            if len(best) == k:
-                break
-    return [Passage(index.articles[o], index.paragraphs[r], float(scores[r])) for o, r in best.items()]
+        best.setdefault(owner, float(scores[row]))
+        if not index.is_question[row]:
+            passage.setdefault(owner, int(row))
+    top = sorted(best, key=lambda o: -best[o])[:k]
+    return [Passage(index.articles[o], index.paragraphs[passage[o]], best[o]) for o in top]

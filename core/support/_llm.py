@@ -17,6 +17,7 @@ from core.support._kb import MIN_SCORE, Passage
 FEATURE = "support"
 MAX_QUESTION_CHARS = 1000
 MAX_TRANSCRIPT_CHARS = 3000
+RUNNER_UP_WITHIN = 0.25
 TRIAGE_SCHEMA = {"type": "object", "properties": {"intent": {"type": "string", "enum": list(LABELS)}},
                  "required": ["intent"], "additionalProperties": False}
 
@@ -43,7 +44,8 @@ def _quote(passage: str) -> str:
 def faq_answer(question: str, passages: list[Passage], *, user: str | None = None,
                customer: str | None = None) -> Answer:
     """A short answer grounded in the best passage, the passage quoted, and links to every relevant article."""
-    relevant = [p for p in passages if p.score >= MIN_SCORE]
+    # Links for the best article and any close runner-up; a distant third only adds noise.
+    relevant = [p for p in passages if p.score >= MIN_SCORE and p.score >= passages[0].score - RUNNER_UP_WITHIN]
     if not relevant:
         return Answer("I couldn't find a help-centre article about that. Could you say it another way, or press "
                       "**Talk to a human**?", (), "", "no_match")

@@ -51,3 +51,25 @@ def test_classify_errors_are_clear(tmp_path):
     assert both.returncode == 2 and "give a message or --file" in both.stderr
     empty = _keel(tmp_path / "keel", "support", "classify", "", "--json")
     assert empty.returncode == 1 and json.loads(empty.stdout) == {"error": "empty line"}
+
+
+def test_chat_in_the_terminal(tmp_path):
+    from tests.support.fault_server import closed_port
+
+    home = tmp_path / "keel"
+    env_llm = {"KEEL_OPENAI_BASE_URL": f"http://127.0.0.1:{closed_port()}/v1", "KEEL_LLM_MAX_RETRIES": "0",
+               "KEEL_TIERS": json.dumps({"capable": ["openai/m1"]})}  # a model that never answers: fallbacks
+    script = "Where is my order ORD-50008?\n/bogus\nHow long does standard shipping take?\n/human\n/quit\n"
+    env = {**os.environ, "KEEL_HOME": str(home), "HF_HUB_OFFLINE": "1", **env_llm}
+    env.pop("KEEL_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "core.cli", "support", "chat", "--email", "hana.hr@keel.dev"],
+                          cwd=REPO, env=env, input=script, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "ORD-50008" in out and "shipped" in out
+    assert "commands: /human" in out  # /bogus shows the help
+    assert "Shipping times and carriers" in out  # the article fallback, since the model never answers
+    assert "passed this to a person" in out
+    again = subprocess.run([sys.executable, "-m", "core.cli", "support", "chat", "--email", "hana.hr@keel.dev"],
+                           cwd=REPO, env=env, input="", capture_output=True, text=True, timeout=180)
+    assert "(waiting)" in again.stdout and "ORD-50008" in again.stdout  # resumed from SQL after a "restart"
