@@ -17,7 +17,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "completion", "support_classifier", "evals")
+BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "completion", "support_classifier", "evals",
+              "search_retrieval", "search_ingest", "search_recall")
 # metrics worth a glance in the summary, besides the checks
 HEADLINES = {
     "gateway_overhead": ("direct_median_ms", "gateway_median_ms", "added_median_ms", "ratio_median"),
@@ -32,6 +33,11 @@ HEADLINES = {
     "completion": ("perceived_p50_ms", "perceived_p95_ms", "cache_hit_p50_ms", "no_suggestion_share",
                    "ratio_p50_naive_over_engine", "ratio_model_calls_naive_over_engine"),
     "support_classifier": ("classify_p50_ms", "classify_p95_ms", "encoder_p50_ms", "ratio_p50", "test_accuracy"),
+    "search_retrieval": ("p95_ms_100000", "unfiltered_p95_ms_100000", "p95_ms_1000000", "unfiltered_p95_ms_1000000",
+                         "vector_recall_at_20_1000000"),
+    "search_ingest": ("ingest_chunks_per_s", "bare_embed_chunks_per_s", "ratio_ingest_over_bare", "resync_s",
+                      "ratio_resync_over_bare_hash"),
+    "search_recall": ("recall_at_5", "recall_at_5_all_access", "baseline_vector_recall_at_5", "mrr"),
 }
 
 

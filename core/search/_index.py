@@ -20,7 +20,7 @@ from core.embeddings import DIMENSIONS
 from core.search._access import sql_literal
 
 TABLE_NAME = "chunks"
-ANN_MIN_ROWS = 200_000  # below this an exact (flat) scan under the prefilter is fast enough and exact
+ANN_MIN_ROWS = 20_000  # below this an exact (flat) scan under the prefilter is fast and exact
 
 SCHEMA = pa.schema([
     pa.field("vector", pa.list_(pa.float32(), DIMENSIONS)),
@@ -152,7 +152,7 @@ def index_names(table) -> set[str]:
 def ensure_indexes(table, *, vector_index: bool | None = None) -> None:
     """Full-text index on fts_text, scalar indexes on the access columns and doc_id; an ANN vector index once the
     table is large. Then fold rows added since into the indexes (optimize)."""
-    from lancedb.index import FTS, BTree, IvfPq, LabelList
+    from lancedb.index import FTS, BTree, IvfSq, LabelList
 
     with _write_lock:
         rows = table.count_rows()
@@ -169,9 +169,11 @@ def ensure_indexes(table, *, vector_index: bool | None = None) -> None:
             table.create_index("doc_id", config=BTree(), replace=True)
         want_ann = rows >= ANN_MIN_ROWS if vector_index is None else vector_index
         if want_ann and "vector_idx" not in have:
+            # IVF with 8-bit scalar quantisation: builds ~15x faster than IVF-PQ on 2 cores (17 s vs 280 s for 100k
+            # rows) and is more accurate; the refine step re-ranks with the full vectors.
             partitions = max(16, int(np.sqrt(rows)))
-            table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
-                                                      num_sub_vectors=DIMENSIONS // 8), replace=True)
+            table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=partitions),
+                               replace=True)
         table.optimize()
 
 
