@@ -29,7 +29,12 @@ def test_type_see_a_suggestion_and_accept_it(live_server, page):
     # at the end of the file, start a new function (the editor indents the body itself)
     editor.click()
     page.keyboard.press("Control+End")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    for _ in range(2):  # out of the method body: Backspace removes one indent unit
+        page.keyboard.press("Backspace")
     page.keyboard.type("def count_items(inventory):\nreturn len(", delay=60)
+    expect(frame.locator("#keel-code-0 .cm-line", has_text="def count_items(inventory):")).to_be_visible()
     before = _editor_text(frame)
     ghost = frame.locator(".keel-ghost").first
     expect(ghost).to_be_visible(timeout=120_000)
