@@ -133,7 +133,18 @@ class Ticket:
             elif self.session.clock.wait(self.cancel_event, self.debounce_s):
                 self.outcome.status = "superseded"  # a newer keystroke arrived during the debounce
             else:
-                yield from self._generate()
+                # while we waited, a speculative or parallel request may have produced or started this very state
+                entry = self.session.cache.get(self.key) if self.options.use_cache else None
+                running = self.session._running(self.key)
+                if entry is not None:
+                    self.outcome.source, self.outcome.speculative_hit = "exact", entry.speculative
+                    self.outcome.perceived_ms = self._elapsed_ms()
+                    self.outcome.text, self.outcome.status = entry.text, "shown"
+                    yield SuggestionEvent("delta", entry.text)
+                elif running is not None:
+                    yield from self._follow(running)
+                else:
+                    yield from self._generate()
         except GeneratorExit:
             if self.outcome.status == "pending" or self.outcome.status == "running":
                 self.outcome.status = "cancelled"
@@ -467,6 +478,11 @@ class CompletionSession:
         return {"accepted": True, "speculating": speculating, "cursor": next_state.cursor}
 
     # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _running(self, key: str) -> _Generation | None:
+        with self._lock:
+            running = self._generations.get(key)
+            return running if running is not None and not running.finished else None
 
     def _start_generation(self, ticket: Ticket) -> _Generation:
         with self._lock:

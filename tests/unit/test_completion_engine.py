@@ -441,3 +441,16 @@ def test_context_stays_frozen_while_other_files_change_until_the_window_moves_an
     third = session.open(state(long_text, files=edited, open_paths=("src/util.py",)))
     third.cancel()
     assert "return 42" in third.prompt.text  # window moved and the snapshot was old: context rebuilt
+
+
+def test_after_the_debounce_a_request_uses_what_speculation_produced_meanwhile(clock):
+    backend = FakeBackend(clock, answer="\n    return total\n")
+    session = CompletionSession(backend, clock=clock, spawn=lambda fn: fn())
+    accepted_state = state(CODE + "total = a + b")
+    waiting = session.open(accepted_state)  # the editor asked before the server heard about the acceptance
+    assert waiting.debounce_s > 0
+    spec = session.open(accepted_state, speculative=True)
+    list(spec.events())  # the speculative generation finishes during the debounce
+    done, shown = run(waiting)
+    assert done["source"] == "exact" and done["speculative_hit"] and shown == "\n    return total"
+    assert len(backend.runs) == 1

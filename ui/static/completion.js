@@ -159,7 +159,8 @@
     view.focus();
     stats.accepted += 1;
     renderStats("accepted · asking for the next one (speculative)");
-    fetch(API, {
+    // tell the server first: it starts the next suggestion speculatively, which our next request then finds
+    await fetch(API, {
       method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
       body: JSON.stringify({ accept: id, session: SESSION, text }),
     }).catch(() => {});
