@@ -140,6 +140,40 @@ def llm_judge(expected: dict, out, suite) -> ScoreResult | None:
     return ScoreResult(1.0 if verdict["pass"] else 0.0, bool(verdict["pass"]), str(verdict.get("reason", ""))[:300])
 
 
+_SEVERITY_ORDER = ("blocker", "major", "minor", "nit")
+
+
+def review_findings(expected: dict, out, suite) -> ScoreResult | None:
+    """PR review: each expected finding (path, line, category, at least min_severity) is among the comments, and
+    nothing is worse than `max_severity` (a clean PR gets no blocker or major). Score = share of checks met."""
+    wanted = expected.get("findings")
+    ceiling = expected.get("max_severity")
+    if wanted is None and ceiling is None:
+        return None
+    got = out.output.get("findings") or []
+    rank = {s: i for i, s in enumerate(_SEVERITY_ORDER)}
+    checks, missing = 0, []
+    for want in wanted or []:
+        hit = any(f.get("path") == want["path"] and (f.get("line") == want["line"] or want["line"] in
+                                                      (f.get("also_at") or []))
+                  and f.get("category") == want["category"]
+                  and rank.get(f.get("severity"), 9) <= rank.get(want.get("min_severity", "nit"), 3) for f in got)
+        checks += hit
+        if not hit:
+            missing.append(f"{want['path']}:{want['line']} {want['category']}>={want.get('min_severity', 'nit')}")
+    total = len(wanted or [])
+    too_severe = []
+    if ceiling is not None:
+        total += 1
+        too_severe = [f"{f.get('path')}:{f.get('line')} {f.get('severity')}" for f in got
+                      if rank.get(f.get("severity"), 9) < rank.get(ceiling, 3)]
+        checks += not too_severe
+    score = checks / total if total else 1.0
+    why = "; ".join(([f"missing {', '.join(missing)}"] if missing else []) +
+                    ([f"worse than {ceiling}: {', '.join(too_severe)}"] if too_severe else []))
+    return ScoreResult(round(score, 4), score == 1.0, why)
+
+
 SCORERS = {
     "label": label_accuracy,
     "route": route_match,
@@ -151,4 +185,5 @@ SCORERS = {
     "latency": latency_budget,
     "cost": cost_budget,
     "llm_judge": llm_judge,
+    "findings": review_findings,
 }

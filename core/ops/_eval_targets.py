@@ -394,3 +394,51 @@ class SearchRetrieve(Target):
 
 
 register_target("search.retrieve", SearchRetrieve())
+
+
+# --- PR review (core.review): the sample PRs against the demo repository ---------------------------------------------
+
+
+class ReviewFindings(Target):
+    """Review the case's diff against the demo repository (cache and dismissals off): the comments as findings, and
+    a text with one `path:line category severity` line per comment for the contains scorer."""
+
+    def prepare(self, options):
+        from core.review import DEMO_REPO
+
+        if not DEMO_REPO.is_dir():
+            raise EvalTargetError(f"the demo repository {DEMO_REPO} is missing")
+        if options.settings.get("use_llm", True):
+            _llm_overrides(options, "capable")
+
+    def model_label(self, options):
+        if not options.settings.get("use_llm", True):
+            return "tools-only"
+        return _model_label(options, "capable")
+
+    def run(self, case, options):
+        from core.llm import get_gateway
+        from core.review import DEMO_REPO, ReviewError, ReviewOptions, review_diff
+
+        review_options = ReviewOptions(use_llm=bool(options.settings.get("use_llm", True)), use_cache=False,
+                                       apply_dismissals=False, user="eval", feature="eval", task=options.suite[:64],
+                                       model=options.model or None)
+        started = time.perf_counter()
+        try:
+            result = review_diff(case.input, DEMO_REPO, review_options)
+        except ReviewError as exc:
+            raise EvalTargetError(str(exc)) from None
+        finally:
+            get_gateway().log.flush()
+        latency = (time.perf_counter() - started) * 1000
+        findings = [{"path": c.path, "line": c.line, "also_at": c.also_at, "category": c.category,
+                     "severity": c.severity, "source": c.source, "rule": c.rule} for c in result.comments]
+        output = {"findings": findings, "verdict": result.verdict, "model": result.model,
+                  "notes_added": result.stats.get("model_notes_added", 0),
+                  "notes_rejected": result.stats.get("model_notes_rejected", 0), "notices": result.notices}
+        text = "\n".join(f"{f['path']}:{f['line']} {f['category']} {f['severity']}" for f in findings)
+        return TargetOutput(output=output, text=text, latency_ms=latency, cost_usd=result.cost_usd,
+                            tokens_in=result.tokens_in, tokens_out=result.tokens_out)
+
+
+register_target("review.findings", ReviewFindings())

@@ -67,6 +67,9 @@ class ReviewOptions:
     tools: dict[str, ToolSpec] | None = None  # another tool registry (tests)
     model: str | None = None  # a tier name or provider/model to force (evals); None = triage decides
     model_budget_s: float = 60.0  # the synthesis call's share of the time budget
+    apply_dismissals: bool = True  # False: report everything (evals measure the detector, not a user's choices)
+    feature: str = "review"  # the gateway feature the model call is logged under ("eval" from the eval runner)
+    task: str | None = None  # the logged task (default: the mode, explain or full)
 
 
 @dataclass
@@ -402,7 +405,8 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
         overrides = {"tier": "capable", "target": run.options.model}
     max_tokens = min(prompt.max_tokens, 30 + 80 * len(focus)) if tri.mode == "explain" else prompt.max_tokens
     request = LLMRequest.from_prompt(prompt, {"findings": findings, "diff": _model_excerpt(files, focus)},
-                                     feature="review", task=tri.mode, user=run.options.user,
+                                     feature=run.options.feature, task=(run.options.task or tri.mode)[:64],
+                                     user=run.options.user,
                                      json_schema=_schema(len(focus), tri.mode, paths), max_tokens=max_tokens,
                                      temperature=prompt.temperature, **overrides)
     gateway = get_gateway()
@@ -542,7 +546,7 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
                           + (f" ({notices[0]})" if notices else ""))
     tri = triage(diff, files, options.use_llm, options.model)
     cache_key, model_key = cache_key_for(diff.hash, key_repo, tri, options)
-    decided = _store.decisions(key_repo)
+    decided = _store.decisions(key_repo) if options.apply_dismissals else {}
     dismissed = {f for f, d in decided.items() if d == "dismissed"}
     if options.use_cache:
         stored = _store.load_review(cache_key)
