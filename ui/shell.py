@@ -21,7 +21,7 @@ PAGES = [
     ("Operate", "pages/dashboard.py", "Dashboard", ":material/monitoring:", ("admin", "developer")),
     ("Operate", "pages/analysis.py", "Cost & drift", ":material/insights:", ("admin", "developer")),
     ("Operate", "pages/evals.py", "Evals", ":material/fact_check:", ("admin", "developer")),
-    ("Operate", "pages/review.py", "Review queue", ":material/rate_review:", ("admin", "developer")),
+    ("Operate", "pages/review_queue.py", "Review queue", ":material/rate_review:", ("admin", "developer")),
     ("Operate", "pages/playground.py", "Model playground", ":material/science:", ("admin", "developer")),
     ("Admin", "pages/admin.py", "Prices & API keys", ":material/admin_panel_settings:", ("admin",)),
     ("Admin", "pages/search_admin.py", "Search admin", ":material/folder_managed:", ("admin",)),

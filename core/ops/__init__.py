@@ -252,7 +252,7 @@ from core.ops._evals import (  # noqa: E402
     EvalError, RunReport, Suite, background_status, compare_models, compare_runs, describe_suites, export_run, get_run,
     get_suite, list_runs, load_cases, load_suites, run_suite, start_background_run,
 )
-from core.ops._review import (  # noqa: E402
+from core.ops._review_queue import (  # noqa: E402
     ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, review_counts, review_queue,
     review_to_eval_case,
 )
