@@ -18,7 +18,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 BENCHMARKS = ("gateway_overhead", "embedded_model", "dashboard", "startup_memory", "workspace_credits", "completion", "support_classifier", "evals",
-              "search_retrieval", "search_ingest", "search_recall")
+              "search_retrieval", "search_ingest", "search_recall", "review")
 # metrics worth a glance in the summary, besides the checks
 HEADLINES = {
     "gateway_overhead": ("direct_median_ms", "gateway_median_ms", "added_median_ms", "ratio_median"),
@@ -38,6 +38,7 @@ HEADLINES = {
     "search_ingest": ("ingest_chunks_per_s", "bare_embed_chunks_per_s", "ratio_ingest_over_bare", "resync_s",
                       "ratio_resync_over_bare_hash"),
     "search_recall": ("recall_at_5", "recall_at_5_all_access", "baseline_vector_recall_at_5", "mrr"),
+    "review": ("tools_parallel_ms", "tools_sequential_ms", "tools_ratio", "cache_hit_ms", "wall_s_median"),
 }
 
 
