@@ -53,6 +53,9 @@ def api(monkeypatch, keel_home, server):
     service = set_completion_service(None)
     if service is not None:
         service.telemetry.flush()
+    # a speculative generation started by an acceptance must not run into the next test's model
+    wait_until(lambda: not any(t.name == "keel-completion-speculate" and t.is_alive()
+                               for t in threading.enumerate()), timeout=120, interval=0.05)
 
 
 def body(text=CODE, cursor=None, **extra):
