@@ -27,10 +27,10 @@ _GO_SIG = re.compile(r"^\s*(?:func|type)\s+.*$", re.M)
 _GO_IMP = re.compile(r'^\s*(?:import\s+)?"([\w./-]+)"', re.M)
 _RS_SIG = re.compile(r"^\s*(?:pub\s+)?(?:fn|struct|enum|trait|impl|type)\s+.*$", re.M)
 _RS_IMP = re.compile(r"^\s*use\s+([\w:]+)", re.M)
-_C_SIG = re.compile(r"^\s*(?:public|private|protected|static|\w+\s*\*?)[\w<>\[\],\s*]*\s\w+\s*\([^;]*\)\s*\{?\s*$",
-                    re.M)
+_C_SIG = re.compile(r"^[ \t]*[A-Za-z_][\w \t*<>\[\],:]{0,120}\([^;{}\n]{0,200}\)[ \t]*\{?[ \t]*$", re.M)
 _C_IMP = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 _NONE = re.compile(r"(?!x)x")
+MAX_SCAN_CHARS = 200_000  # imports and signatures are near the top; never scan a whole huge file
 
 LANGUAGES = {
     "python": Language("python", "#", False, _PY_SIG, _PY_IMP),
@@ -65,7 +65,7 @@ def language_for(path: str, declared: str | None = None) -> Language:
 
 def signatures(text: str, language: Language, limit: int = 40) -> str:
     """The definition lines of a file, one per line: what another file needs to call into it."""
-    lines = [m.group(0).rstrip() for m in language.signature.finditer(text)]
+    lines = [m.group(0).rstrip() for m in language.signature.finditer(text[:MAX_SCAN_CHARS])]
     return "\n".join(line[:160] for line in lines[:limit])
 
 
@@ -76,7 +76,7 @@ def imported_paths(text: str, path: str, language: Language, known: list[str]) -
     stems = {}
     for candidate in known:
         stems.setdefault(posixpath.splitext(candidate)[0], candidate)
-    for match in language.imports.finditer(text):
+    for match in language.imports.finditer(text[:MAX_SCAN_CHARS]):
         target = next((g for g in match.groups() if g), None)
         if not target:
             continue

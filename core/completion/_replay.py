@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -259,14 +258,6 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
                 reason = f"model answered nothing visible ({probe.done.get('status')})"
             result.no_suggestion_reasons[reason] = result.no_suggestion_reasons.get(reason, 0) + 1
     return result
-
-
-def median(values):
-    return statistics.median(values) if values else None
-
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000.0
 
 
 class ApiServer:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 MAX_FILE_CHARS = 2_000_000  # a 1 MB file completes (only windows around the cursor reach the model)
 MAX_FILES = 64
 MAX_PATH_CHARS = 300
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # not tab, newline, carriage return: text has those
+_PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a path has none: a newline would forge a prompt header
 
 
 class CompletionInputError(ValueError):
@@ -59,7 +60,7 @@ def clean_path(path) -> str:
     """A display path for prompts and logs: text, no control characters, forward slashes, bounded length."""
     if not isinstance(path, str) or not path.strip():
         raise CompletionInputError("path must be a non-empty string")
-    path = _CONTROL.sub("", path.replace("\\", "/")).strip()
+    path = _PATH_CONTROL.sub("", path.replace("\\", "/")).strip()
     if len(path) > MAX_PATH_CHARS:
         raise CompletionInputError(f"path is longer than {MAX_PATH_CHARS} characters")
     return path
