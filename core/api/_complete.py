@@ -13,6 +13,7 @@ Stream events: {"type": "start"}, {"type": "delta", "text"}, {"type": "done", "c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -49,10 +50,29 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+_BEARER_TTL_S = 2.0
+_bearer_cache: dict[str, tuple[float, Principal]] = {}
+
+
+def _cached_bearer(authorization: str | None) -> Principal | None:
+    """A bearer checked in the last 2 s: an editor sends one request per keystroke, and a cache hit should not
+    wait for an API-key lookup in SQL. A revoked key stops working within those 2 s."""
+    if not authorization:
+        return None
+    found = _bearer_cache.get(hashlib.sha256(authorization.encode()).hexdigest())
+    if found is not None and time.monotonic() - found[0] < _BEARER_TTL_S:
+        return found[1]
+    return None
+
+
 def _principal(request: Request) -> Principal:
     authorization = request.headers.get("authorization")
     if authorization:
-        return principal_from_bearer(authorization)
+        principal = principal_from_bearer(authorization)
+        if len(_bearer_cache) > 1000:
+            _bearer_cache.clear()
+        _bearer_cache[hashlib.sha256(authorization.encode()).hexdigest()] = (time.monotonic(), principal)
+        return principal
     for authenticate in _cookie_authenticators:
         principal = authenticate(request)
         if principal is not None:
@@ -178,7 +198,8 @@ class _CompletionStreamResponse(StreamingResponse):
 
 async def api_complete(request: Request):
     try:
-        principal = await run_in_threadpool(_principal, request)
+        principal = _cached_bearer(request.headers.get("authorization")) or await run_in_threadpool(
+            _principal, request)
     except AuthError as exc:
         return JSONResponse({"error": str(exc)}, status_code=401)
     try:

@@ -83,6 +83,7 @@ class ReplayResult:
     pauses_without_suggestion: int = 0
     no_suggestion_reasons: dict = field(default_factory=dict)
     perceived_ms: list[float] = field(default_factory=list)
+    late_ms: list[float] = field(default_factory=list)  # pauses: keystroke -> first visible char, even if too late
     cache_hit_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
     responses: int = 0
@@ -107,6 +108,7 @@ class ReplayResult:
             "pauses_with_suggestion": self.pauses - self.pauses_without_suggestion,
             "no_suggestion_share": round(self.pauses_without_suggestion / self.pauses, 3) if self.pauses else None,
             "perceived_p50_ms": pct(self.perceived_ms, 50), "perceived_p95_ms": pct(self.perceived_ms, 95),
+            "answer_p50_ms": pct(self.late_ms, 50), "answer_p95_ms": pct(self.late_ms, 95),
             "cache_hits": self.cache_hits,
             "cache_hit_rate": round(self.cache_hits / self.responses, 3) if self.responses else 0.0,
             "cache_hit_p50_ms": pct(self.cache_hit_ms, 50), "cache_hit_p95_ms": pct(self.cache_hit_ms, 95),
@@ -243,6 +245,8 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
         if gap_ms is not None and gap_ms < PAUSE_MS:
             continue
         result.pauses += 1
+        if probe.first_visible is not None:
+            result.late_ms.append((probe.first_visible - probe.sent) * 1000.0)
         deadline = probe.next_event if probe.next_event is not None else float("inf")
         if probe.first_visible is not None and probe.first_visible <= deadline:
             result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)

@@ -223,3 +223,13 @@ def test_accepting_starts_a_speculative_completion_for_the_next_state(api):
     events = rows(CompletionEvent, suggestion_id=done["id"])
     assert events and events[0].accepted
     assert post(api, {"accept": "no-such-id", "session": "s1"}).status_code == 404
+
+
+def test_a_revoked_api_key_stops_working_within_the_auth_cache_ttl(api):
+    r = post(api, {**body("", 0), "stream": False})
+    assert r.status_code == 200 and r.json()["status"] == "empty"
+    record = [k for k in auth.list_api_keys("acme") if k.name == "completion tests"][0]
+    assert auth.revoke_api_key(record.id)
+    time.sleep(2.1)
+    r = post(api, {**body("", 0), "stream": False})
+    assert r.status_code == 401 and "revoked" in r.json()["error"]
