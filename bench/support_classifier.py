@@ -52,8 +52,8 @@ def body(report: Report, messages: int) -> None:
     ours, base = [], []
     for i in range(messages):
         text = texts[i % len(texts)]
-        arms = [("ours", lambda: classify(text)),
-                ("base", lambda: encoder.encode([text], normalize_embeddings=True, show_progress_bar=False))]
+        arms = [("ours", lambda t=text: classify(t)),
+                ("base", lambda t=text: encoder.encode([t], normalize_embeddings=True, show_progress_bar=False))]
         if i % 2:
             arms.reverse()
         for name, fn in arms:

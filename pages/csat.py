@@ -5,8 +5,15 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core.support import conversation_rows, filter_options, get_conversation, get_handoff, list_messages, \
-    overview, segments
+from core.support import (
+    conversation_rows,
+    filter_options,
+    get_conversation,
+    get_handoff,
+    list_messages,
+    overview,
+    segments,
+)
 from ui import support as ui
 from ui.session import require_principal
 

@@ -21,9 +21,9 @@ agent = principal.sub
 st.title("Handoff console")
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=0.5)
 def live_queue() -> None:
-    """The queue refreshes itself every second: high priority first, then the longest waiting."""
+    """The queue refreshes itself twice a second (one small query): high priority first, then the longest waiting."""
     items = queue()
     waiting = [i for i in items if i.status == "waiting"]
     m = st.columns(3)
@@ -44,7 +44,8 @@ def live_queue() -> None:
                              type="primary" if item.conversation_id == selected else "secondary"):
                 st.session_state["console_conv"] = item.conversation_id
                 st.rerun()
-            st.caption(f"{item.customer_sub} · waited {ui.waited(item.waiting_s)} · {item.reason}")
+            st.caption(f"{ui.escape_markdown(item.customer_sub)} · waited {ui.waited(item.waiting_s)} · "
+                       f"{ui.escape_markdown(item.reason)}")
             if item.last_customer_message:
                 st.caption("“" + ui.escape_markdown(item.last_customer_message[:160]) + "”")
 

@@ -116,12 +116,4 @@ if pending and pending.get("stage") == "confirm" and conv.status == "bot":
             st.rerun()
 
 if conv.status == "resolved":
-    def submit(score: int, comment: str) -> None:
-        try:
-            rate(conv.id, customer, score, comment)
-        except SupportError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
-
-    ui.rating_form(conv, submit)
+    ui.rating_form(conv, lambda score, comment: rate(conv.id, customer, score, comment))

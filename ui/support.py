@@ -92,16 +92,32 @@ def transcript(messages: list[Message], *, agent_view: bool = False) -> None:
 
 
 def rating_form(conv: Conversation, on_submit) -> None:
-    """Stars 1–5 and an optional comment, shown once the conversation is resolved."""
+    """Stars 1–5 and an optional comment, shown once the conversation is resolved.
+
+    `on_submit(score, comment)` returns the rated Conversation, or raises SupportError; the thanks is drawn in the
+    same run (no rerun that a polling fragment could race).
+    """
+    from core.support import SupportError
+
     with st.container(border=True):
         if conv.csat is not None:
             st.success(f"Thank you! You rated this conversation {conv.csat}/5.", icon=":material/star:")
             return
-        st.markdown("**How did we do?** Rate this conversation.")
-        stars = st.feedback("stars", key=f"stars-{conv.id}")
-        comment = st.text_area("Comment (optional)", key=f"comment-{conv.id}", max_chars=2000, height=80)
-        if st.button("Submit rating", type="primary", disabled=stars is None, key=f"rate-{conv.id}"):
-            on_submit(stars + 1, comment)
+        with st.form(f"rate-{conv.id}", border=False):  # one submit: stars and comment arrive together
+            st.markdown("**How did we do?** Rate this conversation.")
+            stars = st.feedback("stars", key=f"stars-{conv.id}")
+            comment = st.text_area("Comment (optional)", key=f"comment-{conv.id}", max_chars=2000, height=80)
+            submitted = st.form_submit_button("Submit rating", type="primary")
+        if submitted:
+            if stars is None:
+                st.error("Pick from 1 to 5 stars first.")
+                return
+            try:
+                rated = on_submit(stars + 1, comment)
+            except SupportError as exc:
+                st.error(str(exc))
+                return
+            st.success(f"Thank you! You rated this conversation {rated.csat}/5.", icon=":material/star:")
 
 
 def package_panel(conv: Conversation, handoff: Handoff | None) -> None:

@@ -88,9 +88,9 @@ def cmd_support_chat(args) -> int:
     from core.support import (
         Customer,
         SupportError,
+        cancel_action,
         close_conversation,
         confirm_action,
-        cancel_action,
         get_conversation,
         list_messages,
         new_conversation,

@@ -4,6 +4,7 @@ tables, grounded FAQ answers, human handoff with a package for the agent, and CS
 The eval pipeline calls the pure functions `classify`, `plan_route` and `load_labelled_intents`.
 """
 
+from core.embeddings import embed, get_encoder, is_loaded
 from core.support._classifier import (
     Classification,
     EvaluationReport,
@@ -45,7 +46,6 @@ from core.support._conversations import (
 )
 from core.support._csat import Overview, Segment, conversation_rows, filter_options, overview, segments
 from core.support._data import LABELS, Article, LabelledMessage, get_article, load_articles, load_labelled_intents
-from core.embeddings import embed, get_encoder, is_loaded
 from core.support._errors import (
     AlreadyClaimed,
     ConversationClosed,

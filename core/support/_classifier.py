@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from core.config import get_settings
-from core.support._data import INTENTS_FILE, LABELS, load_labelled_intents
 from core.embeddings import ENCODER_NAME, embed
+from core.support._data import INTENTS_FILE, LABELS, load_labelled_intents
 
 HEAD_VERSION = "softmax-v1"
 CLASSIFY_CHARS = 512  # intent lives in the opening words; a 50,000-character message costs the same as a short one
@@ -31,7 +31,7 @@ bestellung ein eine il di che non sono ho dove ordine não meu minha onde estou 
 _ENGLISH_WORDS = frozenset("""the my is are to i you a an and how what where when can do does did it of in on for
 with me please order this that have has not""".split())
 
-_head: "_Head | None" = None
+_head: _Head | None = None
 _head_lock = threading.Lock()
 
 

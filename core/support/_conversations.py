@@ -49,7 +49,7 @@ from core.tables import SupportConversation, SupportCsat, SupportHandoff, Suppor
 
 MAX_MESSAGE_CHARS = 50_000
 MAX_COMMENT_CHARS = 2_000
-SUMMARY_DELAY_S = 2.0
+SUMMARY_DELAY_S = 5.0
 BOT = "halden-bot"
 _YES = re.compile(r"^\s*(yes|y|yeah|yep|sure|confirm|confirmed|ok(ay)?|do it|go ahead|please do)\b[\s.!]*$", re.I)
 _NO = re.compile(r"^\s*(no|n|nope|cancel|stop|don'?t|never ?mind)\b[\s.!]*$", re.I)
@@ -138,7 +138,8 @@ def _conversation(row: SupportConversation, csat: SupportCsat | None = None) -> 
         route=row.route, handled_by=row.handled_by, model=row.model, bot_confidence=row.bot_confidence,
         priority=row.priority, assigned_to=row.assigned_to, created_at=row.created_at, updated_at=row.updated_at,
         escalated_at=row.escalated_at, resolved_at=row.resolved_at, pending_action=pending,
-        rephrase_asked=row.rephrase_asked, csat=csat.score if csat else None, csat_comment=csat.comment if csat else None)
+        rephrase_asked=row.rephrase_asked, csat=csat.score if csat else None,
+        csat_comment=csat.comment if csat else None)
 
 
 def _message(row: SupportMessage) -> Message:
@@ -498,7 +499,7 @@ def improve_summary(conversation_id: int) -> bool:
     transcript = format_transcript(_transcript(conversation_id))
     try:
         summary, _model = llm_summary(transcript, user=row.customer_sub, customer=row.account_id)
-    except (LLMError, Exception):  # noqa: BLE001 - a summary is a nicety; the package stands without it
+    except (LLMError, Exception):
         return False
     with db.session() as s:
         s.exec(update(SupportHandoff).where(SupportHandoff.conversation_id == conversation_id)

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.support._data import KB_DIR, Article, load_articles
 from core.config import get_settings
 from core.embeddings import DIMENSIONS, ENCODER_NAME, embed
+from core.support._data import KB_DIR, Article, load_articles
 
 MIN_SCORE = 0.30  # below this the best article is not about the question
 MAX_QUESTION_CHARS = 1000
 
-_index: "_Index | None" = None
+_index: _Index | None = None
 _lock = threading.Lock()
 
 

@@ -74,7 +74,7 @@ def extract_entities(text: str) -> dict[str, list[str]]:
     orders = [f"ORD-{m}" for m in _ORDER_ID.findall(text)] + [f"ORD-{m}" for m in _BARE_ORDER.findall(text)]
     invoices = [f"INV-{a}-{b}" for a, b in _INVOICE_ID.findall(text)]
     accounts = [f"ACC-{m}" for m in _ACCOUNT_ID.findall(text)]
-    unique = lambda items: list(dict.fromkeys(items))  # noqa: E731  (keeps first-seen order)
+    unique = lambda items: list(dict.fromkeys(items))
     return {"accounts": unique(accounts), "orders": unique(orders), "invoices": unique(invoices)}
 
 

@@ -27,9 +27,9 @@ def test_classify_one_message_json(tmp_path):
 
 def test_classify_file_one_object_per_line_in_order_with_bad_lines(tmp_path):
     messages = tmp_path / "messages.txt"
-    messages.write_bytes("How long does shipping take?\n\nI want a refund\n".encode()
+    messages.write_bytes(b"How long does shipping take?\n\nI want a refund\n"
                          + b"\xff\xfe\x00binary\n" + "😀😀\n".encode() + ("x" * 60_000).encode() + b"\n"
-                         + b"ok \x01\x02 control\n" + "This is the worst service ever".encode())
+                         + b"ok \x01\x02 control\n" + b"This is the worst service ever")
     done = _keel(tmp_path / "keel", "support", "classify", "--file", str(messages), "--json")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.strip().splitlines()]

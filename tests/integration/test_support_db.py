@@ -45,7 +45,7 @@ from core.support import (
     send_message,
 )
 from core.support._tools import account_for
-from core.tables import SupportAccount, SupportToolRun
+from core.tables import SupportAccount
 from tests.support.fault_server import FaultServer
 
 HANA = Customer("hana.hr@keel.dev", "hana.hr@keel.dev", "Hana")  # ACC-1003, Plus, verified, nothing overdue
@@ -303,7 +303,8 @@ def test_llm_triage_for_unclear_messages_when_configured(llm, monkeypatch):
 
 def test_bad_input_is_refused_clearly_and_stores_nothing(llm):
     conv = open_conversation(HANA)
-    for bad, error in [("", EmptyMessage), ("  \n ", EmptyMessage), ("x" * 50_001, MessageTooLong), (None, EmptyMessage)]:
+    for bad, error in [("", EmptyMessage), ("  \n ", EmptyMessage), ("x" * 50_001, MessageTooLong),
+                       (None, EmptyMessage)]:
         with pytest.raises(error) as err:
             send_message(conv.id, HANA, bad)
         assert "nothing was sent" in str(err.value) or "empty" in str(err.value) or "text" in str(err.value)
@@ -398,7 +399,7 @@ def test_concurrent_customer_and_agent_writes_lose_nothing(llm):
         try:
             for i in range(per_writer):
                 send_message(conv.id, HANA, f"customer {i}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     def agent():
@@ -407,7 +408,7 @@ def test_concurrent_customer_and_agent_writes_lose_nothing(llm):
                 agent_reply(conv.id, AGENT, f"agent {i}")
                 if i % 5 == 0:
                     add_note(conv.id, AGENT, f"note {i}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=customer), threading.Thread(target=agent)]

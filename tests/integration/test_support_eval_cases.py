@@ -54,7 +54,8 @@ def test_escalated_conversation_becomes_a_route_case(seeded):
     assert draft["eligible"] and draft["input"] == "What's the capital of France?"
     case_id = add_conversation_to_eval(conv_id, suite="support-routes", input_text=draft["input"],
                                        expected={"intent": "UNKNOWN", "route": "rephrase"},
-                                       notes="bot asked to rephrase, customer gave up", created_by="sam.support@keel.dev")
+                                       notes="bot asked to rephrase, customer gave up",
+                                       created_by="sam.support@keel.dev")
     [case] = list_eval_cases(suite="support-routes", source="support_escalation")
     assert case["id"] == case_id and case["source_ref"] == f"support_conversation:{conv_id}"
     assert case["expected"] == {"intent": "UNKNOWN", "route": "rephrase"}

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from core import db
-from core.support import Customer, get_handoff, list_messages, open_conversation, request_human, seed_demo_company, \
-    send_message
-from sqlalchemy import text
+from core.support import (
+    Customer,
+    get_handoff,
+    list_messages,
+    open_conversation,
+    request_human,
+    seed_demo_company,
+    send_message,
+)
 
 pytestmark = pytest.mark.embedded_model
 
