@@ -1,7 +1,7 @@
 """Document search retrieval latency with the access prefilter at 100,000 and 1,000,000 synthetic chunks.
 
 What is timed is the index work of one retrieval without the LLM: for one phrasing, the vector search (top 20)
-and the full-text search (top 20), both with the access prefilter a Principal produces (two groups of twelve
+and the full-text search (top 20), run concurrently as `retrieve()` runs them (`_index.search_many`), both with the access prefilter a Principal produces (two groups of twelve
 plus all-staff, clearance 2 of 0-3: about a third of the chunks are eligible), through the same
 `core.search._index` calls `retrieve()` makes. Query vectors are precomputed (the encoder's own cost is measured
 in bench/support_classifier.py, ~10 ms). Baselines in the same process on the same table: the same queries
@@ -126,13 +126,11 @@ def body(report: Report, sizes: list[int], queries: int, rebuild: bool) -> None:
         filtered, unfiltered, exact, overlap = [], [], [], []
         for q in range(queries):
             t0 = time.perf_counter()
-            rows = _index.vector_search(table, qvecs[q], expression, 20)
-            _index.text_search(table, qtexts[q], expression, 20)
+            rows, _ = _index.search_many(table, [qvecs[q]], [qtexts[q]], expression, 20)
             filtered.append((time.perf_counter() - t0) * 1000)
             assert all(set(r["access_groups"]) & set(PRINCIPAL_GROUPS) and r["clearance_level"] <= 2 for r in rows)
             t0 = time.perf_counter()
-            _index.vector_search(table, qvecs[q], "true", 20)
-            _index.text_search(table, qtexts[q], "true", 20)
+            _index.search_many(table, [qvecs[q]], [qtexts[q]], "true", 20)
             unfiltered.append((time.perf_counter() - t0) * 1000)
             if q < 40:
                 t0 = time.perf_counter()

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -88,21 +89,35 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return target
 
 
-def file_fingerprint(root: Path, relative: str) -> tuple[str, int, bytes]:
-    """(hash of the raw bytes plus any sidecar, size, raw bytes): the cheap check that decides 'unchanged'."""
-    path = resolve_inside(root, relative)
-    if not path.is_file():
+def file_fingerprint(root: Path, relative: str, *, walked: bool = False) -> tuple[str, int, bytes]:
+    """(hash of the raw bytes plus any sidecar, size, raw bytes): the cheap check that decides 'unchanged'.
+
+    `walked`: the path came from scanning root without following symlinks, so only a symlink at the file itself
+    can lead outside; it is checked then (a plain lstat otherwise, which keeps a 100k-file re-sync fast)."""
+    path = None
+    if walked and ".." not in relative.split("/"):
+        full = os.path.join(root, relative)
+        info = os.lstat(full)
+        if not stat.S_ISLNK(info.st_mode):
+            path, mode, size = full, info.st_mode, info.st_size
+    if path is None:
+        resolved = resolve_inside(root, relative)
+        if not resolved.exists():
+            raise DocumentRefused(relative, "does not exist")
+        info = resolved.stat()
+        path, mode, size = str(resolved), info.st_mode, info.st_size
+    if not stat.S_ISREG(mode):
         raise DocumentRefused(relative, "not a regular file")
-    size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise DocumentRefused(relative, f"{size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte limit")
-    raw = path.read_bytes()
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_FILE_BYTES + 1)
     digest = hashlib.sha256(raw)
     if relative.lower().endswith(PDF_SUFFIX):
-        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+        sidecar = Path(path).with_name(Path(path).name + SIDECAR_SUFFIX)
         if sidecar.is_file() and sidecar.stat().st_size <= 100_000:
             digest.update(b"\x00sidecar\x00" + sidecar.read_bytes())
-    return digest.hexdigest(), size, raw
+    return digest.hexdigest(), len(raw), raw
 
 
 def parse_document(root: Path, relative: str, fingerprint: tuple[str, int, bytes] | None = None) -> ParsedDocument:

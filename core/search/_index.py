@@ -181,8 +181,27 @@ def vector_search(table, vector: np.ndarray, filter_expr: str, limit: int, *, np
     query = (table.search(np.asarray(vector, dtype=np.float32), query_type="vector", vector_column_name="vector")
              .distance_type("cosine").where(filter_expr, prefilter=True).select(RESULT_COLUMNS + ["vector", "_distance"])
              .limit(limit))
-    query = query.nprobes(nprobes).refine_factor(4)
-    return query.to_list()
+    # No refine step: it re-reads full vectors at random offsets (80 ms at 1M rows on 2 cores) for little gain
+    # over 8-bit scalar quantisation.
+    return query.nprobes(nprobes).to_list()
+
+
+_pool = None
+
+
+def search_many(table, vectors, texts: list[str], filter_expr: str, limit: int) -> list[list[dict]]:
+    """Vector search per vector and full-text search per text, all under the same prefilter, run concurrently
+    (LanceDB releases the GIL): results in order [vector searches..., text searches...]."""
+    global _pool
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="search")
+    futures = [_pool.submit(vector_search, table, v, filter_expr, limit) for v in vectors]
+    futures += [_pool.submit(text_search, table, t, filter_expr, limit) for t in texts]
+    return [f.result() for f in futures]
 
 
 def text_search(table, text: str, filter_expr: str, limit: int) -> list[dict]:

@@ -68,9 +68,10 @@ def scan(root: Path) -> tuple[list[str], list[dict]]:
     docs, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        base = Path(dirpath).relative_to(root)
+        base = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if base == "." else base + "/"
         for name in sorted(filenames):
-            rel = (base / name).as_posix()
+            rel = prefix + name
             if is_candidate(name):
                 docs.append(rel)
             elif not name.startswith(".") and not name.lower().endswith(".meta.yaml"):
@@ -101,7 +102,7 @@ def _sync(root: Path, progress, delete_missing: bool) -> IngestReport:
     started = time.monotonic()
     report = IngestReport(root=str(root))
     table = _index.get_table()
-    known = _registry.documents(str(root))
+    known = _registry.sync_state(str(root))
     elsewhere = None  # doc ids indexed from other folders, loaded only if a new id appears
     paths, report.skipped = scan(root)
     report.scanned = len(paths)
@@ -142,7 +143,7 @@ def _sync(root: Path, progress, delete_missing: bool) -> IngestReport:
     for i, rel in enumerate(paths):
         seen.add(rel)
         try:
-            fingerprint = file_fingerprint(root, rel)
+            fingerprint = file_fingerprint(root, rel, walked=True)
             previous = known.get(rel)
             if previous is not None and previous.file_hash == fingerprint[0]:
                 report.unchanged += 1

@@ -48,6 +48,21 @@ def documents(root: str | None = None) -> dict[str, DocumentInfo]:
         return {r.doc_id: _info(r) for r in s.exec(query).all()}
 
 
+@dataclass(frozen=True)
+class SyncState:
+    file_hash: str
+    content_hash: str
+    chunks: int
+
+
+def sync_state(root: str) -> dict[str, SyncState]:
+    """Just what a sync compares, for every document of a folder (plain rows: 100k in about a second)."""
+    with db.session() as s:
+        rows = s.exec(select(SearchDocument.doc_id, SearchDocument.file_hash, SearchDocument.content_hash,
+                             SearchDocument.chunks).where(SearchDocument.root == root)).all()
+        return {r[0]: SyncState(r[1], r[2], r[3]) for r in rows}
+
+
 def list_documents() -> list[DocumentInfo]:
     return sorted(documents().values(), key=lambda d: d.doc_id)
 

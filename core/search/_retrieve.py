@@ -173,15 +173,13 @@ def retrieve(principal: Principal, query: str, *, k: int = 5, per_doc: int = 2, 
     fused: dict[str, float] = {}
     rows: dict[str, dict] = {}
     rejected = 0
-    for phrasing, vector in zip(phrasings, vectors):
-        for results in (_index.vector_search(table, vector, expression, CANDIDATES),
-                        _index.text_search(table, phrasing, expression, CANDIDATES)):
-            for rank, row in enumerate(results):
-                if not access.allows(row["access_groups"], row["clearance_level"]):
-                    rejected += 1  # fail closed: never shown, counted so a test can prove it stays zero
-                    continue
-                fused[row["chunk_id"]] = fused.get(row["chunk_id"], 0.0) + 1.0 / (RRF_K + rank + 1)
-                rows.setdefault(row["chunk_id"], row)
+    for results in _index.search_many(table, vectors, phrasings, expression, CANDIDATES):
+        for rank, row in enumerate(results):
+            if not access.allows(row["access_groups"], row["clearance_level"]):
+                rejected += 1  # fail closed: never shown, counted so a test can prove it stays zero
+                continue
+            fused[row["chunk_id"]] = fused.get(row["chunk_id"], 0.0) + 1.0 / (RRF_K + rank + 1)
+            rows.setdefault(row["chunk_id"], row)
     ranked = sorted(fused, key=lambda cid: (-fused[cid], cid))
     chunks: list[RetrievedChunk] = []
     per_doc_count: dict[str, int] = {}

@@ -158,3 +158,19 @@ def test_ingest_refuses_folders_outside_the_allowed_roots(folder, tmp_path):
         sync(tmp_path / "missing")
     with pytest.raises(IngestError, match="not a folder"):
         sync(folder / "keep.md")
+
+
+def test_audit_filters_and_csv_export_are_safe(database):
+    from core.search import audit_csv, audit_log
+    from core.search._registry import record_audit
+
+    record_audit("a@keel.dev", "ui", "=HYPERLINK(\"http://evil\")", "f", ["hr/a.md"], ["hr/a.md#0"], 3.0)
+    record_audit("b@keel.dev", "api", "'; DROP TABLE search_audit; --", "f", ["eng/b.md"], ["eng/b.md#1"], 4.0)
+    assert [e.user for e in audit_log()] == ["b@keel.dev", "a@keel.dev"]
+    assert [e.user for e in audit_log(doc_id="hr/a.md")] == ["a@keel.dev"]
+    assert [e.user for e in audit_log(text="DROP TABLE")] == ["b@keel.dev"]
+    assert [e.user for e in audit_log(channel="api")] == ["b@keel.dev"]
+    assert audit_log(since=4_000_000_000) == []
+    csv_text = audit_csv(audit_log())
+    assert "'=HYPERLINK" in csv_text and "\n=HYPERLINK" not in csv_text.replace(",", "\n")
+    assert csv_text.splitlines()[0].startswith("id,time_utc,user,channel,query,filter")
