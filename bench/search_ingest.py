@@ -24,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _common
+import numpy as np
 from _common import BENCH_VAR, Report
 
 TARGET_RESYNC_S = 30.0
 TARGET_PIPELINE_SHARE = 0.5  # ingest keeps at least half the bare encoder's chunks/s
-WORDS = ("policy team customer leave budget release incident review access contract travel expense laptop "
-         "security payroll onboarding training office schedule approval report quarter target pricing").split()
+WORDS = ["policy", "team", "customer", "leave", "budget", "release", "incident", "review", "access", "contract", "travel", "expense", "laptop", "security", "payroll", "onboarding", "training", "office", "schedule", "approval", "report", "quarter", "target", "pricing"]
 
 
 def log(message: str) -> None:

@@ -24,7 +24,14 @@ TARGET_RECALL = 0.9
 def body(report: Report) -> None:
     _common.fresh_core(HOME=str(BENCH_VAR / "search" / "recall_home"))
     from core.embeddings import embed
-    from core.search import _index, access_filter, forget_tables, principal_for, retrieve, sync_demo_corpus
+    from core.search import (
+        _index,
+        access_filter,
+        forget_tables,
+        principal_for,
+        retrieve,
+        sync_demo_corpus,
+    )
 
     forget_tables()
     assert sync_demo_corpus().ok

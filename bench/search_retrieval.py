@@ -20,9 +20,8 @@ import shutil
 import sys
 import time
 
-import numpy as np
-
 import _common
+import numpy as np
 from _common import BENCH_VAR, Report, median, pct
 
 TARGETS_P95_MS = {100_000: 50.0, 1_000_000: 150.0}

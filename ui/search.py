@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -150,7 +150,7 @@ def documents_table() -> list:
     st.dataframe([{"document": d.doc_id, "title": d.title, "groups": ", ".join(d.access_groups),
                    "clearance": d.clearance_level, "chunks": d.chunks, "kind": d.kind,
                    "edited by admin": d.access_edited,
-                   "indexed": datetime.fromtimestamp(d.indexed_at, timezone.utc).strftime("%Y-%m-%d %H:%M")}
+                   "indexed": datetime.fromtimestamp(d.indexed_at, UTC).strftime("%Y-%m-%d %H:%M")}
                   for d in docs], hide_index=True, width="stretch", height=320)
     return docs
 
@@ -187,13 +187,13 @@ def audit_view() -> None:
     channel = c2.selectbox("Channel", ["(all)", "ui", "api", "cli", "eval", "admin"], key="audit_channel")
     text = c3.text_input("Query contains", key="audit_text", max_chars=200)
     doc_id = c4.text_input("Document id", key="audit_doc", max_chars=255)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     picked = st.date_input("Between", value=(today - timedelta(days=30), today), key="audit_dates")
     picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
     start, end = (picked + (None, None))[:2]  # while a range is being picked only its start is set
     end = end or start
-    since = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp() if start else None
-    until = (datetime(end.year, end.month, end.day, tzinfo=timezone.utc) + timedelta(days=1)).timestamp() \
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp() if start else None
+    until = (datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)).timestamp() \
         if end else None
     entries = audit_log(user=None if user == "(everyone)" else user, channel=None if channel == "(all)" else channel,
                         text=text or None, doc_id=doc_id or None, since=since, until=until, limit=5000)

@@ -5,12 +5,31 @@ gateway, and write every retrieval to an audit log.
 `sync(folder)` indexes incrementally; `retrieve(principal, q)` returns chunks; `ask(principal, q)` streams an answer.
 """
 
-from core.search._access import AccessDenied, AccessFilter, access_filter, principal_for, valid_group
+from core.config import REPO_ROOT
+from core.search._access import (
+    AccessDenied,
+    AccessFilter,
+    access_filter,
+    principal_for,
+    valid_group,
+)
 from core.search._answer import NOT_COVERED, Answer, AnswerRun, Source, ask, recheck
+from core.search._corpus import (
+    MAX_FILE_BYTES,
+    DocumentRefused,
+    ParsedDocument,
+    chunk_text,
+    parse_document,
+)
 from core.search._eval import ForbiddenSourceRetrieved, eval_retrieve
-from core.search._corpus import MAX_FILE_BYTES, DocumentRefused, ParsedDocument, chunk_text, parse_document
 from core.search._index import forget_tables, get_table
-from core.search._ingest import IngestError, IngestReport, SyncProgress, set_access, sync
+from core.search._ingest import (
+    IngestError,
+    IngestReport,
+    SyncProgress,
+    set_access,
+    sync,
+)
 from core.search._jobs import SyncJob, current_sync, start_background_sync
 from core.search._registry import (
     AuditEntry,
@@ -31,7 +50,6 @@ from core.search._retrieve import (
     retrieve,
     thesaurus_phrasings,
 )
-from core.config import REPO_ROOT
 
 DEMO_CORPUS = REPO_ROOT / "data" / "search" / "corpus"
 
@@ -49,10 +67,50 @@ def ingest_roots() -> list:
 
 
 __all__ = [
-    "COVERAGE_THRESHOLD", "DEMO_CORPUS", "MAX_FILE_BYTES", "MAX_QUERY_CHARS", "NOT_COVERED", "AccessDenied",
-    "AccessFilter", "Answer", "ForbiddenSourceRetrieved", "AnswerRun", "AuditEntry", "DocumentInfo", "DocumentRefused", "IngestError",
-    "IngestReport", "ParsedDocument", "SyncJob", "Retrieval", "RetrievedChunk", "SearchInputError", "Source", "SyncProgress",
-    "access_filter", "ask", "current_sync", "start_background_sync", "audit_csv", "audit_log", "audit_users", "chunk_text", "clean_query", "eval_retrieve", "forget_tables",
-    "get_document", "get_table", "ingest_roots", "list_documents", "parse_document", "principal_for", "recheck",
-    "retrieve", "set_access", "sync", "sync_demo_corpus", "thesaurus_phrasings", "valid_group",
+    "COVERAGE_THRESHOLD",
+    "DEMO_CORPUS",
+    "MAX_FILE_BYTES",
+    "MAX_QUERY_CHARS",
+    "NOT_COVERED",
+    "AccessDenied",
+    "AccessFilter",
+    "Answer",
+    "AnswerRun",
+    "AuditEntry",
+    "DocumentInfo",
+    "DocumentRefused",
+    "ForbiddenSourceRetrieved",
+    "IngestError",
+    "IngestReport",
+    "ParsedDocument",
+    "Retrieval",
+    "RetrievedChunk",
+    "SearchInputError",
+    "Source",
+    "SyncJob",
+    "SyncProgress",
+    "access_filter",
+    "ask",
+    "audit_csv",
+    "audit_log",
+    "audit_users",
+    "chunk_text",
+    "clean_query",
+    "current_sync",
+    "eval_retrieve",
+    "forget_tables",
+    "get_document",
+    "get_table",
+    "ingest_roots",
+    "list_documents",
+    "parse_document",
+    "principal_for",
+    "recheck",
+    "retrieve",
+    "set_access",
+    "start_background_sync",
+    "sync",
+    "sync_demo_corpus",
+    "thesaurus_phrasings",
+    "valid_group",
 ]

@@ -5,7 +5,7 @@ threshold) → say so without calling the model. Model failure → an extractive
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.auth import Principal
 from core.search import _registry
@@ -118,7 +118,7 @@ def ground(text: str, chunks: list[RetrievedChunk], sources: list[Source]) -> tu
     """Check a model answer against the sources in code, not by the model's say-so: every sentence must share most
     of its content words with one source, and every number in it must occur in that source. Sentences without a
     citation get the supporting source's number. Returns (checked text, None) or (None, why it failed)."""
-    if re.search(r"do(es)? not cover|don't cover|not covered", text, re.I):
+    if re.search(r"do(es)? not cover|don't cover|not covered", text, re.IGNORECASE):
         return text.strip(), None
     per_source: dict[int, str] = {}
     number = {s.doc_id: s.n for s in sources}

@@ -287,9 +287,7 @@ def chunk_text(doc_id: str, body: str, *, markdown: bool = False, size: int = CH
         if not para:
             continue
         if markdown and para.startswith("#"):
-            first, _, rest = para.partition("\n")
-            heading = first.lstrip("#").strip()[:200]
-            para = para if not rest.strip() else para
+            heading = para.partition("\n")[0].lstrip("#").strip()[:200]  # the heading stays in the text too
         while len(para) > size:
             cut = para.rfind(". ", 0, size)
             cut = cut + 1 if cut > size // 2 else (para.rfind(" ", 0, size) if para.rfind(" ", 0, size) > 0 else size)

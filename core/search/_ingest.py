@@ -8,12 +8,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core.search import _index, _registry
-from core.search._corpus import DocumentRefused, ParsedDocument, file_fingerprint, is_candidate, parse_document
+from core.search._corpus import (
+    DocumentRefused,
+    ParsedDocument,
+    file_fingerprint,
+    is_candidate,
+    parse_document,
+)
 
 _sync_lock = threading.Lock()  # one sync at a time per process: two would race on the same documents
 

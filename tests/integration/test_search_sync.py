@@ -39,8 +39,7 @@ def folder(tmp_path, database):
 
 
 def test_incremental_sync_with_concurrent_queries(folder):
-    from core.search import get_document, principal_for, retrieve, sync
-    from core.search import _index
+    from core.search import _index, get_document, principal_for, retrieve, sync
 
     first = sync(folder)
     assert sorted(first.added) == ["gone.txt", "handbook.pdf", "keep.md", "rota.md"] and first.ok
@@ -117,8 +116,7 @@ def test_incremental_sync_with_concurrent_queries(folder):
 
 
 def test_metadata_removed_means_removed_from_the_index(folder):
-    from core.search import get_document, sync
-    from core.search import _index
+    from core.search import _index, get_document, sync
 
     sync(folder)
     (folder / "keep.md").write_text("The front matter was deleted by mistake.\n")
@@ -129,7 +127,14 @@ def test_metadata_removed_means_removed_from_the_index(folder):
 
 
 def test_admin_access_edit_applies_at_once_and_is_audited(folder):
-    from core.search import audit_log, get_document, principal_for, retrieve, set_access, sync
+    from core.search import (
+        audit_log,
+        get_document,
+        principal_for,
+        retrieve,
+        set_access,
+        sync,
+    )
 
     sync(folder)
     intern = principal_for("test:intern", "", 0)

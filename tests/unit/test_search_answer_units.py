@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from core.search._answer import cited_numbers, extractive_answer, number_sources
-from core.search._retrieve import MAX_QUERY_CHARS, RetrievedChunk, SearchInputError, clean_query, thesaurus_phrasings
+from core.search._retrieve import (
+    MAX_QUERY_CHARS,
+    RetrievedChunk,
+    SearchInputError,
+    clean_query,
+    thesaurus_phrasings,
+)
 
 
 def chunk(doc, text, n=0):
