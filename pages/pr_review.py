@@ -47,8 +47,8 @@ with timeline_tab:
     st.plotly_chart(r.timeline_figure(result.timeline), width="stretch")
     s = result.stats
     st.caption(f"Triage: {'; '.join(result.triage.get('reasons', []))}. Post-processing: {s.get('raw', 0)} raw "
-               f"findings → {s.get('collapsed', 0)} collapsed as duplicates, {s.get('not_on_added_lines', 0)} off the "
-               f"changed lines, {s.get('vague_dropped', 0)} too vague, {s.get('dismissed_suppressed', 0)} dismissed "
-               f"earlier → {len(result.comments)} shown. Model notes: {s.get('model_notes_added', 0)} attached, "
+               f"findings → {s.get('collapsed', 0)} collapsed as duplicates, "
+               f"{s.get('not_on_added_lines', 0)} off the changed lines, {s.get('vague_dropped', 0)} too vague, "
+               f"{s.get('dismissed_suppressed', 0)} dismissed earlier → {len(result.comments)} shown. Model notes: {s.get('model_notes_added', 0)} attached, "
                f"{s.get('model_notes_rejected', 0)} rejected by validation.")
     st.dataframe(result.timeline, hide_index=True)

@@ -69,7 +69,8 @@ def review_form() -> dict | None:
         request = {"kind": "diff", "diff": samples[sample_id].diff, "repo": str(DEMO_REPO),
                    "label": samples[sample_id].title}
     elif source == "Paste or upload a diff":
-        upload = st.file_uploader("Upload a .diff or .patch", type=["diff", "patch", "txt"], key="prr_upload")
+        upload = st.file_uploader("Upload a .diff or .patch", type=["diff", "patch", "txt"], key="prr_upload",
+                                  max_upload_size=4)
         pasted = st.text_area("…or paste a unified diff (`git diff`, `diff -u`)", height=180, key="prr_paste",
                               placeholder="diff --git a/shop/orders.py b/shop/orders.py\n--- a/shop/orders.py\n"
                                           "+++ b/shop/orders.py\n@@ -1,3 +1,4 @@ ...")
@@ -164,9 +165,9 @@ def header(result) -> None:
 def filters(result) -> tuple[list[str], list[str]]:
     left, right = st.columns(2)
     present = {c.severity for c in result.comments}
+    counts = {s: sum(c.severity == s for c in result.comments) for s in present}
     severities = left.pills("Severity", list(SEVERITIES), selection_mode="multi", default=list(SEVERITIES),
-                            key="prr_f_sev", format_func=lambda s: f"{s} ({sum(c.severity == s for c in result.comments)})"
-                            if s in present else s)
+                            key="prr_f_sev", format_func=lambda s: f"{s} ({counts[s]})" if s in counts else s)
     categories = right.pills("Category", list(CATEGORIES), selection_mode="multi", default=list(CATEGORIES),
                              key="prr_f_cat")
     return list(severities or []), list(categories or [])

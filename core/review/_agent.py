@@ -397,8 +397,8 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
     if tri.mode == "explain" and not focus:
         return {"skipped": "no findings to explain"}
     prompt = load("review/full" if tri.mode == "full" else "review/explain")
-    findings = "\n".join(f"{i}. {c.path}:{c.line} [{c.category}/{c.severity}] {c.message} | code: {c.code.strip()[:120]}"
-                         for i, c in enumerate(focus, 1)) or "(none)"
+    findings = "\n".join(f"{i}. {c.path}:{c.line} [{c.category}/{c.severity}] {c.message} | code: "
+                         f"{c.code.strip()[:120]}" for i, c in enumerate(focus, 1)) or "(none)"
     paths = [f.path for f in files]
     overrides = {"tier": tri.tier}
     if run.options.model and "/" in run.options.model:
@@ -456,7 +456,8 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
             continue
         target.explanation = explanation
         same_start = fix.lower().split()[:6] == explanation.lower().split()[:6]
-        if fix and not same_start and _grounded(fix, target, loose=True) and fix.lower() not in target.suggestion.lower():
+        new_fix = fix.lower() not in target.suggestion.lower()
+        if fix and not same_start and new_fix and _grounded(fix, target, loose=True):
             target.explanation += f" Suggested: {fix}"
         out["added"] += 1
     if tri.mode == "full":
@@ -563,9 +564,9 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
             return ReviewResult(
                 id=payload["id"], diff_hash=diff.hash, cache_key=cache_key, repo=key_repo, verdict=verdict(kept),
                 summary=_summary(kept, files, diff), comments=kept, files=payload["files"],
-                notices=payload["notices"] + [f"Served from the review cache (reviewed "
-                                              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(payload['created_at']))}"
-                                              f" in {payload['wall_ms'] / 1000:.1f} s; this time {wall:.0f} ms)."],
+                notices=payload["notices"] + [
+                    f"Served from the review cache (reviewed {_when(payload['created_at'])} in "
+                    f"{payload['wall_ms'] / 1000:.1f} s; this time {wall:.0f} ms)."],
                 timeline=payload["timeline"], triage=payload["triage"], stats=stats, model=payload["model"],
                 tokens_in=payload["tokens_in"], tokens_out=payload["tokens_out"], cost_usd=payload["cost_usd"],
                 wall_ms=wall, cached=True, model_summary=payload.get("model_summary", ""),
@@ -633,6 +634,10 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
         return result
     finally:
         copy.remove()
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
 async def review_refs_async(repo: str | Path, base: str, head: str, options: ReviewOptions | None = None, *,

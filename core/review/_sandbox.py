@@ -147,7 +147,8 @@ class Sandbox:
                     pass
         return ProcessResult(argv=argv, returncode=proc.returncode, stdout=out.decode("utf-8", "replace"),
                              stderr=err.decode("utf-8", "replace")[-4000:], timed_out=timed_out,
-                             truncated=truncated, duration_s=time.perf_counter() - started, raw=bytes(out), pid=proc.pid)
+                             truncated=truncated, duration_s=time.perf_counter() - started, raw=bytes(out),
+                             pid=proc.pid)
 
 
 def _tool_home() -> Path:

@@ -44,7 +44,8 @@ def save_review(*, cache_key: str, diff_hash: str, repo_key: str, model_key: str
             s.exec(delete(ReviewComment).where(ReviewComment.review_id.in_(  # a stale row from an older engine
                 select(ReviewRun.id).where(ReviewRun.cache_key == cache_key))))
             s.exec(delete(ReviewRun).where(ReviewRun.cache_key == cache_key))
-            run = ReviewRun(cache_key=cache_key, diff_hash=diff_hash, repo_key=repo_key[:500], model_key=model_key[:300],
+            run = ReviewRun(cache_key=cache_key, diff_hash=diff_hash, repo_key=repo_key[:500],
+                            model_key=model_key[:300],
                             engine_version=engine_version, created_at=time.time(),
                             user=(user or None) and str(user)[:255], verdict=verdict, files=files,
                             added_lines=added_lines, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost_usd,

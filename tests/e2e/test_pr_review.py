@@ -11,29 +11,31 @@ from playwright.sync_api import expect
 from tests.e2e.test_signin_dashboard import _shot, _sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+SETTLE = 20_000  # ms for the page to rerun after a click; the machine is shared and often busy
 
 
 def test_submit_sample_filter_dismiss_rerun(live_server, page):
     base = live_server["url"]
     _sign_in(page, base, "alice.engineer@keel.dev")
     page.get_by_role("link", name="PR review").click()
-    expect(page.get_by_role("heading", name="PR review")).to_be_visible()
+    expect(page.get_by_role("heading", name="PR review")).to_be_visible(timeout=SETTLE)
 
     page.get_by_label("Sample pull request").click()
     page.get_by_role("option", name=re.compile("Sales per SKU")).click()
-    expect(page.get_by_text(re.compile("behind a comment telling the reviewer to approve"))).to_be_visible()
+    expect(page.get_by_text(re.compile("behind a comment telling the reviewer to approve"))).to_be_visible(
+        timeout=SETTLE)
     _shot(page, "pr-01-form")
     page.get_by_role("button", name="Review", exact=True).click()
 
     # the verdict, then both comments inline, each right after the line it is about
     expect(page.get_by_text("Changes requested", exact=True)).to_be_visible(timeout=180_000)
     cards = page.locator("[class*='st-key-prr_card_']")
-    expect(cards).to_have_count(2)
-    expect(cards.filter(has_text="SQL built from strings")).to_have_count(1)
-    expect(cards.filter(has_text="addresses an automated reviewer")).to_have_count(1)
+    expect(cards).to_have_count(2, timeout=SETTLE)
+    expect(cards.filter(has_text="SQL built from strings")).to_have_count(1, timeout=SETTLE)
+    expect(cards.filter(has_text="addresses an automated reviewer")).to_have_count(1, timeout=SETTLE)
     assert "_30_" in (cards.filter(has_text="SQL built from strings").get_attribute("class") or "")
     assert "_26_" in (cards.filter(has_text="addresses an automated reviewer").get_attribute("class") or "")
-    expect(page.locator("table.kr-diff").first).to_be_attached()
+    expect(page.locator("table.kr-diff").first).to_be_attached(timeout=SETTLE)
     flagged = page.evaluate("() => Array.from(document.querySelectorAll('table.kr-diff tr.flag'))"
                             ".map(r => r.innerText.replace(/\\s+/g, ' ').trim())")
     assert len(flagged) == 2, flagged  # the two commented lines are marked in the diff
@@ -44,32 +46,32 @@ def test_submit_sample_filter_dismiss_rerun(live_server, page):
 
     # filter: blockers only hides the minor comment
     page.get_by_role("button", name=re.compile(r"^minor")).click()
-    expect(cards).to_have_count(1)
-    expect(page.get_by_text("1 comment(s) hidden by the filters.")).to_be_visible()
+    expect(cards).to_have_count(1, timeout=SETTLE)
+    expect(page.get_by_text("1 comment(s) hidden by the filters.")).to_be_visible(timeout=SETTLE)
     page.get_by_role("button", name=re.compile(r"^minor")).click()
-    expect(cards).to_have_count(2)
+    expect(cards).to_have_count(2, timeout=SETTLE)
 
     # dismiss the reviewer-injection note
     injection = cards.filter(has_text="addresses an automated reviewer")
     injection.get_by_role("button", name="Dismiss").click()
-    expect(cards).to_have_count(1)
-    expect(page.get_by_text(re.compile(r"Dismissed in this session \(1\)"))).to_be_visible()
+    expect(cards).to_have_count(1, timeout=SETTLE)
+    expect(page.get_by_text(re.compile(r"Dismissed in this session \(1\)"))).to_be_visible(timeout=SETTLE)
 
     # re-run: the same diff comes back from the cache at once, without the dismissed comment
     page.get_by_role("button", name=re.compile("Re-run review")).click()
     expect(page.get_by_text(re.compile("Served from the review cache"))).to_be_visible(timeout=60_000)
-    expect(cards).to_have_count(1)
-    expect(cards.first).to_contain_text("SQL built from strings")
+    expect(cards).to_have_count(1, timeout=SETTLE)
+    expect(cards.first).to_contain_text("SQL built from strings", timeout=SETTLE)
     _shot(page, "pr-03-rerun-cached")
     cards.first.scroll_into_view_if_needed()
     _shot(page, "pr-03b-rerun-comment")
 
     page.get_by_role("tab", name="Tool timeline").click()
     chart = page.locator(".js-plotly-plot").first
-    expect(chart).to_be_visible()
-    expect(chart.locator(".bars path").first).to_be_attached()
-    expect(chart).to_contain_text("run_linter")
-    expect(page.get_by_text(re.compile(r"tool calls in \d round"))).to_be_visible()
+    expect(chart).to_be_visible(timeout=SETTLE)
+    expect(chart.locator(".bars path").first).to_be_attached(timeout=SETTLE)
+    expect(chart).to_contain_text("run_linter", timeout=SETTLE)
+    expect(page.get_by_text(re.compile(r"tool calls in \d round"))).to_be_visible(timeout=SETTLE)
     chart.scroll_into_view_if_needed()
     _shot(page, "pr-04-timeline")
 
