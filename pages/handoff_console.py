@@ -21,9 +21,9 @@ agent = principal.sub
 st.title("Handoff console")
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def live_queue() -> None:
-    """The queue refreshes itself twice a second (one small query): high priority first, then the longest waiting."""
+    """The queue refreshes itself every second: high priority first, then the longest waiting."""
     items = queue()
     waiting = [i for i in items if i.status == "waiting"]
     m = st.columns(3)
@@ -50,7 +50,6 @@ def live_queue() -> None:
                 st.caption("“" + ui.escape_markdown(item.last_customer_message[:160]) + "”")
 
 
-@st.fragment(run_every=2.0)
 def live_conversation(conv_id: int) -> None:
     """New customer messages appear by themselves. No full rerun from here: it could swallow a reply being sent."""
     ui.transcript(list_messages(conv_id, include_notes=True), agent_view=True)
@@ -81,7 +80,10 @@ with right:
         ui.package_panel(conv, get_handoff(conv.id))
         ui.eval_case_form(conv.id, principal, key="console")
     st.markdown("**Transcript**")
-    live_conversation(conv.id)
+    if conv.status in ("waiting", "claimed"):  # the customer may still write: poll
+        st.fragment(live_conversation, run_every=2.0)(conv.id)
+    else:
+        live_conversation(conv.id)
 
     mine = conv.status == "claimed" and conv.assigned_to == agent
     if conv.status == "claimed" and not mine:

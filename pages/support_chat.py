@@ -85,9 +85,8 @@ st.caption("Halden Home help centre. Ask anything: the bot answers from our arti
            "verification email and invoices, and a person takes over whenever you press **Talk to a human**.")
 
 
-@st.fragment(run_every=2.0)
 def live_transcript(conv_id: int, seen_status: str, seen_pending: bool) -> None:
-    """Polls SQL every 2 s, so an agent's reply appears without the customer doing anything."""
+    """While a person has the conversation this polls SQL every 2 s, so their reply appears by itself."""
     fresh = customer_conversation(conv_id, customer)
     if fresh.status != seen_status or (fresh.pending_action is not None) != seen_pending:
         st.rerun()  # the buttons around the transcript depend on these: redraw the whole page
@@ -101,7 +100,10 @@ def live_transcript(conv_id: int, seen_status: str, seen_pending: bool) -> None:
         st.caption("You're in the queue. A person will reply here; you can keep writing in the meantime.")
 
 
-live_transcript(conv.id, conv.status, conv.pending_action is not None)
+# Only a person can change the conversation behind the customer's back, so only then is it worth polling.
+polling = conv.status in ("waiting", "claimed")
+(st.fragment(live_transcript, run_every=2.0) if polling else live_transcript)(
+    conv.id, conv.status, conv.pending_action is not None)
 
 pending = conv.pending_action
 if pending and pending.get("stage") == "confirm" and conv.status == "bot":

@@ -16,7 +16,7 @@ from core.support._kb import MIN_SCORE, Passage
 
 FEATURE = "support"
 MAX_QUESTION_CHARS = 1000
-MAX_TRANSCRIPT_CHARS = 3000
+MAX_TRANSCRIPT_CHARS = 1500  # the latest part; prompt processing dominates the small model's time
 RUNNER_UP_WITHIN = 0.25
 TRIAGE_SCHEMA = {"type": "object", "properties": {"intent": {"type": "string", "enum": list(LABELS)}},
                  "required": ["intent"], "additionalProperties": False}
