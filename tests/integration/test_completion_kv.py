@@ -11,7 +11,22 @@ import pytest
 from core.llm import CancelToken, LLMCancelled, LLMError, LLMRequest, get_gateway
 from tests.conftest import wait_until
 
-pytestmark = [pytest.mark.embedded_model, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.embedded_model, pytest.mark.timeout(900)]
+
+
+@pytest.fixture
+def keel_home(monkeypatch, keel_home):
+    """The shared keel_home, with a generous call time limit: the machine is shared and sometimes overloaded."""
+    from core import config
+
+    monkeypatch.setenv("KEEL_LLM_TIMEOUT", "600")
+    config.reset_settings()
+    from core.llm import set_gateway
+
+    old = set_gateway(None)
+    if old is not None:
+        old.log.close()
+    return keel_home
 
 FILE_A = "".join(f"def area_{i}(width, height):\n    return width * height * {i}\n\n" for i in range(12))
 FILE_B = "".join(f"const total{i} = prices.reduce((a, b) => a + b, {i});\n" for i in range(14))
