@@ -376,8 +376,7 @@ def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
         return [_bot_say(conversation_id, "There is nothing waiting for your confirmation.", {})]
     if time.time() > float(pending.get("expires_at", 0)):
         return [_bot_say(conversation_id, "That proposal expired; please ask again.", {"tool": pending["tool"]})]
-    _append(conversation_id, "system", customer.sub, f"Customer confirmed: {pending['tool']} {pending['args']}",
-            {"confirmed": pending})
+    _append(conversation_id, "system", customer.sub, f"Confirmed: {_action_label(pending)}.", {"confirmed": pending})
     try:
         with db.session() as s:
             account = account_for(s, customer.email or customer.sub)
@@ -392,6 +391,14 @@ def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
     if failure is not None:
         return [_bot_say(conversation_id, f"{failure}", {"tool": pending["tool"], "tool_error": failure.code})]
     return [_bot_say(conversation_id, result.text, {"tool": pending["tool"], "data": result.data})]
+
+
+def _action_label(pending: dict) -> str:
+    if pending["tool"] == "change_plan":
+        return f"change the plan to {pending['args'].get('plan', '?').title()}"
+    if pending["tool"] == "resend_verification":
+        return "send a new verification email"
+    return pending["tool"]
 
 
 def _take_pending(conversation_id: int, raw: str) -> bool:

@@ -96,6 +96,8 @@ def test_customer_escalates_agent_replies_customer_rates_csat_shows_it(live_serv
         _wait_for_summary(live_server["home"] / "keel.db", CUSTOMER)
         agent.get_by_role("button", name="Open").first.click()
         expect(agent.get_by_text("(LLM summary)")).to_be_visible(timeout=WAIT)
+        agent.get_by_text("Why handed off").scroll_into_view_if_needed()
+        _shot(agent, "support-03a-handoff-package")
         heading = agent.get_by_role("heading", name=re.compile(r"Conversation #\d+ · " + re.escape(CUSTOMER)))
         expect(heading).to_be_visible(timeout=WAIT)
         conversation = re.search(r"#(\d+)", heading.inner_text()).group(1)
