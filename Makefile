@@ -5,7 +5,7 @@ KEEL   := $(VENV)/bin/keel
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test install seed system-deps bench lint clean
+.PHONY: run test evals install seed system-deps bench lint clean
 
 run: install seed
 	$(KEEL) serve
@@ -13,6 +13,12 @@ run: install seed
 test: install system-deps
 	$(KEEL) prompts lint
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory evals
+
+# The fast eval suites in a fresh data directory, gated by data/evals/baselines/*.json: exit 1 on a regression.
+evals: install
+	home=$$(mktemp -d) && KEEL_HOME=$$home $(KEEL) demo seed --traffic 0 >/dev/null && \
+	KEEL_HOME=$$home $(KEEL) eval run --fast; status=$$?; rm -rf $$home; exit $$status
 
 install: $(VENV)/.installed
 
