@@ -39,8 +39,7 @@ def live_queue() -> None:
             flag = ":red-badge[HIGH]" if item.priority == "high" else ":gray-badge[normal]"
             who = "waiting" if item.status == "waiting" else f"claimed by {item.assigned_to}"
             top[0].markdown(f"{flag} **#{item.conversation_id}** · {item.intent or 'UNKNOWN'} · {who}")
-            label = "Viewing" if item.conversation_id == selected else "Open"
-            if top[1].button(label, key=f"open-{item.conversation_id}", width="stretch",
+            if top[1].button("Open", key=f"open-{item.conversation_id}", width="stretch",
                              type="primary" if item.conversation_id == selected else "secondary"):
                 st.session_state["console_conv"] = item.conversation_id
                 st.rerun()
@@ -67,7 +66,7 @@ with right:
         st.stop()
     conv = get_conversation(conv_id)
     title = st.columns([3, 1], vertical_alignment="center")
-    title[0].subheader(f"Conversation #{conv.id} · {conv.customer_sub}")
+    title[0].subheader(f"Conversation #{conv.id} · {ui.escape_markdown(conv.customer_sub)}")
     with title[1]:
         ui.status_badge(conv)
     if conv.status == "waiting" and st.button("Claim", type="primary", icon=":material/front_hand:"):

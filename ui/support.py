@@ -125,15 +125,17 @@ def package_panel(conv: Conversation, handoff: Handoff | None) -> None:
     if handoff is None:
         st.caption("No handoff package (the conversation was never handed off).")
         return
-    cols = st.columns(4)
-    cols[0].metric("Priority", handoff.priority.upper())
-    cols[1].metric("Intent", handoff.intent or "—")
-    cols[2].metric("Bot confidence", "—" if handoff.bot_confidence is None else f"{handoff.bot_confidence:.2f}")
-    cols[3].metric("Waiting", waited((conv.resolved_at or time.time()) - handoff.created_at))
+    flag = ":red-badge[HIGH priority]" if handoff.priority == "high" else ":gray-badge[normal priority]"
+    confidence = "—" if handoff.bot_confidence is None else f"{handoff.bot_confidence:.2f}"
+    since = waited((conv.resolved_at or time.time()) - handoff.created_at)
+    st.markdown(f"{flag} · intent **{handoff.intent or 'UNKNOWN'}** · bot confidence **{confidence}** · "
+                f"{'handled in' if conv.resolved_at else 'waiting'} **{since}**")
     st.markdown(f"**Why handed off:** {escape_markdown(handoff.reason)}")
-    source = "LLM summary" if handoff.summary_source == "llm" else "extractive summary (the LLM was not used)"
+    source = "LLM summary" if handoff.summary_source == "llm" else "extractive summary: the model gave none"
     st.markdown(f"**Summary** <small>({source})</small>", unsafe_allow_html=True)
     st.info(escape_markdown(handoff.summary))
+    if handoff.summary_source == "llm":
+        st.caption("Written by the model: check names and numbers against the transcript.")
     ents = handoff.entities or {}
     chips = [f"`{v}`" for key in ("accounts", "orders", "invoices") for v in ents.get(key, [])]
     st.markdown("**Entities:** " + (" ".join(chips) if chips else "none found"))

@@ -468,8 +468,11 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
     if not _set(conversation_id, when_status=("bot",), status="waiting", handled_by="human", escalated_at=now,
                 priority=priority, pending_action=None, intent=intent):
         return []  # already with a person (or resolved)
-    lines = _transcript(conversation_id)
+    messages = list_messages(conversation_id)
+    lines = [TranscriptLine(m.role, m.author, m.text, m.created_at) for m in messages]
     entities = entities_for(lines, row.account_id)
+    last_tool = next((m.meta.get("tool") for m in reversed(messages) if m.role == "bot" and m.meta.get("tool")
+                      and not m.meta.get("tool_error")), None)
     last = next((line.text for line in reversed(lines) if line.role == "customer"), "")
     top = None
     if last.strip():
@@ -482,7 +485,8 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
         s.add(SupportHandoff(conversation_id=conversation_id, reason=reason[:300],
                              summary=extractive_summary(lines, reason), summary_source="extractive",
                              entities=json.dumps(entities), intent=intent, bot_confidence=confidence,
-                             suggested_resolution=suggest_resolution(intent, reason, flags, entities, top),
+                             suggested_resolution=suggest_resolution(intent, reason, flags, entities, top,
+                                                                     last_tool),
                              priority=priority, created_at=now))
     message = _append(conversation_id, "system", BOT, HANDOFF_TEXT, {"handoff": reason, "priority": priority})
     if summarize_async:

@@ -17,6 +17,16 @@ class TranscriptLine:
     created_at: float
 
 
+_TOOL_DONE = {  # what the customer has already been shown, by the bot's last tool
+    "order_status": "showed the order status",
+    "lookup_account": "showed the account's plan and status",
+    "list_invoices": "listed the latest invoices",
+    "get_invoice": "showed the invoice",
+    "resend_verification": "sent a new verification email",
+    "change_plan": "changed the plan after the customer confirmed",
+}
+
+
 def priority_for(intent: str | None, confidence: float | None, flags: tuple[str, ...] = ()) -> str:
     """High for complaints and for anything the bot was under 30% sure about."""
     if intent == "COMPLAINT" or (confidence is not None and confidence < HIGH_PRIORITY_BELOW):
@@ -63,7 +73,7 @@ def extractive_summary(lines: list[TranscriptLine], reason: str) -> str:
 
 
 def suggest_resolution(intent: str | None, reason: str, flags: tuple[str, ...], entities: dict[str, list[str]],
-                       top_article: tuple[str, str] | None) -> str:
+                       top_article: tuple[str, str] | None, last_tool: str | None = None) -> str:
     """A concrete first step for the agent, from the intent, the escalation reason and the ids mentioned."""
     orders = ", ".join(entities.get("orders") or []) or "the customer's recent orders"
     invoices = ", ".join(entities.get("invoices") or []) or "the latest invoices"
@@ -77,6 +87,10 @@ def suggest_resolution(intent: str | None, reason: str, flags: tuple[str, ...], 
         step = "The message tried to instruct the bot; verify the request with the customer before changing anything."
     elif reason.startswith("tool"):
         step = f"The bot's tool call failed ({reason}); run the look-up yourself and answer the customer."
+    elif last_tool in _TOOL_DONE:
+        step = f"The bot already {_TOOL_DONE[last_tool]}; ask what is still missing."
+        if last_tool == "order_status":
+            step += f" If {orders} is late or missing, open a trace with the carrier."
     elif intent == "BILLING":
         step = f"Review {invoices} with the customer."
     elif intent == "ACCOUNT_ACTION":

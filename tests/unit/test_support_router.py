@@ -133,3 +133,12 @@ def test_handoff_package_parts():
     assert "clarifying" in suggest_resolution(None, "still unclear", (), entities, None)
     assert "manually" not in suggest_resolution("ACCOUNT_ACTION", "tool order_status failed", (), entities, None) \
         and "tool call failed" in suggest_resolution("ACCOUNT_ACTION", "tool order_status failed", (), entities, None)
+
+
+def test_suggestion_builds_on_what_the_bot_already_did():
+    entities = {"accounts": ["ACC-1003"], "orders": ["ORD-50008"], "invoices": []}
+    text = suggest_resolution("ACCOUNT_ACTION", "the customer pressed Talk to a human", (), entities, None,
+                              last_tool="order_status")
+    assert "already showed the order status" in text and "trace with the carrier" in text and "ORD-50008" in text
+    refund = suggest_resolution("BILLING", "refunds", ("refund_or_dispute",), entities, None, last_tool="list_invoices")
+    assert "refund" in refund  # a refund request outranks what the bot showed
