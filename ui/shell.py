@@ -82,4 +82,4 @@ def run() -> None:
         st.navigation([st.Page(login_screen, title="Sign in", icon=":material/login:")]).run()
         return
     sidebar(principal)
-    st.navigation(visible_pages(principal)).run()
+    st.navigation(visible_pages(principal), expanded=True).run()  # every page in view, no "View more"
