@@ -184,9 +184,10 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_generation(api):
     # the prompt (~420 tokens, seconds of evaluation) was cut off at a chunk boundary and the model freed
     wait_until(lambda: provider.busy_threads == 0, timeout=30, interval=0.02)
     assert provider.kv.tokens_evaluated - evaluated < 200
-    cancelled = wait_until(lambda: rows(RequestLog, feature="completion", status="cancelled"), timeout=10)
-    assert len(cancelled) == 1
+    # the suggestion is recorded as cancelled; a model call, if it had started (on a loaded machine the request may
+    # still be queued when the client leaves, and then never reaches the model), is logged as cancelled too
     assert wait_until(lambda: rows(CompletionEvent, status="cancelled"), timeout=10)
+    assert [r.status for r in rows(RequestLog, feature="completion")] in ([], ["cancelled"])
     ok = post(api, {**body(), "stream": False}).json()  # and serves the next request
     assert ok["status"] in ("shown", "empty")
 
