@@ -3,13 +3,13 @@ injection), a hanging process is killed at its limit, and every tool failure com
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
 import pytest
 
 from core.review import Sandbox, SandboxError, ToolCall, ToolSpec, execute
+from core.review._repo import run_sync
 from core.review._sandbox import ProcessResult
 
 
@@ -25,7 +25,8 @@ def repo(tmp_path):
 
 
 def run(coro):
-    return asyncio.run(coro)
+    # the e2e browser fixture (Playwright's sync API) keeps an event loop running in this thread for the session
+    return run_sync(coro)
 
 
 @pytest.mark.parametrize("path, reason", [
