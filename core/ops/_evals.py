@@ -185,7 +185,6 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
     suite = get_suite(name)
     if model and not suite.uses_model:
         raise EvalError(f"suite {suite.name} does not call a model (target {suite.target}); --model does not apply")
-    baseline_run = resolve_baseline(suite, baseline, model=model)
     cases = load_cases(suite, include_collected=include_collected)
     if limit is not None:
         cases = cases[: max(0, limit)]
@@ -197,7 +196,9 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
         target.prepare(options)
     except EvalTargetError as exc:
         raise EvalError(f"suite {suite.name}: {exc}") from None
-    run = EvalRun(suite=suite.name, model=model or target.model_label(options),
+    model_label = model or target.model_label(options)
+    baseline_run = resolve_baseline(suite, baseline, model=model_label)  # "auto": the newest run of this model
+    run = EvalRun(suite=suite.name, model=model_label,
                   prompt_version=target.prompt_label(options) if prompt_version else None,
                   started_at=time.time(), cases=len(cases), baseline_run_id=baseline_run and baseline_run.get("id"),
                   baseline_score=baseline_run and baseline_run.get("score"), started_by=started_by)

@@ -142,6 +142,8 @@ def test_compare_two_models_as_a_table(eval_env):
     rows = compare_models(["good/m1", "other/m2"], ["qa"])
     assert [(r["model"], r["score"]) for r in rows] == [("good/m1", 1.0), ("other/m2", 0.25)]
     assert all(r["cost_usd"] > 0 and r["latency_p95_ms"] >= r["latency_p50_ms"] for r in rows)
+    # the automatic baseline is the newest run of the same model, not the other model's newer run
+    assert run_suite("qa").run["baseline_run_id"] == rows[0]["run_id"]
     result = _cli(["eval", "compare", "--model", "good/m1", "--model", "other/m2", "--suite", "qa"], _child_env())
     assert result.returncode == 0, result.stderr
     table = result.stdout.splitlines()
