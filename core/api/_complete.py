@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from core.api._http import read_body
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.completion import (
     CompletionInputError,
@@ -82,18 +83,6 @@ def _principal(request: Request) -> Principal:
                 raise AuthError("cookie-authenticated requests must come from this origin")
             return principal
     return principal_from_bearer(authorization)  # raises the usual "missing credentials" error
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_COMPLETE_BODY_BYTES:
-        raise ValueError(f"request body is larger than {MAX_COMPLETE_BODY_BYTES:,} bytes")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_COMPLETE_BODY_BYTES:
-            raise ValueError(f"request body is larger than {MAX_COMPLETE_BODY_BYTES:,} bytes")
-    return bytes(body)
 
 
 def _str_list(value, name: str) -> tuple[str, ...]:
@@ -203,7 +192,7 @@ async def api_complete(request: Request):
     except AuthError as exc:
         return JSONResponse({"error": str(exc)}, status_code=401)
     try:
-        raw = await _read_body(request)
+        raw = await read_body(request, MAX_COMPLETE_BODY_BYTES)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=413)
     except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it

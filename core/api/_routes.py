@@ -14,6 +14,7 @@ from starlette.routing import Route
 from core import health
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.api._complete import api_complete
+from core.api._http import read_body
 from core.api._search import api_search
 from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
 
@@ -105,19 +106,6 @@ def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool
     return request, bool(body.get("stream")), model
 
 
-async def _read_body(request: Request) -> bytes:
-    """Read at most MAX_BODY_BYTES + 1 bytes, so an oversized body is refused without buffering all of it."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_BODY_BYTES:
-            raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
-    return bytes(body)
-
-
 class _GatewayStreamResponse(StreamingResponse):
     """Closes the gateway stream as soon as the response ends, disconnects included, so the model is freed
     and the attempt is logged as cancelled at once rather than whenever the garbage collector runs."""
@@ -143,7 +131,7 @@ async def v1_chat_completions(request: Request):
     except AuthError as exc:
         return _openai_error(401, str(exc), "invalid_request_error", "invalid_api_key")
     try:
-        llm_request, stream, model = _parse_chat_body(await _read_body(request), principal)
+        llm_request, stream, model = _parse_chat_body(await read_body(request, MAX_BODY_BYTES), principal)
     except ValueError as exc:
         return _openai_error(400, str(exc), "invalid_request_error")
     gateway = get_gateway()
