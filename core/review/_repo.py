@@ -180,6 +180,31 @@ def prepare_working_copy(repo: Path, diff: Diff, files: list[FileDiff], base_tar
 
 
 # -- git ---------------------------------------------------------------------------------------------------------
+#
+# A reviewed repository is untrusted input, and so is its git configuration: `.git/config` can name programs git
+# runs while reading (diff textconv and external diff drivers, clean/smudge/process filters, core.fsmonitor, hooks,
+# core.pager, core.sshCommand, credential helpers, gpg.program, includes of other files that set any of these).
+# Keel therefore never lets git read that configuration. Every git call on a reviewed repository runs against a
+# throwaway "view" git directory that Keel writes itself: an empty config of its own, a copy of the refs and HEAD,
+# and the repository's object store borrowed read-only through objects/info/alternates. Objects and refs are data;
+# nothing in them names a program. On top of that every git call, also on repositories Keel builds itself, goes
+# through `run_git`: a scrubbed environment (no system or global config, no inherited GIT_* variables, no pager,
+# no prompts), `-c` overrides for the keys that run programs, and no network protocol at all.
+
+GIT_VIEW_MAX_REF_FILES = 100_000
+GIT_VIEW_MAX_REF_BYTES = 64_000_000
+_GIT_GUARDS = (
+    "core.quotepath=off", "core.fsmonitor=false", "core.hooksPath=/dev/null", "core.pager=cat",
+    "credential.helper=", "protocol.allow=never", "core.untrackedCache=false", "diff.noprefix=false",
+    "log.showSignature=false",
+)
+_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_ATTR_NOSYSTEM": "1", "GIT_PAGER": "cat",
+    "PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "GIT_NO_REPLACE_OBJECTS": "1", "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_PROTOCOL_FROM_USER": "0", "GIT_CONFIG_COUNT": "0",
+}
+_HEAD = re.compile(r"^(ref: refs/[A-Za-z0-9._/@+-]{1,240}|[0-9a-f]{40}|[0-9a-f]{64})$")
+_OBJECT_FORMATS = {"sha1", "sha256"}
 
 
 def check_ref(ref: str) -> str:
@@ -189,17 +214,129 @@ def check_ref(ref: str) -> str:
     return ref.strip()
 
 
-async def _git(repo: Path, *args: str, timeout_s: float = 30.0, max_output: int = 8_000_000) -> str:
-    sandbox = Sandbox(repo)
-    result = await sandbox.run(["git", "-c", "core.quotepath=off", "-c", f"safe.directory={repo}", *args],
-                               timeout_s=timeout_s, max_output=max_output)
+async def run_git(cwd: Path, *args: str, git_dir: Path | None = None, timeout_s: float = 30.0,
+                  max_output: int = 8_000_000):
+    """The one way Keel runs git: scrubbed environment, guard overrides, no network; returns the ProcessResult.
+
+    Only `git` may run here, and only here (the tool sandbox no longer allows it), so no caller can forget a guard.
+    """
+    env = dict(_GIT_ENV)
+    if git_dir is not None:
+        env["GIT_DIR"] = str(git_dir)
+    argv = ["git"]
+    for guard in _GIT_GUARDS:
+        argv += ["-c", guard]
+    return await Sandbox(cwd, executables=("git",)).run([*argv, *args], timeout_s=timeout_s, max_output=max_output,
+                                                         env=env)
+
+
+def _git_dirs(repo: Path) -> tuple[Path, Path]:
+    """The repository's git directory (HEAD lives here) and common directory (objects, refs), read as files."""
+    dot = repo / ".git"
+    if dot.is_dir():
+        git_dir = dot.resolve()
+    elif dot.is_file():
+        text = dot.read_text(encoding="utf-8", errors="replace")[:4096].strip()
+        if not text.startswith("gitdir:") or "\n" in text:
+            raise ReviewError(f"{repo}/.git is a file but not a 'gitdir:' pointer")
+        git_dir = (repo / text[len("gitdir:"):].strip()).resolve()
+    else:
+        raise ReviewError(f"{repo} is not a git repository (no .git)")
+    common = git_dir
+    pointer = git_dir / "commondir"
+    if pointer.is_file() and not pointer.is_symlink():
+        common = (git_dir / pointer.read_text(encoding="utf-8", errors="replace").strip()).resolve()
+    if not (common / "objects").is_dir():
+        raise ReviewError(f"{repo} is not a git repository (no object store at {common / 'objects'})")
+    if "\n" in str(common) or "\r" in str(common):
+        raise ReviewError("the repository's git directory has a line break in its path")
+    return git_dir, common
+
+
+def _copy_refs(common: Path, view: Path) -> None:
+    count = size = 0
+    sources = [common / "packed-refs", common / "shallow"]
+    refs = common / "refs"
+    if refs.is_dir() and not refs.is_symlink():
+        sources += sorted(refs.rglob("*"))
+    for path in sources:
+        if path.is_symlink() or not path.is_file():
+            continue
+        count += 1
+        size += path.stat().st_size
+        if count > GIT_VIEW_MAX_REF_FILES or size > GIT_VIEW_MAX_REF_BYTES:
+            raise ReviewError(f"the repository has more than {GIT_VIEW_MAX_REF_FILES:,} ref files or "
+                              f"{GIT_VIEW_MAX_REF_BYTES // 10**6} MB of refs: too large to review")
+        dest = view / path.relative_to(common)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+
+
+async def _object_format(view: Path, common: Path) -> str:
+    """The repository's object format (sha1 or sha256), read from its config as a file: no includes, no programs."""
+    config = common / "config"
+    if not config.is_file() or config.is_symlink():
+        return "sha1"
+    result = await run_git(view, "config", "--file", str(config), "--no-includes", "--get",
+                           "extensions.objectformat", git_dir=view, timeout_s=10, max_output=10_000)
+    value = result.stdout.strip().lower() if result.returncode == 0 else "sha1"
+    if value not in _OBJECT_FORMATS:
+        raise ReviewError(f"the repository uses object format {value[:20]!r}, which Keel cannot read")
+    return value
+
+
+class GitView:
+    """A git directory Keel owns that reads a reviewed repository's objects and refs but none of its config."""
+
+    def __init__(self, repo: Path):
+        self.repo = repo
+        self.path: Path | None = None
+
+    async def __aenter__(self) -> GitView:
+        git_dir, common = _git_dirs(self.repo)
+        base = get_settings().home / "review" / "git-view"
+        base.mkdir(parents=True, exist_ok=True)
+        view = base / uuid.uuid4().hex[:16]
+        view.mkdir()
+        self.path = view
+        try:
+            (view / "objects" / "info").mkdir(parents=True)
+            (view / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n", encoding="utf-8")
+            (view / "refs").mkdir()
+            (view / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = true\n", encoding="utf-8")
+            head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace")[:300].strip() \
+                if (git_dir / "HEAD").is_file() else ""
+            (view / "HEAD").write_text((head if _HEAD.match(head) else "ref: refs/heads/main") + "\n",
+                                       encoding="utf-8")
+            fmt = await _object_format(view, common)
+            if fmt != "sha1":
+                (view / "config").write_text("[core]\n\trepositoryformatversion = 1\n\tbare = true\n"
+                                             f"[extensions]\n\tobjectformat = {fmt}\n", encoding="utf-8")
+            await asyncio.to_thread(_copy_refs, common, view)
+            return self
+        except BaseException:
+            shutil.rmtree(view, ignore_errors=True)
+            raise
+
+    async def __aexit__(self, *exc) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    async def run(self, *args: str, timeout_s: float = 30.0, max_output: int = 8_000_000):
+        return await run_git(self.path, *args, git_dir=self.path, timeout_s=timeout_s, max_output=max_output)
+
+
+async def _git(repo: Path, *args: str, timeout_s: float = 30.0, max_output: int = 8_000_000, raw: bool = False):
+    """Run a read-only git command on a reviewed repository through a GitView; ReviewError on any failure."""
+    async with GitView(repo) as view:
+        result = await view.run(*args, timeout_s=timeout_s, max_output=max_output)
     if result.timed_out:
         raise ReviewError(f"git {args[0]} took longer than {timeout_s:.0f} s")
     if result.returncode != 0:
         raise ReviewError(f"git {args[0]} failed: {result.stderr.strip()[:300] or 'exit ' + str(result.returncode)}")
     if result.truncated:
         raise ReviewError(f"git {args[0]} output is larger than {max_output // 10**6} MB")
-    return result.stdout
+    return result.raw if raw else result.stdout
 
 
 async def git_refs(repo: Path) -> list[str]:
@@ -208,17 +345,13 @@ async def git_refs(repo: Path) -> list[str]:
 
 
 async def git_diff(repo: Path, base: str, head: str) -> str:
-    return await _git(repo, "diff", "--no-color", "--no-ext-diff", "--end-of-options", check_ref(base),
-                      check_ref(head))
+    return await _git(repo, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/",
+                      "--dst-prefix=b/", "--end-of-options", check_ref(base), check_ref(head))
 
 
 async def git_archive(repo: Path, ref: str) -> bytes:
-    sandbox = Sandbox(repo)
-    result = await sandbox.run(["git", "-c", f"safe.directory={repo}", "archive", "--format=tar", "--end-of-options",
-                                check_ref(ref)], timeout_s=60, max_output=MAX_COPY_BYTES)
-    if result.returncode != 0 or result.timed_out or result.truncated:
-        raise ReviewError(f"git archive {ref} failed: {result.stderr.strip()[:300]}")
-    return result.raw
+    return await _git(repo, "archive", "--format=tar", "--end-of-options", check_ref(ref), timeout_s=60,
+                      max_output=MAX_COPY_BYTES, raw=True)
 
 
 def run_sync(coro):

@@ -15,8 +15,7 @@ from pathlib import Path
 from core.config import REPO_ROOT
 from core.review._diff import parse_diff
 from core.review._errors import ReviewError
-from core.review._repo import DEMO_REPO, _apply, demo_git_dir
-from core.review._sandbox import Sandbox
+from core.review._repo import DEMO_REPO, _apply, demo_git_dir, run_git
 
 PRS_DIR = REPO_ROOT / "data" / "review" / "prs"
 _lock = threading.Lock()
@@ -65,9 +64,9 @@ def get_sample(sample_id: str) -> SamplePR:
 
 
 async def _git(root: Path, *args: str) -> None:
-    result = await Sandbox(root).run(["git", "-c", "user.name=Keel demo", "-c", "user.email=demo@keel.dev",
-                                      "-c", "commit.gpgsign=false", "-c", f"safe.directory={root}", *args],
-                                     timeout_s=30)
+    """git in the demo repository Keel builds itself (it owns the directory, so no safe.directory override)."""
+    result = await run_git(root, "-c", "user.name=Keel demo", "-c", "user.email=demo@keel.dev",
+                           "-c", "commit.gpgsign=false", *args, timeout_s=30)
     if result.returncode != 0:
         raise ReviewError(f"git {args[0]} failed: {result.stderr.strip()[:300]}")
 

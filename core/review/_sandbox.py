@@ -21,7 +21,9 @@ from core.review._errors import SandboxError
 
 SHELL_METACHARACTERS = set(";&|$`<>\\\n\r\x00*?!{}()'\"")
 MAX_OUTPUT_BYTES = 2_000_000
-ALLOWED_EXECUTABLES = ("rg", "ruff", "bandit", "git")
+# git is not here: it runs only through core.review._repo.run_git, which keeps a repository's config from
+# naming programs for git to run.
+ALLOWED_EXECUTABLES = ("rg", "ruff", "bandit")
 
 
 def find_executable(name: str) -> str | None:
@@ -97,8 +99,11 @@ class Sandbox:
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()
 
-    async def run(self, argv: list[str], *, timeout_s: float, max_output: int = MAX_OUTPUT_BYTES) -> ProcessResult:
-        """Run an allow-listed executable in the root without a shell; kill its process group on timeout."""
+    async def run(self, argv: list[str], *, timeout_s: float, max_output: int = MAX_OUTPUT_BYTES,
+                  env: dict[str, str] | None = None) -> ProcessResult:
+        """Run an allow-listed executable in the root without a shell; kill its process group on timeout.
+
+        The environment is built here, never inherited; `env` adds variables on top (run_git's guards)."""
         if not argv or argv[0] not in self.executables:
             raise SandboxError(f"executable {argv[0] if argv else ''!r} is not allowed "
                                f"(allowed: {', '.join(self.executables)})")
@@ -108,7 +113,7 @@ class Sandbox:
         if exe is None:
             raise SandboxError(f"{argv[0]} is not installed (scripts/install_system_deps.sh installs it)")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(_tool_home()),
-               "NO_COLOR": "1", "GIT_CONFIG_NOSYSTEM": "1", "RIPGREP_CONFIG_PATH": ""}
+               "NO_COLOR": "1", "GIT_CONFIG_NOSYSTEM": "1", "RIPGREP_CONFIG_PATH": "", **(env or {})}
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             exe, *argv[1:], cwd=str(self.root), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
