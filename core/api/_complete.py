@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from core.api._http import read_body
+from core.api._http import BodyError, parse_json_object, read_body
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.completion import (
     CompletionInputError,
@@ -192,17 +192,11 @@ async def api_complete(request: Request):
     except AuthError as exc:
         return JSONResponse({"error": str(exc)}, status_code=401)
     try:
-        raw = await read_body(request, MAX_COMPLETE_BODY_BYTES)
-    except ValueError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=413)
+        body = parse_json_object(await read_body(request, MAX_COMPLETE_BODY_BYTES))
+    except BodyError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it
         return Response(status_code=499)
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return JSONResponse({"error": f"request body is not valid JSON: {exc}"}, status_code=400)
-    if not isinstance(body, dict):
-        return JSONResponse({"error": "request body must be a JSON object"}, status_code=400)
     session_id = body.get("session") if isinstance(body.get("session"), str) else "default"
     session = get_completion_service().session(principal.sub, session_id, principal.workspace)
     if body.get("stats") is True:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from core import health
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.api._complete import api_complete
-from core.api._http import read_body
+from core.api._http import parse_json_object, read_body
 from core.api._search import api_search
 from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
 
@@ -60,12 +60,8 @@ def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool
     """Translate an OpenAI chat.completions body into an LLMRequest; ValueError names the bad field."""
     if len(raw) > MAX_BODY_BYTES:
         raise ValueError(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ValueError("request body must be a JSON object")
+    # Lone surrogates are let through here: chat text goes to the gateway, which sanitises what it logs.
+    body = parse_json_object(raw, allow_lone_surrogates=True)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError("'model' is required: a tier (fast, capable, code) or provider/model")

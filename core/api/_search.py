@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from core.api._http import BodyError, parse_json_object, read_body
 from core.auth import API_KEY_PREFIX, AuthError, principal_from_id_token
 
 MAX_SEARCH_BODY_BYTES = 100_000
@@ -37,18 +38,12 @@ async def api_search(request: Request):
         principal = await run_in_threadpool(_id_token_principal, request.headers.get("authorization"))
     except AuthError as exc:
         return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_SEARCH_BODY_BYTES:
-        return JSONResponse({"error": f"request body is larger than {MAX_SEARCH_BODY_BYTES:,} bytes"}, 413)
-    raw = await request.body()
-    if len(raw) > MAX_SEARCH_BODY_BYTES:
-        return JSONResponse({"error": f"request body is larger than {MAX_SEARCH_BODY_BYTES:,} bytes"}, 413)
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return JSONResponse({"error": f"request body is not valid JSON: {exc}"}, status_code=400)
-    if not isinstance(body, dict):
-        return JSONResponse({"error": "request body must be a JSON object"}, status_code=400)
+        body = parse_json_object(await read_body(request, MAX_SEARCH_BODY_BYTES))
+    except BodyError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except ClientDisconnect:
+        return Response(status_code=499)
     question, k = body.get("question"), body.get("k", 5)
     use_llm, stream = body.get("answer", True), body.get("stream", False)
     if not isinstance(use_llm, bool) or not isinstance(stream, bool):
