@@ -5,9 +5,9 @@ KEEL   := $(VENV)/bin/keel
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test evals install seed system-deps bench lint clean
+.PHONY: run test evals install seed system-deps system-deps-run bench lint clean
 
-run: install seed
+run: install system-deps-run seed
 	$(KEEL) serve
 
 test: install system-deps
@@ -22,8 +22,9 @@ evals: install
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	test -x $(PY) || python3 -m venv $(VENV)
+	bash scripts/install_llama_cpp.sh $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
@@ -32,6 +33,10 @@ seed: install
 
 system-deps:
 	bash scripts/install_system_deps.sh
+
+# What the running app itself needs from Debian (ripgrep for PR review's code search); tests need more.
+system-deps-run:
+	bash scripts/install_system_deps.sh --run
 
 bench: install
 	$(PY) bench/run_all.py

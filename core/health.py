@@ -8,13 +8,22 @@ from core import db
 from core.config import get_settings
 
 
+class HealthProblem(RuntimeError):
+    """A failed check that still has details to show (e.g. the model worker's pid and last crash)."""
+
+    def __init__(self, message: str, detail: dict):
+        super().__init__(message)
+        self.detail = detail
+
+
 def _timed(check) -> dict:
     started = time.perf_counter()
     try:
         detail = check() or {}
         return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1), **detail}
     except Exception as exc:  # a health check reports failures, it never raises them
-        return {"ok": False, "ms": round((time.perf_counter() - started) * 1000, 1), "error": str(exc)[:300]}
+        return {"ok": False, "ms": round((time.perf_counter() - started) * 1000, 1), "error": str(exc)[:300],
+                **getattr(exc, "detail", {})}
 
 
 def _database() -> dict:
@@ -34,21 +43,37 @@ def _llm() -> dict:
 
     gateway = get_gateway()
     providers = {}
+    used = {target.partition("/")[0] for chain in gateway.settings.tiers.values() for target in chain}
+    problems = []
     for name, provider in gateway.providers.items():
         providers[name] = {"kind": provider.kind, "loaded": bool(provider.loaded),
                            "circuit": gateway.breakers[name].state}
+        worker = getattr(provider, "health", None)
+        if worker is not None:  # the embedded model's worker process: pid, state, restarts, last crash
+            providers[name]["worker"] = detail = worker()
+            if detail.get("problem") and name in used:
+                problems.append(f"{name}: {detail['problem']}")
+    result = {"providers": providers, "tiers": gateway.settings.tiers}
     if all(p["circuit"] == "open" for p in providers.values()):
-        raise RuntimeError("every provider's circuit is open")
-    return {"providers": providers, "tiers": gateway.settings.tiers}
+        raise HealthProblem("every provider's circuit is open", result)
+    if problems:
+        raise HealthProblem("; ".join(problems), result)
+    return result
 
 
 def _request_log() -> dict:
     from core.llm import get_gateway
 
     log = get_gateway().log
-    if log.failed:
-        raise RuntimeError(f"{log.failed} request-log rows could not be written")
-    return {"written": log.written, "queued": log._queue.qsize()}
+    recent = log.recent()
+    detail = {"written": log.written, "queued": log._queue.qsize(), "failed_total": log.failed,
+              "quarantined_total": log.quarantined, "window_s": log.failure_window_s, **recent}
+    # Only recent failures count, so health recovers by itself once the cause is gone; quarantined rows (kept
+    # with their error, a scrubbed copy logged) are reported without failing the check.
+    if recent["failed_recent"]:
+        raise RuntimeError(f"{recent['failed_recent']} request-log rows could not be written in the last "
+                           f"{log.failure_window_s:g} s (kept in the quarantine): {recent['last_error']}")
+    return detail
 
 
 def _identity() -> dict:

@@ -23,12 +23,13 @@ def free_port() -> int:
 
 def _reset_core() -> None:
     from core import config, db
-    from core.llm import set_gateway
+    from core.llm import close_providers, set_gateway
 
     old = set_gateway(None)
     if old is not None:
         old.log.flush()
         old.log.close()
+        close_providers(old)
     config.reset_settings()
     db.dispose_engine()
 

@@ -28,7 +28,7 @@ from core.llm._types import (
 __all__ = [
     "BudgetStatus", "list_budgets", "save_budgets", "MAX_INPUT_CHARS", "CancelToken", "Chunk", "CircuitBreaker", "Completion", "EmbeddedProvider", "Gateway",
     "LLMCancelled", "LLMError", "LLMRequest", "LLMStream", "OpenAIProvider", "PriceBook", "ProviderError",
-    "RequestLogWriter", "bucket_latency_ms", "ensure_default_prices", "list_prices", "save_prices", "build_gateway", "embedded_model_path", "get_gateway",
+    "RequestLogWriter", "bucket_latency_ms", "ensure_default_prices", "list_prices", "save_prices", "build_gateway", "close_providers", "embedded_model_path", "get_gateway",
     "latency_bucket", "looks_like_refusal", "record_log_rows", "set_gateway", "shutdown_gateway",
 ]
 
@@ -61,10 +61,19 @@ def set_gateway(gateway: Gateway | None) -> Gateway | None:
         return old
 
 
+def close_providers(gateway: Gateway) -> None:
+    """Stop what the providers run beside the process (the embedded model's worker)."""
+    for provider in gateway.providers.values():
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
+
+
 def shutdown_gateway() -> None:
     global _gateway
     with _lock:
         if _gateway is not None:
             _gateway.log.flush()
             _gateway.log.close()
+            close_providers(_gateway)
             _gateway = None

@@ -173,7 +173,7 @@ def test_a_1_mb_file_and_an_unknown_language_complete(api):
 def test_a_client_that_disconnects_mid_stream_cancels_the_generation(api):
     provider = get_gateway().providers["embedded"]
     provider.load()
-    evaluated = provider.kv.tokens_evaluated
+    evaluated = provider.kv_stats()["tokens_evaluated"]
     cold = "".join(f"def handler_{i}(event):\n    return event.get('k{i}')\n\n" for i in range(40))
     with httpx.stream("POST", api["url"] + "/api/complete", json=body(cold, options={"max_tokens": 200,
                                                                                     "debounce_ms": 0}),
@@ -183,7 +183,7 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_generation(api):
         time.sleep(0.3)
     # the prompt (~420 tokens, seconds of evaluation) was cut off at a chunk boundary and the model freed
     wait_until(lambda: provider.busy_threads == 0, timeout=30, interval=0.02)
-    assert provider.kv.tokens_evaluated - evaluated < 200
+    assert provider.kv_stats()["tokens_evaluated"] - evaluated < 200
     # the suggestion is recorded as cancelled; a model call, if it had started (on a loaded machine the request may
     # still be queued when the client leaves, and then never reaches the model), is logged as cancelled too
     assert wait_until(lambda: rows(CompletionEvent, status="cancelled"), timeout=10)

@@ -41,15 +41,15 @@ def raw(prompt, key, max_tokens=8, **kw) -> tuple[str, object]:
 
 def test_kv_state_per_key_gives_the_same_tokens_as_a_cold_run(keel_home):
     provider = get_gateway().providers["embedded"]
-    llama = provider.load()
+    provider.load()
     raw(FILE_A, "a")
     raw(FILE_B, "b")
-    evaluated = provider.kv.tokens_evaluated
+    evaluated = provider.kv_stats()["tokens_evaluated"]
     warm_a, result = raw(FILE_A + "def area_12(", "a")  # back to a: its state is restored, not re-evaluated
     assert result.status == "ok"
-    assert provider.kv.loads >= 1
-    assert provider.kv.tokens_evaluated - evaluated < 20  # only the typed tokens (plus the last one)
-    provider.kv.clear(llama)
+    assert provider.kv_stats()["loads"] >= 1
+    assert provider.kv_stats()["tokens_evaluated"] - evaluated < 20  # only the typed tokens (plus the last one)
+    provider.kv_clear()
     cold_a, _ = raw(FILE_A + "def area_12(", None)
     assert warm_a == cold_a and warm_a.strip()
 
@@ -72,13 +72,12 @@ def test_bad_raw_requests_are_refused_before_the_model(keel_home):
 
 def test_cancel_during_prompt_evaluation_frees_the_model_quickly(keel_home):
     provider = get_gateway().providers["embedded"]
-    provider.load()
-    provider.kv.clear(provider.load())
+    provider.kv_clear()
     cancel = CancelToken()
     prompt = FILE_A * 3  # ~600 tokens: seconds of evaluation on 2 cores
     stream = get_gateway().stream(LLMRequest(messages=[], prompt=prompt, tier="code", feature="completion",
                                              max_tokens=8, cache_key="c"), cancel)
-    evaluated = provider.kv.tokens_evaluated
+    evaluated = provider.kv_stats()["tokens_evaluated"]
     # cancel as soon as the first chunk of 32 prompt tokens is being evaluated
     threading.Thread(target=lambda: (wait_until(lambda: provider.busy_threads == 1, timeout=60, interval=0.005),
                                      cancel.cancel()), daemon=True).start()
@@ -86,7 +85,7 @@ def test_cancel_during_prompt_evaluation_frees_the_model_quickly(keel_home):
         for _ in stream:
             pass
     # evaluation stopped at a chunk boundary, not after the whole prompt (timing-free: the machine is shared)
-    assert provider.kv.tokens_evaluated - evaluated <= 2 * 32
+    assert provider.kv_stats()["tokens_evaluated"] - evaluated <= 2 * 32
     assert provider.busy_threads == 0
     rows = [r for r in _completion_rows() if r.status == "cancelled"]
     assert len(rows) == 1 and rows[0].tokens_out == 0
