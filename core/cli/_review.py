@@ -1,4 +1,5 @@
-"""`keel review DIFF_FILE --repo PATH`: review a unified diff against a local repository."""
+"""`keel review [DIFF_FILE] --repo PATH [--base REF --head REF]`: review a diff, or a git branch, against a local
+repository checked out at the PR's base or head."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from core.cli._common import _read_text_file
 
 
 def add_review_command(sub, add) -> None:
-    p = add("review", cmd_review, "review a unified diff against a local repository (PR review agent)", sub)
-    p.add_argument("diff_file", metavar="DIFF_FILE", help="a unified diff (git diff / diff -u), or - for stdin")
-    p.add_argument("--repo", required=True, help="the repository the diff applies to (inside KEEL_REVIEW_ROOTS)")
+    p = add("review", cmd_review, "review a unified diff, or a git branch, against a local repository (PR review "
+                                  "agent)", sub)
+    p.add_argument("diff_file", metavar="DIFF_FILE", nargs="?",
+                   help="a unified diff (git diff / diff -u), or - for stdin; omit it to review git refs "
+                        "(--base/--head, default origin/main...HEAD)")
+    p.add_argument("--repo", required=True,
+                   help="your repository, checked out at the PR's base or its head (either is detected)")
+    p.add_argument("--base", help="git: the branch the PR goes into (default origin/main, else main or master)")
+    p.add_argument("--head", help="git: the PR's commit or branch (default HEAD)")
+    p.add_argument("--range", dest="commit_range", metavar="BASE...HEAD",
+                   help="git: a commit range such as origin/main...HEAD (instead of --base/--head)")
     p.add_argument("--no-llm", action="store_true", help="tools only: no model explanation")
     p.add_argument("--no-cache", action="store_true", help="review again even if this diff was reviewed before")
     p.add_argument("--export", choices=("github", "sarif"), help="print a GitHub review or SARIF 2.1.0 instead")
@@ -24,9 +33,21 @@ def cmd_review(args) -> int:
     import os
 
     from core import services
-    from core.review import ReviewOptions, at_least, github_review, review_diff, sarif
+    from core.review import ReviewOptions, at_least, github_review, review_diff, review_refs, sarif
+    from core.review._checkout import split_range
 
-    if args.diff_file == "-":
+    refs = bool(args.base or args.head or args.commit_range)
+    if args.diff_file and refs:
+        raise ValueError("give either DIFF_FILE or git refs (--base/--head/--range), not both")
+    base, head = args.base, args.head
+    if args.commit_range:
+        if base or head:
+            raise ValueError("give either --range or --base/--head, not both")
+        base, head = split_range(args.commit_range)
+    data = b""
+    if not args.diff_file:
+        pass  # git refs: the diff comes from the repository
+    elif args.diff_file == "-":
         data = sys.stdin.buffer.read(4_000_001)
         if len(data) > 4_000_000:
             raise ValueError("the diff on stdin is larger than 4 MB")
@@ -36,14 +57,18 @@ def cmd_review(args) -> int:
             data = handle.read()
     services.prepare()
     user = f"cli:{os.environ.get('USER') or getpass.getuser() or 'local'}"
-    options = ReviewOptions(use_llm=not args.no_llm, use_cache=not args.no_cache, user=user)
+    # The repository is named by the person running the command: their own, allowed without KEEL_REVIEW_ROOTS.
+    options = ReviewOptions(use_llm=not args.no_llm, use_cache=not args.no_cache, user=user, own_repo=True)
 
     def progress(fraction: float, message: str) -> None:
         if not args.json and not args.export and sys.stderr.isatty():
             print(f"\r[{fraction:4.0%}] {message[:70]:<70}", end="", file=sys.stderr, flush=True)
 
     try:
-        result = review_diff(data, args.repo, options, progress=progress)
+        if args.diff_file:
+            result = review_diff(data, args.repo, options, progress=progress)
+        else:
+            result = review_refs(args.repo, base, head or "HEAD", options, progress=progress)
     finally:
         import core.llm as llm
 

@@ -174,6 +174,19 @@ def review_findings(expected: dict, out, suite) -> ScoreResult | None:
     return ScoreResult(round(score, 4), score == 1.0, why)
 
 
+def review_bugs(expected: dict, out, suite) -> ScoreResult | None:
+    """Real-world review cases: the target matched findings to the expected bugs (tp, fn) and counted the rest (fp).
+    Passes with every bug found and no false positive; score = tp / (tp + fn + fp), 1.0 for a clean PR kept clean."""
+    if "bugs" not in expected:
+        return None
+    tp, fn, fp = (int(out.output.get(k) or 0) for k in ("tp", "fn", "fp"))
+    total = tp + fn + fp
+    score = tp / total if total else 1.0
+    why = "; ".join(([f"missed {', '.join(out.output.get('missed') or [])}"] if fn else []) +
+                    ([f"false positives {', '.join(out.output.get('false_positives') or [])}"] if fp else []))
+    return ScoreResult(round(score, 4), fn == 0 and fp == 0, why)
+
+
 SCORERS = {
     "label": label_accuracy,
     "route": route_match,
@@ -186,4 +199,5 @@ SCORERS = {
     "cost": cost_budget,
     "llm_judge": llm_judge,
     "findings": review_findings,
+    "review_bugs": review_bugs,
 }

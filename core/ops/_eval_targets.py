@@ -442,3 +442,30 @@ class ReviewFindings(Target):
 
 
 register_target("review.findings", ReviewFindings())
+
+
+class ReviewReal(Target):
+    """A real-world recall case (data/review/real/<id>): the PR reviewed with its tiny repository checked out at the
+    head (the CI way) or the base (`checkout` field), tools only; the output carries hits, misses and false
+    positives for the review_bugs scorer and the per-class table of bench/review_real.py."""
+
+    def model_label(self, options):
+        return "tools-only"
+
+    def run(self, case, options):
+        from core.review import ReviewError
+        from core.review._realsuite import get_real_case, review_real_case
+
+        started = time.perf_counter()
+        try:
+            counts, result = review_real_case(get_real_case(case.input),
+                                              str(case.fields.get("checkout") or options.settings.get("checkout",
+                                                                                                      "head")))
+        except ReviewError as exc:
+            raise EvalTargetError(str(exc)) from None
+        latency = (time.perf_counter() - started) * 1000
+        text = "\n".join(f"{f['path']}:{f['line']} {f['category']} {f['severity']}" for f in counts["findings"])
+        return TargetOutput(output=counts, text=text, latency_ms=latency)
+
+
+register_target("review.real", ReviewReal())

@@ -46,9 +46,9 @@ def review_diff(diff_text: str | bytes, repo: str | Path = DEMO_REPO, options: R
     return run_sync(review_async(diff_text, repo, options, progress=progress))
 
 
-def review_refs(repo: str | Path, base: str, head: str, options: ReviewOptions | None = None, *,
-                progress=None) -> ReviewResult:
-    """Review `git diff base head` of a local repository, with the tools reading the tree at `base` + the diff."""
+def review_refs(repo: str | Path, base: str | None, head: str | None = "HEAD", options: ReviewOptions | None = None,
+                *, progress=None) -> ReviewResult:
+    """Review `git diff base...head` of a local repository (base None: origin/main), tools reading the tree at head."""
     return run_sync(review_refs_async(repo, base, head, options, progress=progress))
 
 

@@ -30,17 +30,19 @@ from core.review._comments import (
 )
 from core.review._diff import Diff, FileDiff, parse_diff
 from core.review._errors import ReviewError
-from core.review._repo import check_repo, git_archive, git_diff, prepare_working_copy, repo_key
+from core.review._checkout import prepare_checkout
+from core.review._repo import check_repo, git_archive, git_diff, repo_key
 from core.review._rules import (
     analyse_python,
     defines_query,
     injection_text,
     linter_comment,
     n_plus_one_comment,
+    removed_guards,
 )
 from core.review._tools import ToolCall, ToolResult, ToolSpec, execute
 
-ENGINE_VERSION = "review-1"
+ENGINE_VERSION = "review-2"
 MAX_REVIEW_FILES = 40
 MAX_REVIEW_LINES = 3000
 MAX_MODEL_DIFF_CHARS = 2400
@@ -70,6 +72,22 @@ class ReviewOptions:
     apply_dismissals: bool = True  # False: report everything (evals measure the detector, not a user's choices)
     feature: str = "review"  # the gateway feature the model call is logged under ("eval" from the eval runner)
     task: str | None = None  # the logged task (default: the mode, explain or full)
+    # The CLI: the person running `keel review` named this repository on their own command line, so it is allowed
+    # without KEEL_REVIEW_ROOTS (those roots guard the server, where the person naming a path is a remote user).
+    own_repo: bool = False
+
+
+def _repo_for(repo: str | Path, options: ReviewOptions) -> Path:
+    if not options.own_repo:
+        return check_repo(repo)
+    from core.review._errors import RepoNotAllowed
+
+    if repo is None or not str(repo).strip() or "\x00" in str(repo):
+        raise RepoNotAllowed("no repository given: pass the path of a local repository (--repo PATH)")
+    resolved = Path(repo).expanduser().resolve()
+    if not resolved.is_dir():
+        raise RepoNotAllowed(f"repository {resolved} is not a directory")
+    return resolved
 
 
 @dataclass
@@ -223,6 +241,7 @@ class _Run:
         self.timeline: list[ToolResult] = []
         self.extra_timeline: list[dict] = []
         self.notices: list[str] = []
+        self.anchors: dict[str, dict[int, str]] = {}  # path → context lines a removed-guard comment sits on
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -268,6 +287,10 @@ async def _analyse(run: _Run, files: list[FileDiff]) -> tuple[list[Comment], dic
         for f in files:
             reviewable = f.reviewable
             comments_f = injection_text(reviewable)
+            guards, anchors = removed_guards(f)
+            comments_f += guards
+            if anchors:
+                run.anchors[f.path] = anchors
             if f.path.endswith(".py"):
                 try:
                     source = run.sandbox.resolve(f.path).read_text(encoding="utf-8", errors="replace")
@@ -284,7 +307,8 @@ async def _analyse(run: _Run, files: list[FileDiff]) -> tuple[list[Comment], dic
     comments, loops = await asyncio.to_thread(work)
     ended = time.perf_counter()
     run.extra_timeline.append({"tool": "ast_rules", "args": {"files": len(files)}, "round": 1,
-                               "reason": "SQL strings, swallowed exceptions, loops, off-by-one, reviewer injection",
+                               "reason": "SQL strings, swallowed exceptions, loops, off-by-one, removed guards, "
+                                         "reviewer injection",
                                "status": "ok", "error": None, "started_s": round(started - run.clock, 4),
                                "ended_s": round(ended - run.clock, 4), "output_chars": 0, "truncated": False})
     return comments, loops
@@ -531,14 +555,15 @@ def cache_key_for(diff_hash: str, repo: str, tri: Triage, options: ReviewOptions
 
 
 async def review_async(diff_text: str | bytes, repo: str | Path, options: ReviewOptions | None = None, *,
-                       progress: Progress | None = None, base_ref: str | None = None) -> ReviewResult:
-    """Review a unified diff against a repository (its files, or the tree at `base_ref` in a git repository)."""
+                       progress: Progress | None = None, tree_ref: str | None = None) -> ReviewResult:
+    """Review a unified diff against a repository: its files at the PR's base or head (detected per file), or the
+    tree at `tree_ref` of a git repository."""
     from core.review import _store
 
     options = options or ReviewOptions()
     progress = progress or (lambda fraction, message: None)
     started = time.perf_counter()
-    repo_path = check_repo(repo)
+    repo_path = _repo_for(repo, options)
     key_repo = repo_key(repo_path)
     diff = parse_diff(diff_text)
     files, notices = choose_files(diff, options.max_files, options.max_lines)
@@ -573,8 +598,8 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
                 iterations=payload.get("iterations", 0), created_at=payload["created_at"], diff_text=diff.text)
 
     progress(0.05, f"preparing a working copy of {len(files)} file(s)")
-    base_tar = await git_archive(repo_path, base_ref) if base_ref else None
-    copy = await asyncio.to_thread(prepare_working_copy, repo_path, diff, files, base_tar)
+    tree_tar = await git_archive(repo_path, tree_ref) if tree_ref else None
+    copy = await asyncio.to_thread(prepare_checkout, repo_path, diff, files, tree_tar)
     notices += copy.notices
     try:
         run = _Run(copy.sandbox(), options, progress)
@@ -594,9 +619,10 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
         if failed:
             run.notices.append(f"{len(failed)} tool call(s) did not complete: " + "; ".join(
                 f"{r.call.name} ({r.status}: {r.error})" for r in failed[:4]))
-        reviewable = {f.path: f.reviewable for f in files}
+        reviewable = {f.path: {**run.anchors.get(f.path, {}), **f.reviewable} for f in files}
         hidden: list[Comment] = []
-        comments, stats = finish(raw, reviewable, dismissed, suppressed_out=hidden)
+        removals = {f.path: f.after_removals for f in files}
+        comments, stats = finish(raw, reviewable, dismissed, suppressed_out=hidden, removals=removals)
         synthesis: dict = {}
         if tri.mode != "tools":
             progress(0.6, f"asking the {tri.tier} model to explain {min(len(comments), MAX_MODEL_FINDINGS)} finding(s)")
@@ -640,13 +666,19 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
-async def review_refs_async(repo: str | Path, base: str, head: str, options: ReviewOptions | None = None, *,
-                            progress: Progress | None = None) -> ReviewResult:
-    """Review what `head` changes against `base` in a local git repository."""
-    repo_path = check_repo(repo)
+async def review_refs_async(repo: str | Path, base: str | None, head: str | None = "HEAD",
+                            options: ReviewOptions | None = None, *, progress: Progress | None = None) -> ReviewResult:
+    """Review what `head` changes since it left `base` (`git diff base...head`, the way CI sees a PR), with the tools
+    reading the tree at `head`. `base` None: origin/main (or origin/master, main, master)."""
+    from core.review._checkout import default_base, merge_base
+
+    repo_path = _repo_for(repo, options or ReviewOptions())
     if not (repo_path / ".git").exists():
         raise ReviewError(f"{repo_path} is not a git repository (no .git)")
-    text = await git_diff(repo_path, base, head)
+    head = head or "HEAD"
+    base = base or await default_base(repo_path)
+    fork_point = await merge_base(repo_path, base, head)
+    text = await git_diff(repo_path, fork_point, head)
     if not text.strip():
-        raise ReviewError(f"{base} and {head} have no differences")
-    return await review_async(text, repo_path, options, progress=progress, base_ref=base)
+        raise ReviewError(f"{head} changes nothing since it left {base}")
+    return await review_async(text, repo_path, options, progress=progress, tree_ref=head)

@@ -34,6 +34,7 @@ class Comment:
     explanation: str = ""  # the model's words on a tool finding
     also_at: list[int] = field(default_factory=list)  # collapsed duplicates elsewhere in the file
     code: str = ""  # the flagged line's text
+    end_line: int = 0  # the last line of the flagged statement's span (0: the span is `line` alone)
     specificity: float = 0.0
     fingerprint: str = ""
     id: int | None = None
@@ -88,13 +89,33 @@ def specificity(comment: Comment) -> float:
     return round(max(0.0, min(1.0, score)), 3)
 
 
-def keep_added_lines(comments: list[Comment], added: dict[str, dict[int, str]]) -> tuple[list[Comment], int]:
-    """Comments on lines the PR adds or changes, each with that line's text; returns (kept, dropped count)."""
+def first_added(lines: dict[int, str], start: int, end: int) -> int | None:
+    """The first added line within the span start..end, or None: a finding on a multi-line statement (bandit's
+    line_range, ruff's range, an AST node's lines) lands where the PR changed it."""
+    if end <= start:
+        return None
+    return next((n for n in range(start, min(end, start + 500) + 1) if n in lines), None)
+
+
+def keep_added_lines(comments: list[Comment], added: dict[str, dict[int, str]],
+                     removals: dict[str, dict[int, str]] | None = None) -> tuple[list[Comment], int]:
+    """Comments on lines the PR adds or changes, each with that line's text; returns (kept, dropped count).
+    `removals` maps the new-side line right after each removed block to its text: a statement whose span holds
+    one was changed by the removal (an argument or a guard deleted), so its finding lands there."""
     kept = []
     for c in comments:
         lines = added.get(c.path)
-        if lines is None or c.line not in lines:
+        if lines is None:
             continue
+        if c.line not in lines:
+            first = first_added(lines, c.line, c.end_line)
+            if first is None:
+                after = (removals or {}).get(c.path, {})
+                first = next((n for n in sorted(after) if c.line <= n <= max(c.line, c.end_line)), None)
+                if first is None:
+                    continue
+                lines = after
+            c.line = first  # a multi-line statement the PR changed below its first line
         c.code = lines[c.line]
         kept.append(c)
     return kept, len(comments) - len(kept)
@@ -128,10 +149,11 @@ def collapse(comments: list[Comment], *, near: int = 2) -> list[Comment]:
 
 
 def finish(comments: list[Comment], added: dict[str, dict[int, str]], dismissed: set[str] | frozenset = frozenset(),
-           *, suppressed_out: list[Comment] | None = None) -> tuple[list[Comment], dict]:
+           *, suppressed_out: list[Comment] | None = None,
+           removals: dict[str, dict[int, str]] | None = None) -> tuple[list[Comment], dict]:
     """The whole post-processing: added lines only → collapse → specificity → drop dismissed fingerprints
     (collected into `suppressed_out` when given, so they can be cached and shown again if a dismissal is undone)."""
-    kept, off_lines = keep_added_lines(comments, added)
+    kept, off_lines = keep_added_lines(comments, added, removals)
     collapsed = collapse(kept)
     result, vague, suppressed = [], 0, 0
     for c in collapsed:

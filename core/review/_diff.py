@@ -55,6 +55,20 @@ class FileDiff:
         return result
 
     @property
+    def after_removals(self) -> dict[int, str]:
+        """New-side line → text of the first line after each block of removed lines (where a deletion shows)."""
+        result = {}
+        for h in self.hunks:
+            pending = False
+            for kind, _, new, text in h.lines:
+                if kind == "-":
+                    pending = True
+                elif pending and new is not None:
+                    result[new] = text
+                    pending = False
+        return result
+
+    @property
     def removed_count(self) -> int:
         return sum(1 for h in self.hunks for kind, *_ in h.lines if kind == "-")
 

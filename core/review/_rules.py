@@ -1,6 +1,19 @@
-"""Deterministic findings: targeted AST and text rules for the bug classes a small model misses (SQL built from
-strings, swallowed exceptions, a query inside a loop, range/len off-by-one, text addressed to an AI reviewer),
-and the mapping of linter output (ruff, bandit) onto review comments. These are always part of a review.
+"""Deterministic findings the analyzers do not make, and the mapping of analyzer output onto review comments.
+
+ruff (with its S/B/BLE/PLE/PLW families) and bandit run first; every rule here exists because neither covers it:
+
+- sql-string: SQL text built with f-strings, `%`, `+` or `.format` in one statement and passed to `execute` in a
+  later one (bandit's B608 sees only a literal SQL string at the call; ruff's S608 likewise).
+- swallowed-exception: an `except` (of any type, not only bare or broad) whose body only passes or continues;
+  ruff's E722/BLE001 and bandit's B110/B112 miss a narrow type that is silenced, and B112 is off by default.
+- n-plus-one: a query call in a loop body, and (with the agent's follow-up) a helper called in a loop that runs one.
+- off-by-one: index arithmetic that runs past the end (`range(len(x) + 1)`, `<= len(x)`, a `< len(x)` bound with
+  an increment before indexing, `x[i + 1]` under `range(len(x))`) or drops the last item (`range(len(x) - 1)`
+  with only `x[i]` read). No linter reasons about loop bounds against the indexing in the body.
+- removed-guard: diff-aware, which no linter can be: a PR that deletes a check on `..`, a normpath/abspath/realpath
+  or commonpath guard, `safe_join`/`secure_filename`, an `escape`, an auth decorator or a size limit, without
+  putting the same guard back anywhere in the file. Flagged on the removal.
+- reviewer-injection: text in the diff addressed to an AI reviewer.
 """
 
 from __future__ import annotations
@@ -10,7 +23,8 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
-from core.review._comments import Comment
+from core.review._comments import Comment, first_added
+from core.review._diff import FileDiff
 
 _SQL = re.compile(r"\b(select\b.+\bfrom|insert\s+into|update\b.+\bset|delete\s+from)\b", re.IGNORECASE | re.DOTALL)
 _QUERY_CALLS = {"execute", "executemany", "executescript", "query", "raw", "fetch_one", "fetch_all", "fetchone_sql",
@@ -95,7 +109,8 @@ def _sql_rules(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
                 for name in target_names:
                     tainted[name] = node.lineno
                 flagged.add(node.lineno)
-                _sql_comment(out, node.lineno, names, literal, added, into_query=False)
+                _sql_comment(out, node.lineno, names, literal, added, into_query=False,
+                             end=getattr(node, "end_lineno", 0) or 0)
         for node in body_nodes:
             if not isinstance(node, ast.Call) or _name_of(node.func) not in _QUERY_CALLS:
                 continue
@@ -104,16 +119,20 @@ def _sql_rules(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
                 uses = [n.id for n in ast.walk(arg) if isinstance(n, ast.Name) and n.id in tainted]
                 if built and _SQL.search(literal) and arg.lineno not in flagged:
                     flagged.add(arg.lineno)
-                    _sql_comment(out, arg.lineno, names, literal, added, into_query=True)
+                    _sql_comment(out, arg.lineno, names, literal, added, into_query=True,
+                                 end=getattr(node, "end_lineno", 0) or 0)
                 elif uses:
                     for c in out.comments:  # the string reaches a query call: upgrade to blocker
                         if c.rule == "rule:sql-string" and c.line == tainted[uses[0]]:
                             c.severity, c.confidence = "blocker", 0.95
 
 
-def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, added: dict, *, into_query: bool):
+def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, added: dict, *, into_query: bool,
+                 end: int = 0):
     if line not in added:
-        return
+        line = first_added(added, line, end)
+        if line is None:
+            return
     values = [n for n in names if n not in ("self", "cls")][:4]
     shown = ", ".join(f"`{n}`" for n in values) or "run-time values"
     out.comments.append(Comment(
@@ -199,40 +218,111 @@ def _len_plus_one(node: ast.AST) -> str | None:
     return None
 
 
-def _indexed_by(body: list[ast.stmt], seq: str, var: str | None) -> bool:
+def _len_of(node: ast.AST | None) -> str | None:
+    """`len(x)` → "x"."""
+    if isinstance(node, ast.Call) and _name_of(node.func) == "len" and len(node.args) == 1 and not node.keywords:
+        return ast.unparse(node.args[0])
+    return None
+
+
+def _len_minus_one(node: ast.AST) -> str | None:
+    """`len(x) - 1` → "x"."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Constant) \
+            and node.right.value == 1:
+        return _len_of(node.left)
+    return None
+
+
+def _offsets(body: list[ast.stmt], seq: str, var: str) -> set[int | None]:
+    """How the body indexes `seq` with `var`: x[i] → 0, x[i + 2] → 2, x[i - 1] → -1, anything else → None."""
+    found: set[int | None] = set()
     for stmt in body:
         for node in ast.walk(stmt):
-            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == seq and \
-                    (var is None or var in {n.id for n in ast.walk(node.slice) if isinstance(n, ast.Name)}):
-                return True
+            if not isinstance(node, ast.Subscript) or ast.unparse(node.value) != seq:
+                continue
+            index = node.slice
+            if isinstance(index, ast.Name) and index.id == var:
+                found.add(0)
+            elif isinstance(index, ast.BinOp) and isinstance(index.left, ast.Name) and index.left.id == var and \
+                    isinstance(index.right, ast.Constant) and isinstance(index.right.value, int) and \
+                    isinstance(index.op, (ast.Add, ast.Sub)):
+                found.add(index.right.value if isinstance(index.op, ast.Add) else -index.right.value)
+            elif var in {n.id for n in ast.walk(index) if isinstance(n, ast.Name)}:
+                found.add(None)
+    return found
+
+
+def _increment_before_index(body: list[ast.stmt], seq: str, var: str) -> bool:
+    """`var += 1` runs before the first `seq[var]` read in the loop body (so the last pass reads seq[len])."""
+    bumped = False
+    for stmt in body:
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == var and \
+                isinstance(stmt.op, ast.Add):
+            bumped = True
+            continue
+        if 0 in _offsets([stmt], seq, var):
+            return bumped
     return False
 
 
+def _while_bound(test: ast.AST) -> tuple[str, str, ast.cmpop] | None:
+    """(var, seq, op) of a `var < len(seq)` / `var <= len(seq)` comparison, also inside `and`."""
+    parts = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    for part in parts:
+        if isinstance(part, ast.Compare) and len(part.ops) == 1 and isinstance(part.left, ast.Name) and \
+                isinstance(part.ops[0], (ast.Lt, ast.LtE)):
+            seq = _len_of(part.comparators[0])
+            if seq is not None:
+                return part.left.id, seq, part.ops[0]
+    return None
+
+
 def _off_by_one(loop, var: str | None, added: dict[int, str], out: FileAnalysis) -> None:
-    if loop.lineno not in added:
+    """Loop bounds against the indexing in the body: past the end, or one short of it."""
+    header_end = getattr(loop.iter if isinstance(loop, (ast.For, ast.AsyncFor)) else loop.test, "end_lineno", 0)
+    line = loop.lineno if loop.lineno in added else first_added(added, loop.lineno, header_end or 0)
+    if line is None:
         return
-    seq = None
-    if isinstance(loop, (ast.For, ast.AsyncFor)) and isinstance(loop.iter, ast.Call) and \
-            _name_of(loop.iter.func) == "range" and loop.iter.args:
-        seq = _len_plus_one(loop.iter.args[-1] if len(loop.iter.args) <= 2 else loop.iter.args[1])
-        if seq is None and len(loop.iter.args) >= 2 and isinstance(loop.iter.args[1], ast.Call):
-            seq = None
-        bound = f"range(..., len({seq}) + 1)"
-    elif isinstance(loop, ast.While) and isinstance(loop.test, ast.Compare) and \
-            any(isinstance(op, ast.LtE) for op in loop.test.ops) and isinstance(loop.test.comparators[-1], ast.Call) \
-            and _name_of(loop.test.comparators[-1].func) == "len" and loop.test.comparators[-1].args:
-        seq = ast.unparse(loop.test.comparators[-1].args[0])
-        var = ast.unparse(loop.test.left) if isinstance(loop.test.left, ast.Name) else None
-        bound = f"{var} <= len({seq})"
-    if seq is None or not _indexed_by(loop.body, seq, var):
+    problem = None  # (message, suggestion, severity)
+    if isinstance(loop, (ast.For, ast.AsyncFor)) and var and isinstance(loop.iter, ast.Call) and \
+            _name_of(loop.iter.func) == "range" and 1 <= len(loop.iter.args) <= 2:
+        stop = loop.iter.args[-1]
+        seq = _len_plus_one(stop)
+        if seq is not None and 0 in _offsets(loop.body, seq, var):
+            problem = (f"the loop bound `range(..., len({seq}) + 1)` reaches index len({seq}), one past the last "
+                       f"element, so `{seq}[{var}]` raises IndexError on the final iteration.",
+                       f"Loop over range(len({seq})) — or iterate `for item in {seq}`.")
+        elif (seq := _len_of(stop)) is not None:
+            ahead = sorted(k for k in _offsets(loop.body, seq, var) if isinstance(k, int) and k > 0)
+            if ahead:
+                problem = (f"`{seq}[{var} + {ahead[-1]}]` inside `range(len({seq}))` reads past the end on the last "
+                           f"iteration ({var} = len({seq}) - 1): IndexError.",
+                           f"Stop at `range(len({seq}) - {ahead[-1]})`, or iterate pairs with zip({seq}, {seq}[1:]).")
+        elif (seq := _len_minus_one(stop)) is not None:
+            used = _offsets(loop.body, seq, var)
+            if used == {0}:
+                problem = (f"`range(len({seq}) - 1)` stops one short: the body reads only `{seq}[{var}]`, so the "
+                           f"last element of `{seq}` is never processed (an off-by-one that silently drops data).",
+                           f"Loop over range(len({seq})) — or iterate `for item in {seq}`.")
+    elif isinstance(loop, ast.While):
+        bound = _while_bound(loop.test)
+        if bound is not None:
+            var, seq, op = bound
+            if isinstance(op, ast.LtE) and _offsets(loop.body, seq, var) & {0}:
+                problem = (f"the loop bound `{var} <= len({seq})` reaches index len({seq}), one past the last "
+                           f"element, so `{seq}[{var}]` raises IndexError on the final iteration.",
+                           f"Use `{var} < len({seq})`.")
+            elif isinstance(op, ast.Lt) and _increment_before_index(loop.body, seq, var):
+                problem = (f"`{var} < len({seq})` is checked before `{var} += 1`, so the last pass reads "
+                           f"`{seq}[{var}]` with {var} = len({seq}): IndexError past the end.",
+                           f"Check `{var} < len({seq}) - 1` (or `{var} + 1 < len({seq})`), or increment after "
+                           "reading.")
+    if problem is None:
         return
+    message, suggestion = problem
     out.comments.append(Comment(
-        path="", line=loop.lineno, severity="major", category="correctness",
-        message=f"Off-by-one: the loop bound {bound} reaches index len({seq}), one past the last element, so "
-                f"`{seq}[{var or 'i'}]` raises IndexError on the final iteration.",
-        suggestion=f"Loop over range(len({seq})) — or better, iterate `for item in {seq}` (itertools.accumulate "
-                   "for running totals).",
-        rule="rule:off-by-one", confidence=0.9))
+        path="", line=line, severity="major", category="correctness", message=f"Off-by-one: {message}",
+        suggestion=suggestion, rule="rule:off-by-one", confidence=0.9))
 
 
 def _index_at_len(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
@@ -301,6 +391,89 @@ def defines_query(source: str) -> str | None:
     return match.group(1) if match else None
 
 
+# -- removed guards (diff-aware) ---------------------------------------------------------------------------------
+
+_DOTDOT = re.compile(r"""(['"])\.\.\1|\.\.[/\\]|[/\\]\.\.""")
+_PATH_GUARD = re.compile(r"\b(normpath|abspath|realpath|commonpath|commonprefix|is_relative_to|relative_to|safe_join|"
+                         r"secure_filename|send_from_directory|safe_extract|is_within_directory)\s*\(")
+_ESCAPE = re.compile(r"(?<!re\.)\b((?:html|markupsafe|cgi|saxutils|flask|jinja2)\.)?(escape|quote|quoteattr|"
+                     r"clean|sanitize\w*|bleach\w*)\s*\(")
+_AUTH_DECORATOR = re.compile(r"^\s*@\s*([\w.]*(?:login|auth|permission|require|admin|staff|approver|role|csrf|"
+                             r"protect|verified)[\w.]*)", re.IGNORECASE)
+_CHECK_CALL = re.compile(r"\bif\s+not\s+[\w.]*(?:inside|within|safe|allowed|valid|permitted|authori[sz]ed)\w*\s*\(")
+_SIZE_LIMIT = re.compile(r"\b([A-Z][A-Z0-9_]*(?:MAX|LIMIT|SIZE|LENGTH)[A-Z0-9_]*|max_\w+|\w+_limit|content_length)\b")
+_COMPARE = re.compile(r"[<>]=?")
+
+
+def _guard_in(text: str) -> tuple[str, str, str] | None:
+    """(kind, the guard's own text to look for on the added side, how to name it) for a removed line."""
+    code = text.split("#", 1)[0]
+    if not code.strip():
+        return None
+    if (m := _AUTH_DECORATOR.match(code)):
+        return "auth", m.group(1), f"the `@{m.group(1)}` decorator (an access check)"
+    if (m := _PATH_GUARD.search(code)):
+        return "path", m.group(1), f"the `{m.group(1)}()` path guard"
+    if _DOTDOT.search(code):
+        return "dotdot", "..", "the check on `..` (path traversal)"
+    if (m := _CHECK_CALL.search(code)):
+        return "check", m.group(0), f"the check `{m.group(0).strip()}...)`"
+    if (m := _ESCAPE.search(code)):
+        return "escape", m.group(2), f"the `{(m.group(1) or '') + m.group(2)}()` escaping of the value"
+    if (m := _SIZE_LIMIT.search(code)) and _COMPARE.search(code) and re.match(r"\s*(if|elif|assert|while)\b", code):
+        return "size", m.group(1), f"the size limit on `{m.group(1)}`"
+    return None
+
+
+def _still_there(kind: str, token: str, added_text: str) -> bool:
+    if kind in ("dotdot", "path", "check"):  # any path guard the PR adds covers a removed one
+        return bool(_DOTDOT.search(added_text) or _PATH_GUARD.search(added_text) or _CHECK_CALL.search(added_text))
+    if kind == "auth":
+        return re.search(r"@\s*" + re.escape(token) + r"\b", added_text) is not None
+    return re.search(r"\b" + re.escape(token) + r"\b", added_text) is not None
+
+
+_WHY = {
+    "auth": "the endpoint now runs for callers who are not signed in or not allowed",
+    "path": "a crafted name (`../../etc/passwd`, an absolute path) now reaches the file system outside the intended "
+            "directory (path traversal)",
+    "dotdot": "a name with `..` now walks out of the intended directory (path traversal)",
+    "check": "input the check refused (a path outside the directory, a value not allowed) now goes through",
+    "escape": "the value now reaches the output unescaped: markup or script in it runs in the reader's browser (XSS) "
+              "or breaks the quoting",
+    "size": "input of any size is now accepted: one large request can exhaust memory or disk",
+}
+
+
+def removed_guards(f: FileDiff) -> tuple[list[Comment], dict[int, str]]:
+    """Validation or sanitising the PR deletes without putting it back anywhere in the file: (comments, the new-side
+    lines they anchor on → text). A removal has no new-side line, so the comment sits on the line that now follows it."""
+    added_text = "\n".join(f.added.values())
+    comments, anchors = [], {}
+    for h in f.hunks:
+        rows = h.lines
+        for i, (kind, old, _, text) in enumerate(rows):
+            if kind != "-":
+                continue
+            guard = _guard_in(text)
+            if guard is None or _still_there(guard[0], guard[1], added_text):
+                continue
+            after = next((r for r in rows[i + 1:] if r[2] is not None), None) or \
+                next((r for r in reversed(rows[:i]) if r[2] is not None), None)
+            if after is None:
+                continue
+            kind_, _, name = guard
+            anchors[after[2]] = after[3]
+            comments.append(Comment(
+                path=f.path, line=after[2], severity="blocker" if kind_ == "auth" else "major", category="security",
+                message=f"This PR removes {name} (old line {old}: `{text.strip()[:80]}`) and nothing in the file "
+                        f"replaces it: {_WHY[kind_]}.",
+                suggestion="Keep the check (or move it, visibly, to a helper every caller goes through); if it was "
+                           "redundant, say which check now covers this input.",
+                rule=f"rule:removed-guard", confidence=0.8))
+    return comments, anchors
+
+
 # -- linter findings → comments ------------------------------------------------------------------------------
 
 _BANDIT_SKIP = {"B101", "B404", "B603"}  # assert, import subprocess, subprocess without shell: noise in review
@@ -309,7 +482,17 @@ _RUFF_MAP = {  # code prefix → (category, severity)
     "F63": ("correctness", "major"), "F7": ("correctness", "major"), "F841": ("quality", "minor"),
     "F401": ("quality", "nit"), "F": ("quality", "minor"), "E722": ("quality", "minor"),
     "BLE": ("quality", "minor"), "B006": ("correctness", "major"), "B": ("correctness", "minor"),
-    "PERF": ("performance", "minor"), "PLE": ("correctness", "major"),
+    "PERF": ("performance", "minor"), "PERF4": ("performance", "nit"), "PLE": ("correctness", "major"), "PLW": ("correctness", "minor"),
+    "RUF": ("correctness", "minor"),
+    # S: bandit's checks as ported to ruff (S608 is bandit's B608); the same severities as bandit gives them
+    "S": ("security", "minor"), "S1": ("security", "minor"), "S201": ("security", "major"),
+    "S202": ("security", "major"), "S301": ("security", "major"), "S302": ("security", "major"),
+    "S307": ("security", "major"), "S102": ("security", "major"), "S501": ("security", "major"),
+    "S506": ("security", "major"), "S507": ("security", "major"), "S602": ("security", "blocker"),
+    "S604": ("security", "major"), "S605": ("security", "blocker"), "S608": ("security", "major"),
+    "S610": ("security", "major"), "S611": ("security", "major"), "S701": ("security", "major"),
+    "S702": ("security", "major"), "S704": ("security", "major"), "S4": ("security", "nit"),
+    "S110": ("correctness", "minor"), "S112": ("correctness", "minor"),
 }
 
 
@@ -321,7 +504,7 @@ def linter_comment(finding: dict) -> Comment | None:
             return None
         severity = {"HIGH": "blocker", "MEDIUM": "major", "LOW": "minor"}.get(finding.get("severity", ""), "minor")
         category = "security"
-        if code == "B110":  # try/except/pass: a correctness problem first
+        if code in ("B110", "B112"):  # try/except/pass or continue: a correctness problem first
             category, severity = "correctness", "minor"
         confidence = {"HIGH": 0.85, "MEDIUM": 0.7, "LOW": 0.5}.get(finding.get("confidence") or "", 0.6)
         suggestion = _BANDIT_FIX.get(code, "")
@@ -329,10 +512,11 @@ def linter_comment(finding: dict) -> Comment | None:
         category, severity = next((v for k, v in sorted(_RUFF_MAP.items(), key=lambda kv: -len(kv[0]))
                                    if code.startswith(k)), ("quality", "minor"))
         confidence = 0.8
-        suggestion = finding.get("fix") or ""
-    return Comment(path=finding["path"], line=int(finding["line"]), severity=severity, category=category,
+        suggestion = finding.get("fix") or (_BANDIT_FIX.get("B" + code[1:], "") if code.startswith("S") else "")
+    line = int(finding["line"])
+    return Comment(path=finding["path"], line=line, severity=severity, category=category,
                    message=f"{finding.get('message', '').strip()} ({tool} {code})", suggestion=suggestion,
-                   rule=f"{tool}:{code}", confidence=confidence)
+                   rule=f"{tool}:{code}", confidence=confidence, end_line=int(finding.get("end_line") or line))
 
 
 _BANDIT_FIX = {
@@ -345,4 +529,8 @@ _BANDIT_FIX = {
     "B301": "Do not unpickle untrusted data; use JSON.",
     "B506": "Use yaml.safe_load.",
     "B105": "Read secrets from the environment or a secret store, not source code.",
+    "B202": "Check every member's path (tarfile's filter='data', Python 3.12+) before extracting an archive.",
+    "B701": "Create the Jinja2 Environment with autoescape=True (or select_autoescape()).",
+    "B604": "Pass the command as a list of arguments without a shell.",
+    "B501": "Keep certificate verification on (verify=True).",
 }

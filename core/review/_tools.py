@@ -18,7 +18,11 @@ from core.review._sandbox import Sandbox, check_text_argument
 MAX_FILE_BYTES = 512_000
 MAX_LINES_PER_READ = 200
 MAX_SEARCH_RESULTS = 50
-RUFF_RULES = "E9,F,B,E722,BLE,PERF,PLE"  # correctness and quality; security comes from bandit
+# The ruff families that find bugs: S (bandit's checks, ported), B (bugbear), BLE/E722 (broad and bare except),
+# PLE/PLW (pylint errors and warnings), PERF, and the RUF rules about real mistakes. Ignored: rules that fire on
+# correct code in review (assert, subprocess without a shell, `global`, a loop variable reassigned).
+RUFF_RULES = "E9,F,B,E722,BLE,PERF,PLE,PLW,S,RUF006,RUF008,RUF009,RUF013,RUF015,RUF016,RUF017,RUF018,RUF024,RUF027"
+RUFF_IGNORE = "S101,S404,S603,S607,S311,PLW0603,PLW2901,PLW0602,PLW1641,PERF203"
 
 
 @dataclass
@@ -105,8 +109,8 @@ async def run_linter(sandbox: Sandbox, paths: list[str], linter: str = "ruff", t
         raise SandboxError("paths must be a list of 1-200 files")
     files = [sandbox.relative(sandbox.resolve(p)) for p in paths]
     if linter == "ruff":
-        argv = ["ruff", "check", "--isolated", "--no-cache", "--select", RUFF_RULES, "--output-format", "json",
-                "--exit-zero", "--", *files]
+        argv = ["ruff", "check", "--isolated", "--no-cache", "--select", RUFF_RULES, "--ignore", RUFF_IGNORE,
+                "--output-format", "json", "--exit-zero", "--", *files]
     else:
         argv = ["bandit", "-q", "-f", "json", "--", *files]
     result = await sandbox.run(argv, timeout_s=timeout_s)
@@ -120,13 +124,17 @@ async def run_linter(sandbox: Sandbox, paths: list[str], linter: str = "ruff", t
     if linter == "ruff":
         for item in payload or []:
             findings.append({"path": sandbox.relative(sandbox.root / item["filename"]), "tool": "ruff",
-                             "line": item["location"]["row"], "code": item.get("code") or "ruff",
+                             "line": item["location"]["row"],
+                             "end_line": (item.get("end_location") or {}).get("row") or item["location"]["row"],
+                             "code": item.get("code") or "ruff",
                              "message": item.get("message", ""), "severity": "",
                              "fix": (item.get("fix") or {}).get("message")})
     else:
         for item in (payload or {}).get("results", []):
             findings.append({"path": sandbox.relative(sandbox.root / item["filename"]), "tool": "bandit",
-                             "line": item["line_number"], "code": item["test_id"],
+                             "line": item["line_number"],
+                             "end_line": max(item.get("line_range") or [item["line_number"]]),
+                             "code": item["test_id"],
                              "message": item["issue_text"], "severity": item["issue_severity"],
                              "confidence": item.get("issue_confidence"), "fix": None})
     return ToolOutput(findings, truncated=result.truncated)

@@ -1,0 +1,16 @@
+"""Serve files that were shared through a link: /share/<name> returns the file from the share directory."""
+
+import os
+
+from flask import Flask, abort, send_file
+
+SHARE_DIR = os.environ.get("SHARE_DIR", "/srv/shared")
+app = Flask(__name__)
+
+
+@app.route("/share/<path:req_path>")
+def download(req_path):
+    if not req_path:
+        abort(404)
+    full_path = os.path.join(SHARE_DIR, req_path)
+    return send_file(full_path, as_attachment=True)

@@ -1,0 +1,19 @@
+"""Terminal display of a batch queue: the visible part of a long report is cut out with tail and head."""
+
+import subprocess
+import tempfile
+
+
+class PartialView:
+    def __init__(self, save_dir):
+        self.save_dir = save_dir
+
+    def cut(self, report_path, first, count):
+        """Lines first..first+count of the report, written to a temporary file whose name is returned."""
+        out = tempfile.NamedTemporaryFile(delete=False, suffix=".out", dir=self.save_dir)
+        with open(out.name, "w") as sink:
+            tail = subprocess.Popen(["tail", f"-n+{first}", report_path], stdout=subprocess.PIPE)
+            subprocess.run(["head", f"-n{count}"], stdin=tail.stdout, stdout=sink, check=False)
+            tail.stdout.close()
+            tail.wait()
+        return out.name

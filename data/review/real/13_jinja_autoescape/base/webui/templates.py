@@ -1,0 +1,13 @@
+"""The template environment of the web interface: HTML and Jinja templates, escaped by default."""
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+
+def make_environment(template_dir):
+    env = Environment(
+        loader=FileSystemLoader(template_dir),
+        autoescape=select_autoescape(["html", "htm", "j2", "jinja2"]),
+        trim_blocks=True,
+    )
+    env.globals["product"] = "Firmware Analysis"
+    return env
