@@ -15,6 +15,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ from core.tables import EvalCase, EvalResult, EvalRun
 
 DEFAULT_SUITES_FILE = REPO_ROOT / "data" / "evals" / "suites.toml"
 MAX_CASES = 5000
+
+
+class RunStatus(StrEnum):
+    """An eval run's state (stored as text in `eval_run.status`); only a passed run can become a baseline."""
+
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
 
 
 class EvalError(ValueError):
@@ -73,7 +83,7 @@ class RunReport:
 
     @property
     def failed(self) -> bool:
-        return self.run["status"] in ("failed", "error")
+        return self.run["status"] in (RunStatus.FAILED, RunStatus.ERROR)
 
 
 # --- Suites and cases ------------------------------------------------------------------------------------------
@@ -100,17 +110,33 @@ def load_suites(path: Path | None = None) -> dict[str, Suite]:
             raise EvalError(f"{path}: suite {name} names unknown scorers {unknown_scorers}; known: {sorted(SCORERS)}")
         if spec.get("target") not in TARGETS:
             raise EvalError(f"{path}: suite {name} names unknown target {spec.get('target')!r}; known: {sorted(TARGETS)}")
+        tolerance, floor = _fraction(path, name, spec, "tolerance", 0.02), _floor(path, name, spec)
         dataset = Path(spec.get("dataset", ""))
         suites[name] = Suite(
             name=name, feature=str(spec.get("feature", name)), description=str(spec.get("description", "")),
             target=spec["target"], dataset=dataset if dataset.is_absolute() else path.parent / dataset,
             scorers=tuple(spec.get("scorers", ())), where=dict(spec.get("where", {})),
-            segment_by=spec.get("segment_by"), tolerance=float(spec.get("tolerance", 0.02)),
-            min_score=spec.get("min_score"), fast=bool(spec.get("fast", True)),
+            segment_by=spec.get("segment_by"), tolerance=tolerance,
+            min_score=floor, fast=bool(spec.get("fast", True)),
             uses_model=bool(spec.get("uses_model", False)), max_latency_ms=spec.get("max_latency_ms"),
             max_cost_usd=spec.get("max_cost_usd"), options=dict(spec.get("options", {})),
         )
     return suites
+
+
+def _fraction(path: Path, name: str, spec: dict, key: str, default: float | None = None) -> float:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise EvalError(f"{path}: suite {name}: {key} must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _floor(path: Path, name: str, spec: dict) -> float:
+    """Every suite needs a floor: tolerance alone lets a score drift down one tolerance per run."""
+    if "min_score" not in spec:
+        raise EvalError(f"{path}: suite {name} has no floor: set min_score (0 to 1), the score every run must "
+                        "reach whatever its baseline (a little below the checked-in baseline's score)")
+    return _fraction(path, name, spec, "min_score")
 
 
 def get_suite(name: str) -> Suite:
@@ -197,7 +223,7 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
     except EvalTargetError as exc:
         raise EvalError(f"suite {suite.name}: {exc}") from None
     model_label = model or target.model_label(options)
-    baseline_run = resolve_baseline(suite, baseline, model=model_label)  # "auto": the newest run of this model
+    baseline_run = resolve_baseline(suite, baseline, model=model_label)  # "auto": the newest passed run, this model
     run = EvalRun(suite=suite.name, model=model_label,
                   prompt_version=target.prompt_label(options) if prompt_version else None,
                   started_at=time.time(), cases=len(cases), baseline_run_id=baseline_run and baseline_run.get("id"),
@@ -273,19 +299,20 @@ def _finish(run_id: int, suite: Suite, results: list[dict], baseline_run: dict |
                      message=message)
 
 
-def _verdict(suite: Suite, score: float | None, baseline_run: dict | None, regressions: int) -> tuple[str, str]:
+def _verdict(suite: Suite, score: float | None, baseline_run: dict | None,
+             regressions: int) -> tuple[RunStatus, str]:
     if score is None:
-        return "error", "no curated cases ran"
+        return RunStatus.ERROR, "no curated cases ran"
     if suite.min_score is not None and score < suite.min_score:
-        return "failed", f"score {score:.1%} is below the suite's floor {suite.min_score:.1%}"
+        return RunStatus.FAILED, f"score {score:.1%} is below the suite's floor {suite.min_score:.1%}"
     if baseline_run and baseline_run.get("score") is not None:
         drop = baseline_run["score"] - score
         if drop > suite.tolerance + 1e-9:
-            return "failed", (f"score {score:.1%} dropped {drop:.1%} from baseline {baseline_run['score']:.1%} "
+            return RunStatus.FAILED, (f"score {score:.1%} dropped {drop:.1%} from baseline {baseline_run['score']:.1%} "
                               f"(tolerance {suite.tolerance:.1%}); {regressions} case(s) regressed")
-        return "passed", (f"score {score:.1%} vs baseline {baseline_run['score']:.1%} "
+        return RunStatus.PASSED, (f"score {score:.1%} vs baseline {baseline_run['score']:.1%} "
                           f"(tolerance {suite.tolerance:.1%}); {regressions} case(s) regressed")
-    return "passed", f"score {score:.1%}; no baseline to compare with"
+    return RunStatus.PASSED, f"score {score:.1%}; no baseline to compare with"
 
 
 def segment_table(results: list[dict]) -> dict[str, dict]:
@@ -321,13 +348,15 @@ def _pct(sorted_values: list[float], p: float) -> float | None:
 
 
 def resolve_baseline(suite: Suite, baseline: str | int | None, *, model: str | None = None) -> dict | None:
-    """`auto`: the suite's newest finished run (same model), else the baseline file checked into the repo;
-    a run id; a path to an exported run (JSON); or None for no comparison."""
+    """`auto`: the suite's newest *passed* run of the same model, else the baseline file checked into the repo;
+    a run id; a path to an exported run (JSON); or None for no comparison.
+
+    A failed run never becomes the automatic baseline: otherwise running a regressed change twice would pass."""
     if baseline is None or baseline == "none":
         return None
     if baseline == "auto":
         with db.session() as session:
-            stmt = (select(EvalRun).where(EvalRun.suite == suite.name, EvalRun.status.in_(("passed", "failed")))
+            stmt = (select(EvalRun).where(EvalRun.suite == suite.name, EvalRun.status == RunStatus.PASSED)
                     .order_by(EvalRun.started_at.desc(), EvalRun.id.desc()))
             if model:
                 stmt = stmt.where(EvalRun.model == model)
@@ -400,7 +429,7 @@ def list_runs(suite: str | None = None, limit: int = 100) -> list[dict]:
     with db.session() as session:
         runs = session.exec(stmt).all()
         done = {}
-        running = [r.id for r in runs if r.status == "running"]
+        running = [r.id for r in runs if r.status == RunStatus.RUNNING]
         if running:
             for rid in running:
                 done[rid] = len(session.exec(select(EvalResult.case_id).where(EvalResult.run_id == rid)).all())

@@ -33,6 +33,10 @@ CASES = [
 ]
 
 
+DRIFT_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+PARTLY_WRONG = "Paris is the capital of France. The sky is blue."  # no "merci": 3 of 4 cases, a 25-point drop
+
+
 @pytest.fixture
 def servers():
     with FaultServer(answer=RIGHT) as good, FaultServer(answer=RIGHT) as other:
@@ -49,11 +53,17 @@ def eval_env(database, servers, tmp_path, monkeypatch):
     (tmp_path / "suites.toml").write_text(
         '[qa]\nfeature = "playground"\ntarget = "llm.chat"\ndataset = "qa.jsonl"\nsegment_by = "segment"\n'
         'scorers = ["contains", "regex", "latency", "cost"]\nmax_latency_ms = 20000\nmax_cost_usd = 0.01\n'
-        'tolerance = 0.1\nuses_model = true\n'
+        'tolerance = 0.1\nmin_score = 0.25\nuses_model = true\n'
         '[items]\nfeature = "workspace"\ntarget = "workspace.task"\ndataset = "items.jsonl"\n'
-        'scorers = ["json_valid"]\nuses_model = true\noptions = { task = "find_action_items" }\n'
+        'scorers = ["json_valid"]\nmin_score = 0.5\nuses_model = true\noptions = { task = "find_action_items" }\n'
         '[labels]\nfeature = "support"\ntarget = "llm.chat"\ndataset = "labels.jsonl"\nscorers = ["label"]\n'
+        'min_score = 0.5\n'
+        '[drift]\nfeature = "playground"\ntarget = "llm.chat"\ndataset = "drift.jsonl"\nscorers = ["contains"]\n'
+        'tolerance = 0.1\nmin_score = 0.75\nuses_model = true\n'
     )
+    (tmp_path / "drift.jsonl").write_text("".join(
+        json.dumps({"id": word, "input": f"Say {word}", "expected": {"contains": [word]}}) + "\n"
+        for word in DRIFT_WORDS))
     monkeypatch.setenv("KEEL_EVAL_SUITES", str(tmp_path / "suites.toml"))
     monkeypatch.setenv("KEEL_PROVIDERS", json.dumps({
         "good": {"kind": "openai", "base_url": good.url, "api_key": "k"},
@@ -116,6 +126,44 @@ def test_a_run_that_regresses_on_purpose_fails_and_names_the_cases(eval_env):
     assert side_by_side[-1]["case_id"] == "no-leak" and side_by_side[-1]["change"] == "same"
     # within tolerance passes: the same wrong model against itself
     assert run_suite("qa", baseline=report.run["id"]).run["status"] == "passed"
+
+
+def test_a_failed_run_never_becomes_the_baseline_so_rerunning_a_regression_still_fails(eval_env):
+    """Issue 16: with failed runs as automatic baselines, the second run of a regressed change passed."""
+    good, _, _ = eval_env
+    base = run_suite("qa").run  # no passed run and no checked-in qa baseline: compared with nothing
+    assert base["status"] == "passed" and base["score"] == 1.0 and base["baseline_run_id"] is None
+    good.answer = PARTLY_WRONG  # above the floor (25%), but 25 points down against a tolerance of 10
+    first = run_suite("qa").run
+    assert first["status"] == "failed" and first["score"] == 0.75 and first["baseline_run_id"] == base["id"]
+    again = run_suite("qa")
+    assert again.run["status"] == "failed", again.message
+    assert again.run["baseline_run_id"] == base["id"] and again.run["baseline_score"] == 1.0
+    assert "dropped 25.0% from baseline 100.0%" in again.message and [r["case_id"] for r in again.regressions] == [
+        "thanks"]
+    cli = _cli(["eval", "run", "qa"], _child_env())  # the CLI gate (CI's) takes the same automatic baseline
+    assert cli.returncode == 1 and "FAIL qa" in cli.stdout, cli.stdout + cli.stderr
+    assert [r["status"] for r in list_runs("qa")] == ["failed", "failed", "failed", "passed"]
+    good.answer = RIGHT  # the fix: passes against the last passed run, and becomes the new baseline
+    fixed = run_suite("qa").run
+    assert fixed["status"] == "passed" and fixed["baseline_run_id"] == base["id"]
+    assert run_suite("qa").run["baseline_run_id"] == fixed["id"]
+
+
+def test_a_slow_drift_within_tolerance_of_each_run_fails_at_the_floor(eval_env):
+    """Each run loses one case (10 points, inside the 10-point tolerance of the last passed run): the floor of 75%
+    stops the slide, and rerunning does not get past it."""
+    good, _, _ = eval_env
+    runs = []
+    for kept in (10, 9, 8, 7, 7):
+        good.answer = " ".join(DRIFT_WORDS[:kept])
+        runs.append(run_suite("drift"))
+    assert [r.run["score"] for r in runs] == [1.0, 0.9, 0.8, 0.7, 0.7]
+    assert [r.run["status"] for r in runs] == ["passed", "passed", "passed", "failed", "failed"]
+    # every passed run is the next one's baseline; the failed ones never are
+    assert [r.run["baseline_run_id"] for r in runs] == [None, runs[0].run["id"], runs[1].run["id"],
+                                                        runs[2].run["id"], runs[2].run["id"]]
+    assert all("below the suite's floor 75.0%" in r.message for r in runs[3:])
 
 
 def test_cli_exits_non_zero_on_regression_and_prints_it(eval_env, tmp_path):

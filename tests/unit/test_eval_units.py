@@ -130,6 +130,31 @@ def test_suite_file_errors_name_the_problem(tmp_path):
         load_suites(tmp_path / "missing.toml")
 
 
+def test_a_suite_without_a_floor_is_refused_with_a_clear_error(tmp_path):
+    bad = tmp_path / "s.toml"
+    bad.write_text('[drifty]\ntarget = "llm.chat"\nscorers = ["contains"]\ntolerance = 0.2\n')
+    with pytest.raises(EvalError, match="suite drifty has no floor: set min_score"):
+        load_suites(bad)
+    for floor in ('"high"', "1.5", "-0.1", "true"):
+        bad.write_text(f'[drifty]\ntarget = "llm.chat"\nscorers = ["contains"]\nmin_score = {floor}\n')
+        with pytest.raises(EvalError, match="suite drifty: min_score must be a number from 0 to 1"):
+            load_suites(bad)
+    bad.write_text('[ok]\ntarget = "llm.chat"\nscorers = ["contains"]\nmin_score = 0.5\ntolerance = 2\n')
+    with pytest.raises(EvalError, match="suite ok: tolerance must be a number from 0 to 1"):
+        load_suites(bad)
+
+
+def test_every_repo_suite_has_a_floor_a_little_below_its_checked_in_baseline():
+    from core.ops._evals import baseline_file, load_run_file
+
+    for suite in load_suites().values():
+        assert suite.min_score is not None and 0 < suite.min_score <= 1, suite.name
+        if baseline_file(suite.name).is_file():
+            score = load_run_file(baseline_file(suite.name))["score"]
+            # today's baseline passes its floor, and the floor is no lower than 20 points (or one tolerance) below it
+            assert score - max(0.2, suite.tolerance) <= suite.min_score <= score, (suite.name, suite.min_score, score)
+
+
 def test_parse_logged_input_round_trips_the_log_rendering():
     text = "[system] Be brief.\n\n[user] line one\n\nline two with [user] inside\n\n[assistant] ok"
     assert parse_logged_input(text) == [
