@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from core.api._http import BodyError, parse_json_object, read_body
+from core.api._http import BodyError, error_headers, parse_json_object, read_body
 from core.auth import AuthError, Principal, principal_from_bearer
 from core.completion import (
     CompletionInputError,
@@ -194,7 +194,7 @@ async def api_complete(request: Request):
     try:
         body = parse_json_object(await read_body(request, MAX_COMPLETE_BODY_BYTES))
     except BodyError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=error_headers(exc))
     except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it
         return Response(status_code=499)
     session_id = body.get("session") if isinstance(body.get("session"), str) else "default"

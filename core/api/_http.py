@@ -20,6 +20,12 @@ class BodyError(ValueError):
         self.status = status
 
 
+def error_headers(exc: BodyError) -> dict[str, str]:
+    """A 413 also closes the connection, so the server stops reading the rest of an oversized upload (left open,
+    uvicorn keeps the connection alive by reading and discarding the whole body)."""
+    return {"Connection": "close"} if exc.status == 413 else {}
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Read at most `limit` + 1 bytes, so an oversized body is refused without buffering all of it."""
     declared = request.headers.get("content-length")

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from core.api._http import BodyError, parse_json_object, read_body
+from core.api._http import BodyError, error_headers, parse_json_object, read_body
 from core.auth import API_KEY_PREFIX, AuthError, principal_from_id_token
 
 MAX_SEARCH_BODY_BYTES = 100_000
@@ -41,7 +41,7 @@ async def api_search(request: Request):
     try:
         body = parse_json_object(await read_body(request, MAX_SEARCH_BODY_BYTES))
     except BodyError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=error_headers(exc))
     except ClientDisconnect:
         return Response(status_code=499)
     question, k = body.get("question"), body.get("k", 5)

@@ -117,9 +117,10 @@ def _content_words(text: str) -> set[str]:
 def ground(text: str, chunks: list[RetrievedChunk], sources: list[Source]) -> tuple[str | None, str | None]:
     """Check a model answer against the sources in code, not by the model's say-so: every sentence must share most
     of its content words with one source, and every number in it must occur in that source. Sentences without a
-    citation get the supporting source's number. Returns (checked text, None) or (None, why it failed)."""
-    if re.search(r"do(es)? not cover|don't cover|not covered", text, re.IGNORECASE):
-        return text.strip(), None
+    citation get the supporting source's number. Every answer is checked, sentence by sentence: a sentence that
+    only says the sources do not cover something is the one kind kept without support (no figures, no "but …"),
+    so "…do not cover this. The CEO earns 310,000 euros" fails on its second sentence. Returns (checked text,
+    None) or (None, why it failed)."""
     per_source: dict[int, str] = {}
     number = {s.doc_id: s.n for s in sources}
     for c in chunks:
@@ -131,6 +132,9 @@ def ground(text: str, chunks: list[RetrievedChunk], sources: list[Source]) -> tu
         bare = re.sub(r"\[\d{1,2}(?:\s*,\s*\d{1,2})*\]", "", sentence).strip()
         words = _content_words(bare)
         if not words:
+            continue
+        if _only_abstains(bare, words):
+            out.append(sentence)
             continue
         cited = [n for n in cited_numbers(sentence, len(sources))]
         candidates = cited or list(words_of)
@@ -145,6 +149,25 @@ def ground(text: str, chunks: list[RetrievedChunk], sources: list[Source]) -> tu
     if not out:
         return None, "the model's answer was empty"
     return " ".join(out), None
+
+
+_ABSTAIN = re.compile(r"\b(do(es)? not|don't|doesn't|do not) (cover|mention|say|include|contain)|\bnot (covered|"
+                      r"mentioned|included)|\bno information\b", re.IGNORECASE)
+_CONTRAST = re.compile(r"\b(but|however|although|though|yet|except|whereas|while|instead|still|nevertheless)\b|[;:]",
+                       re.IGNORECASE)
+_ABSTAIN_WORDS = {"cover", "covers", "covered", "mention", "mentions", "mentioned", "say", "says", "include",
+                  "includes", "included", "contain", "contains", "don't", "doesn't", "information", "provided",
+                  "given", "context", "access", "unfortunately", "sorry", "any", "about", "specific", "no", "so",
+                  "cannot", "can't", "answer", "here", "there", "topic", "subject", "detail", "details", "i'm"}
+MAX_ABSTAIN_TOPIC_WORDS = 4
+
+
+def _only_abstains(sentence: str, words: set[str]) -> bool:
+    """A sentence that says the sources do not cover something and claims nothing else: no figures, no contrast
+    clause, and only a few topic words besides the abstention itself."""
+    if not _ABSTAIN.search(sentence) or _CONTRAST.search(sentence) or re.search(r"\d", sentence):
+        return False
+    return len(words - _ABSTAIN_WORDS) <= MAX_ABSTAIN_TOPIC_WORDS
 
 
 def _source_block(chunks: list[RetrievedChunk], sources: list[Source]) -> str:
