@@ -158,6 +158,11 @@ def revoke_api_key(key_id: int) -> bool:
         return True
 
 
+def api_key_subject(key_id: int) -> str:
+    """The Principal subject of an API key: unique per key (never derived from the displayed prefix)."""
+    return f"apikey:{int(key_id)}"
+
+
 def principal_from_api_key(key: str | None) -> Principal:
     """The workspace principal for a live API key; raises AuthError for missing, wrong or revoked keys."""
     if not key:
@@ -174,10 +179,22 @@ def principal_from_api_key(key: str | None) -> Principal:
             record.last_used_at = time.time()
             s.add(record)
         workspace = record.workspace_id
+    # The identity is the key's database id: its displayed prefix is 4 random characters, shared by other keys
+    # (in other workspaces) often enough that sessions, logs and bills keyed on it would mix callers.
     return Principal(
-        sub=f"apikey:{record.prefix}", name=f"API key {record.name}", workspace=workspace,
+        sub=api_key_subject(record.id), name=f"API key {record.name}", workspace=workspace,
         groups=frozenset({ALL_STAFF}), roles=frozenset({"api"}),
     )
+
+
+def billing_customer(principal: Principal) -> str:
+    """Whose budget and bill an LLM call counts against: an API key's workspace, or a person's own workspace, so
+    every caller of a metered route has a customer and customer budgets always apply."""
+    if principal.workspace:
+        return principal.workspace
+    from core.workspace import personal_workspace_id  # core.workspace imports this module
+
+    return personal_workspace_id(principal.sub)
 
 
 # -- OIDC ----------------------------------------------------------------------------------------

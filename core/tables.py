@@ -46,6 +46,21 @@ class RequestLog(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     refusal: bool = False
     json_valid: bool | None = None
+    metadata_json: str | None = Field(default=None, sa_column=Column(Text))  # always valid JSON (migration 0010)
+
+
+class RequestLogQuarantine(SQLModel, table=True):
+    """A request-log row the database refused even after cleaning, kept (ASCII JSON) with the error, so one bad
+    row never costs the other rows of its batch (migration 0010)."""
+
+    __tablename__ = "request_log_quarantine"
+    __table_args__ = (Index("ix_request_log_quarantine_at", "quarantined_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    quarantined_at: float
+    request_id: str = Field(max_length=40)
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    row_json: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class _RollupSums(SQLModel):
@@ -203,6 +218,22 @@ class Budget(SQLModel, table=True):
     soft_usd: float | None = None  # over it: an alert on the dashboard
     hard_usd: float | None = None  # over it: the gateway refuses the call
     updated_at: float = 0.0
+
+
+class BudgetHold(SQLModel, table=True):
+    """A call in flight holds its worst-case cost against a budget until the transaction that writes its cost
+    row deletes the hold; shared by every process on the database (migration 0010)."""
+
+    __tablename__ = "budget_hold"
+    __table_args__ = (Index("ix_budget_hold_scope_key", "scope", "key", "expires_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    scope: str = Field(max_length=16)
+    key: str = Field(max_length=128)
+    amount_usd: float
+    request_id: str = Field(max_length=40)
+    created_at: float
+    expires_at: float  # a process killed mid-call cannot hold budget forever
 
 
 # --- LLM ops: review queue and evals (migration 0005) -------------------------------------------------------------

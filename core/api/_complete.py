@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from core.api._http import BodyError, error_headers, parse_json_object, read_body
-from core.auth import AuthError, Principal, principal_from_bearer
+from core.auth import AuthError, Principal, billing_customer, principal_from_bearer
 from core.completion import (
     CompletionInputError,
     CompletionOptions,
@@ -198,7 +198,7 @@ async def api_complete(request: Request):
     except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it
         return Response(status_code=499)
     session_id = body.get("session") if isinstance(body.get("session"), str) else "default"
-    session = get_completion_service().session(principal.sub, session_id, principal.workspace)
+    session = get_completion_service().session(principal.sub, session_id, billing_customer(principal))
     if body.get("stats") is True:
         return JSONResponse({"stats": session.stats.as_dict()})
     if "accept" in body:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from core import health
-from core.auth import AuthError, Principal, principal_from_bearer
+from core.auth import AuthError, Principal, billing_customer, principal_from_bearer
 from core.api._complete import api_complete
 from core.api._http import parse_json_object, read_body
 from core.api._search import api_search
@@ -93,13 +93,40 @@ def _parse_chat_body(raw: bytes, principal: Principal) -> tuple[LLMRequest, bool
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
+    metadata = _parse_metadata(body.get("metadata"))
     tier, target = (model, None) if model in gateway.settings.tiers else ("capable", model)
     request = LLMRequest(
         messages=clean, tier=tier, target=target, feature="api", task="chat.completions",
-        user=principal.sub, customer=principal.workspace, max_tokens=max_tokens, temperature=float(temperature),
-        json_schema=schema, stop=stop if isinstance(stop, list) else None,
+        user=principal.sub, customer=billing_customer(principal), max_tokens=max_tokens,
+        temperature=float(temperature), json_schema=schema, stop=stop if isinstance(stop, list) else None,
+        metadata=metadata,
+        durable_log=True,  # the response waits for its log row: a crash right after a 200 cannot lose the call
     )
     return request, bool(body.get("stream")), model
+
+
+def _parse_metadata(value) -> dict[str, str] | None:
+    """OpenAI's `metadata`: up to 16 string pairs (keys up to 64 characters, values up to 512), logged with the
+    call; anything else is a 400 naming the rule."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 16:
+        raise ValueError("'metadata' must be an object of at most 16 string key/value pairs")
+    for k, v in value.items():
+        if not isinstance(v, str) or len(k) > 64 or len(v) > 512:
+            raise ValueError("'metadata' keys must be at most 64 characters and values strings of at most 512")
+    return dict(value)
+
+
+def _complete_logged(gateway, llm_request: LLMRequest):
+    """Complete, then wait until the call's log row is committed (errors included) before the route answers."""
+    llm_stream = gateway.stream(llm_request)
+    try:
+        for _ in llm_stream:
+            pass
+        return llm_stream.result
+    finally:
+        llm_stream.wait_logged()
 
 
 class _GatewayStreamResponse(StreamingResponse):
@@ -135,7 +162,7 @@ async def v1_chat_completions(request: Request):
     created = int(time.time())
     if not stream:
         try:
-            result = await run_in_threadpool(gateway.complete, llm_request)
+            result = await run_in_threadpool(_complete_logged, gateway, llm_request)
         except LLMError as exc:
             if not exc.request_id:  # refused before any provider was called: the request itself is bad
                 return _openai_error(400, str(exc), "invalid_request_error")
@@ -176,10 +203,12 @@ async def v1_chat_completions(request: Request):
         except LLMCancelled:
             return
         except LLMError as exc:
+            llm_stream.wait_logged()
             yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'api_error'}})}\n\n"
             yield "data: [DONE]\n\n"
             return
         result = llm_stream.result
+        llm_stream.wait_logged()  # the row is committed before the client sees the end of the answer
         yield chunk({}, finish=result.finish_reason or "stop")
         yield chunk({}, usage={"prompt_tokens": result.tokens_in, "completion_tokens": result.tokens_out,
                                "total_tokens": result.tokens_in + result.tokens_out})

@@ -32,11 +32,13 @@ class CompletionService:
         return self._backend
 
     def session(self, user: str | None, session_id: str, customer: str | None = None) -> CompletionSession:
-        key = (user or "", (session_id or "default")[:64])
+        # The workspace is part of the key: one user identity never shares a session (cache, speculation,
+        # billing) across workspaces.
+        key = (user or "", customer or "", (session_id or "default")[:64])
         with self._lock:
             found = self._sessions.get(key)
             if found is None:
-                found = CompletionSession(self.backend, clock=self.clock, budget=self.budget, session_id=key[1],
+                found = CompletionSession(self.backend, clock=self.clock, budget=self.budget, session_id=key[2],
                                           user=user, customer=customer, telemetry=self.telemetry)
                 self._sessions[key] = found
             self._sessions.move_to_end(key)

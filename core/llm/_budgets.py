@@ -1,24 +1,37 @@
 """Monthly budgets per customer and per feature, enforced before a call leaves the gateway.
 
-Spend is this month's logged cost (from the hourly rollups) plus what calls in flight in this process may still
-cost (reserved at their worst case, released when they are logged), so concurrent calls cannot all slip under a
-hard limit at once. Budgets and spend are cached briefly, so a call with no budget costs a dict lookup.
+A call that a budget applies to first holds its worst-case cost as a `budget_hold` row, in a transaction that
+locks the budget row and checks this month's logged cost plus every live hold in one statement; the hold is
+deleted in the same transaction that writes the call's cost row (see `_log`), so at no moment is a call counted
+neither as a hold nor as spend, in this process or any other replica. Budget definitions are cached briefly, so
+a call with no budget costs a dict lookup.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 
-from sqlalchemy import text
+from sqlalchemy import delete, insert, select as sql_select, text, update
+from sqlalchemy.engine import Connection
 from sqlmodel import select
 
 from core import db
-from core.tables import Budget
+from core.tables import Budget, BudgetHold
 
-SCOPES = ("customer", "feature")
+
+class BudgetScope(StrEnum):
+    CUSTOMER = "customer"
+    FEATURE = "feature"
+
+
+SCOPES = tuple(BudgetScope)
+_SPEND_SOURCE = {BudgetScope.CUSTOMER: ("log_rollup_customer", "customer"),
+                 BudgetScope.FEATURE: ("log_rollup_dims", "feature")}
 
 
 @dataclass(frozen=True)
@@ -57,20 +70,39 @@ def month_start(now: float | None = None) -> tuple[float, str]:
 
 def month_spend(scope: str, key: str, now: float | None = None) -> float:
     start, _ = month_start(now)
-    table, column = ("log_rollup_customer", "customer") if scope == "customer" else ("log_rollup_dims", "feature")
+    table, column = _SPEND_SOURCE[BudgetScope(scope)]
     with db.get_engine().connect() as conn:
         value = conn.execute(text(f"SELECT SUM(cost_usd) FROM {table} WHERE {column} = :key AND hour >= :h0"),
                              {"key": key, "h0": int(start // 3600)}).scalar()
     return float(value or 0.0)
 
 
+def _committed_and_held(conn: Connection, scope: BudgetScope, key: str, now: float) -> float:
+    """This month's logged cost plus live holds, in ONE statement: one snapshot, so a cost row committed between
+    two reads (hold gone, spend not yet seen) can never make a call vanish from both."""
+    start, _ = month_start(now)
+    table, column = _SPEND_SOURCE[scope]
+    value = conn.execute(text(
+        f"SELECT COALESCE((SELECT SUM(cost_usd) FROM {table} WHERE {column} = :key AND hour >= :h0), 0)"
+        " + COALESCE((SELECT SUM(amount_usd) FROM budget_hold"
+        " WHERE scope = :scope AND key = :key AND expires_at > :now), 0)"),
+        {"key": key, "h0": int(start // 3600), "scope": str(scope), "now": now}).scalar()
+    return float(value or 0.0)
+
+
+def release_holds(conn: Connection, hold_ids: list[str]) -> None:
+    """Delete holds inside the caller's transaction (the one that writes the calls' cost rows)."""
+    if hold_ids:
+        conn.execute(delete(BudgetHold.__table__).where(BudgetHold.__table__.c.id.in_(hold_ids)))
+
+
 class BudgetBook:
-    def __init__(self, ttl_s: float = 5.0):
+    def __init__(self, ttl_s: float = 5.0, hold_ttl_s: float = 900.0):
         self._ttl_s = ttl_s
+        self.hold_ttl_s = hold_ttl_s
         self._budgets: dict[tuple[str, str], tuple[float | None, float | None]] = {}
         self._loaded_at = -1e9
-        self._spend: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (spend, read at)
-        self._in_flight: dict[tuple[str, str], float] = {}
+        self._swept_at = 0.0
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -85,38 +117,54 @@ class BudgetBook:
             self._budgets = {}
         self._loaded_at = now
 
-    def _spent(self, scope_key: tuple[str, str]) -> float:
-        cached = self._spend.get(scope_key)
-        if cached is None or time.monotonic() - cached[1] > 2.0:
-            cached = (month_spend(*scope_key), time.monotonic())
-            self._spend[scope_key] = cached
-        return cached[0] + self._in_flight.get(scope_key, 0.0)
-
-    def reserve(self, customer: str | None, feature: str, estimate) -> tuple[list[tuple[str, str]], float]:
-        """Hold the call's worst-case cost (`estimate()`, priced only when a budget applies) against every budget
-        that applies; returns what to release, or raises BudgetExceeded and holds nothing."""
+    def applies(self, customer: str | None, feature: str) -> list[tuple[str, str]]:
         with self._lock:
             self._refresh()
-            keys = [k for k in (("customer", customer), ("feature", feature)) if k[1] and k in self._budgets]
-            if not keys:
-                return [], 0.0
-            estimate = estimate()
-            _, month = month_start()
-            for key in keys:
-                soft, hard = self._budgets[key]
-                spent = self._spent(key)
-                if hard is not None and spent + estimate > hard:
-                    raise BudgetExceeded(BudgetStatus(key[0], key[1], soft, hard, spent, month), estimate)
-            for key in keys:
-                self._in_flight[key] = self._in_flight.get(key, 0.0) + estimate
-            return keys, estimate
+            return [k for k in ((BudgetScope.CUSTOMER.value, customer), (BudgetScope.FEATURE.value, feature))
+                    if k[1] and k in self._budgets]
 
-    def release(self, keys: list[tuple[str, str]], estimate: float) -> None:
-        """The call is logged (its real cost now counts in the rollups): drop the hold and re-read spend soon."""
-        with self._lock:
-            for key in keys:
-                self._in_flight[key] = max(0.0, self._in_flight.get(key, 0.0) - estimate)
-                self._spend.pop(key, None)
+    def reserve(self, customer: str | None, feature: str, estimate, request_id: str = "") -> list[str]:
+        """Hold the call's worst-case cost (`estimate()`, priced only when a budget applies) against every budget
+        that applies; returns the hold ids to release with the cost row, or raises BudgetExceeded holding nothing."""
+        keys = self.applies(customer, feature)
+        if not keys:
+            return []
+        amount = float(estimate())
+        now = time.time()
+        _, month = month_start(now)
+        budget = Budget.__table__
+        holds = []
+        with db.get_engine().begin() as conn:
+            for scope, key in sorted(keys):
+                # Lock the budget row first (a write lock on SQLite, a row lock on PostgreSQL): reservations for one
+                # budget are serialised across threads and processes, so two cannot both fit under the limit.
+                locked = conn.execute(update(budget).where(budget.c.scope == scope, budget.c.key == key)
+                                      .values(updated_at=budget.c.updated_at)).rowcount
+                if not locked:
+                    continue  # deleted since the cache was read
+                soft, hard = conn.execute(sql_select(budget.c.soft_usd, budget.c.hard_usd)
+                                          .where(budget.c.scope == scope, budget.c.key == key)).one()
+                if hard is not None:
+                    spent = _committed_and_held(conn, BudgetScope(scope), key, now)
+                    if spent + amount > hard:
+                        raise BudgetExceeded(BudgetStatus(scope, key, soft, hard, spent, month), amount)
+                holds.append(dict(id=uuid.uuid4().hex, scope=scope, key=key, amount_usd=amount,
+                                  request_id=(request_id or "")[:40], created_at=now,
+                                  expires_at=now + self.hold_ttl_s))
+            if holds:
+                conn.execute(insert(BudgetHold.__table__), holds)
+            if now - self._swept_at > 60:
+                self._swept_at = now
+                conn.execute(delete(BudgetHold.__table__).where(BudgetHold.__table__.c.expires_at < now))
+        return [h["id"] for h in holds]
+
+
+def live_holds(scope: str, key: str) -> float:
+    """What calls in flight (every process) hold against one budget right now."""
+    with db.get_engine().connect() as conn:
+        value = conn.execute(text("SELECT SUM(amount_usd) FROM budget_hold WHERE scope = :scope AND key = :key"
+                                  " AND expires_at > :now"), {"scope": scope, "key": key, "now": time.time()}).scalar()
+    return float(value or 0.0)
 
 
 def list_budgets() -> list[BudgetStatus]:

@@ -12,7 +12,7 @@ import jsonschema
 
 from core.config import Settings
 from core.llm._budgets import BudgetBook, BudgetExceeded
-from core.llm._log import LogEntry, RequestLogWriter
+from core.llm._log import _SURROGATE, LogEntry, RequestLogWriter, clean_text
 from core.llm._providers import monotonic_ms
 from core.llm._types import (
     CancelToken,
@@ -27,6 +27,21 @@ from core.llm._types import (
 
 _MAX_LOGGED_CHARS = 20_000
 MAX_INPUT_CHARS = 200_000
+# A byte-level BPE token covers at least one UTF-8 byte, so bytes bound the tokens of any text; special tokens and
+# chat-template text (role markers, a default system prompt) are covered by the overheads.
+TOKENS_PER_MESSAGE_OVERHEAD = 8
+TOKENS_PER_REQUEST_OVERHEAD = 128
+
+
+def input_token_bound(request: LLMRequest) -> int:
+    """A safe upper bound of the input tokens of `request`, without loading any tokenizer (the model runs in a
+    worker process): UTF-8 bytes of every message plus per-message and per-request overhead."""
+    if request.prompt is not None:
+        return len(request.prompt.encode("utf-8", "surrogatepass")) + TOKENS_PER_REQUEST_OVERHEAD
+    return TOKENS_PER_REQUEST_OVERHEAD + sum(
+        len(str(m.get("content", "")).encode("utf-8", "surrogatepass"))
+        + len(str(m.get("role", "")).encode("utf-8", "surrogatepass")) + TOKENS_PER_MESSAGE_OVERHEAD
+        for m in request.messages)
 
 
 class CircuitBreaker:
@@ -108,6 +123,7 @@ class Gateway:
     def stream(self, request: LLMRequest, cancel: CancelToken | None = None) -> "LLMStream":
         """Validate now (bad input raises LLMError before anything is sent), stream when iterated."""
         self._validate(request)
+        _repair_surrogates(request)
         self.targets(request)
         return LLMStream(self, request, cancel or CancelToken())
 
@@ -151,21 +167,24 @@ class Gateway:
         """Check budgets (holding this call's worst-case cost while it runs), then try the targets in order."""
         targets = self.targets(request)
         try:
-            held, estimate = self.budgets.reserve(request.customer, request.feature,
-                                                  lambda: self._worst_case_cost(request, targets[0]))
+            holds = self.budgets.reserve(request.customer, request.feature,
+                                         lambda: self._worst_case_cost(request, targets), holder.request_id)
         except BudgetExceeded as exc:
             self._log(request, holder.request_id, 0, targets[0], time.time(), None, None, Usage(), 0.0, None,
-                      "budget_refused", str(exc), _render_input(request))
+                      "budget_refused", str(exc), _render_input(request), holder)
             raise LLMError(str(exc), request_id=holder.request_id, status="budget_refused") from None
         try:
             yield from self._attempts(request, cancel, holder, targets)
         finally:
-            self.budgets.release(held, estimate)
+            # Queued after this request's last row: the writer deletes the holds in the transaction that commits
+            # the cost, so the call never drops out of both the holds and the spend.
+            self.log.release_holds(holds)
 
-    def _worst_case_cost(self, request: LLMRequest, target: str) -> float:
-        provider, _, model = target.partition("/")
-        chars = len(request.prompt) if request.prompt is not None else sum(len(m["content"]) for m in request.messages)
-        return self.log.prices.cost(provider, model, chars // 3 + 16, request.max_tokens)
+    def _worst_case_cost(self, request: LLMRequest, targets: list[str]) -> float:
+        """The dearest target's price for the bounded input tokens plus every output token allowed."""
+        tokens_in = input_token_bound(request)
+        costs = [self.log.prices.cost(*_split(t), tokens_in, request.max_tokens) for t in targets]
+        return max(costs or [0.0])
 
     def _attempts(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream",
                   targets: list[str]) -> Iterator[Chunk]:
@@ -185,7 +204,7 @@ class Gateway:
                 message = f"{target}: circuit open after {breaker.failures} failures; skipped"
                 errors.append(message)
                 self._log(request, request_id, attempt, target, time.time(), None, None, Usage(),
-                          0.0, None, "error", message, input_text)
+                          0.0, None, "error", message, input_text, holder)
                 attempt += 1
                 continue
             retries = 0
@@ -218,7 +237,7 @@ class Gateway:
                     latency = monotonic_ms() - started
                     if cancel.cancelled:
                         self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
-                                  latency, None, "cancelled", "cancelled by caller", input_text)
+                                  latency, None, "cancelled", "cancelled by caller", input_text, holder)
                         breaker.success()
                         raise LLMCancelled(request_id)
                     parsed, json_valid = None, None
@@ -230,7 +249,7 @@ class Gateway:
                     status = "ok" if index == 0 and not errors else "fallback"
                     error_note = ("fell back after: " + " | ".join(errors)) if status == "fallback" else None
                     self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
-                              json_valid, status, error_note, input_text)
+                              json_valid, status, error_note, input_text, holder)
                     breaker.success()
                     holder.result = Completion(
                         request_id=request_id, text=output, tier=request.tier, provider=provider_name,
@@ -246,12 +265,12 @@ class Gateway:
                     output = "".join(pieces)
                     if cancel.cancelled:  # the failure is the cancellation itself, not the provider's fault
                         self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
-                                  latency, None, "cancelled", "cancelled by caller", input_text)
+                                  latency, None, "cancelled", "cancelled by caller", input_text, holder)
                         breaker.release()
                         raise LLMCancelled(request_id) from None
                     json_valid = False if isinstance(exc, _InvalidJSON) else None
                     self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
-                              json_valid, "error", str(exc), input_text)
+                              json_valid, "error", str(exc), input_text, holder)
                     attempt += 1
                     if isinstance(exc, _InvalidJSON):
                         breaker.success()  # the server works; the model just produced bad output
@@ -272,7 +291,7 @@ class Gateway:
                     # the consumer walked away: record it as cancelled, truthfully
                     self._log(request, request_id, attempt, target, started_wall, "".join(pieces), ttft, usage,
                               monotonic_ms() - started, None, "cancelled", "stream closed by caller",
-                              input_text)
+                              input_text, holder)
                     breaker.release()
                     raise
                 finally:
@@ -285,17 +304,19 @@ class Gateway:
         )
 
     def _log(self, request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
-             json_valid, status, error, input_text) -> None:
+             json_valid, status, error, input_text, holder: "LLMStream | None" = None) -> None:
         provider_name, _, model = target.partition("/")
-        self.log.write(LogEntry(
+        done = self.log.write(LogEntry(
             request_id=request_id, attempt=attempt, created_at=started_wall, feature=request.feature,
             task=request.task, prompt_id=request.prompt_id, prompt_version=request.prompt_version,
             tier=request.tier, provider=provider_name, model=model, user=request.user,
             customer=request.customer, input_text=input_text,
             output_text=(output or "")[:_MAX_LOGGED_CHARS] if output is not None else None,
             tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, ttft_ms=ttft, latency_ms=latency,
-            status=status, error=error, json_valid=json_valid,
-        ))
+            status=status, error=error, json_valid=json_valid, metadata=request.metadata,
+        ), urgent=request.durable_log)
+        if holder is not None:
+            holder._logged = done  # the request's latest row; the last one written is the one to wait for
 
 
 class LLMStream:
@@ -306,6 +327,7 @@ class LLMStream:
         self.request = request
         self.result: Completion | None = None
         self._cancel = cancel
+        self._logged: threading.Event | None = None
         self._gen = gateway._run(request, cancel, self)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -313,6 +335,11 @@ class LLMStream:
 
     def cancel(self) -> None:
         self._cancel.cancel()
+
+    def wait_logged(self, timeout: float = 5.0) -> bool:
+        """Block until this request's last log row is committed (True), e.g. before an API sends its answer, so a
+        crash right after the response cannot lose the row."""
+        return self._logged.wait(timeout) if self._logged is not None else True
 
     def close(self) -> None:
         self._gen.close()
@@ -345,6 +372,22 @@ def _render_input(request: LLMRequest) -> str:
         return request.prompt[-_MAX_LOGGED_CHARS:]  # the end is where the cursor is
     text = "\n\n".join(f"[{m['role']}] {m.get('content', '')}" for m in request.messages)
     return text[:_MAX_LOGGED_CHARS]
+
+
+def _repair_surrogates(request: LLMRequest) -> None:
+    """Lone surrogates (valid in JSON, "\\ud800") cannot be encoded as UTF-8 for any provider or database: replace
+    them with U+FFFD once, here, so one caller's text never fails the call or its log row."""
+    if request.prompt is not None:
+        if not request.prompt.isascii() and _SURROGATE.search(request.prompt):
+            request.prompt = clean_text(request.prompt, None)
+        return
+    if any(not m["content"].isascii() and _SURROGATE.search(m["content"]) for m in request.messages):
+        request.messages = [dict(m, content=clean_text(m["content"], None)) for m in request.messages]
+
+
+def _split(target: str) -> tuple[str, str]:
+    provider, _, model = target.partition("/")
+    return provider, model
 
 
 def _sleep_unless_cancelled(seconds: float, cancel: CancelToken) -> bool:

@@ -33,6 +33,11 @@ class LLMRequest:
     cache_key: str | None = None
     # Checked after each streamed chunk; True ends the answer normally (status ok, finish_reason "stop").
     stop_when: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
+    # The caller's tags for this call (e.g. OpenAI's `metadata`), logged as JSON with the row.
+    metadata: dict[str, Any] | None = None
+    # The caller will wait (`LLMStream.wait_logged`) for the log row to be committed before answering its own
+    # client, so the row is written at once instead of with the next batch.
+    durable_log: bool = False
 
     @classmethod
     def from_prompt(cls, prompt, values: dict[str, str], **overrides) -> "LLMRequest":

@@ -235,7 +235,7 @@ def test_v1_models_lists_the_tiers_first(api):
 def _assert_api_row(row: RequestLog, api: Api, *, status: str = "ok", model: str = "m1") -> None:
     assert row.feature == "api" and row.task == "chat.completions"
     assert row.customer == WORKSPACE
-    assert row.user == f"apikey:{api.record.prefix}" and row.user.startswith("apikey:keel_sk_")
+    assert row.user == f"apikey:{api.record.id}" and api.record.prefix not in row.user
     assert api.key not in (row.user or "") and api.key not in (row.input_text or "")
     assert (row.provider, row.model, row.status) == ("faulty", model, status)
 

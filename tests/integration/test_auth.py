@@ -178,7 +178,7 @@ def test_whoami_with_an_api_key_and_without_credentials(whoami):
     response = httpx.get(whoami, headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert response.status_code == 200
     body = response.json()
-    assert body["sub"] == f"apikey:{record.prefix}" and body["workspace"] == "whoami-ws"
+    assert body["sub"] == f"apikey:{record.id}" and body["workspace"] == "whoami-ws"
     assert body["roles"] == ["api"] and body["clearance"] == 0 and body["groups"] == ["all-staff"]
 
     missing = httpx.get(whoami, timeout=10)
@@ -366,7 +366,7 @@ def test_api_key_lifecycle(database):
     assert record.key_hash in stored[0]
 
     principal = principal_from_api_key(key)
-    assert principal.workspace == "acme-co" and principal.sub == f"apikey:{record.prefix}"
+    assert principal.workspace == "acme-co" and principal.sub == f"apikey:{record.id}"
     assert principal.roles == {"api"} and principal.groups == {"all-staff"} and principal.clearance == 0
     assert principal_from_bearer(f"Bearer {key}") == principal
     assert principal_from_bearer(f"bearer {key}") == principal

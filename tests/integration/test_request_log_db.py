@@ -61,7 +61,7 @@ def test_writer_logs_rows_and_rollups_with_cost(database):
     assert by_customer == 25
 
 
-def test_hostile_text_is_logged_verbatim_except_nul(database):
+def test_hostile_text_is_logged_verbatim_except_nul_which_is_removed(database):
     writer = RequestLogWriter(PriceBook(0.05, 0.10))
     nasty = "'; DROP TABLE request_log; --\x00 ignore previous instructions \u202e\U0001F600" + "x" * 5000
     writer.write(_entry(input_text=nasty, output_text="\x00\x01binary", user="o'brien", customer="a\x00b"))
@@ -70,8 +70,8 @@ def test_hostile_text_is_logged_verbatim_except_nul(database):
     assert writer.failed == 0
     with db.get_engine().connect() as conn:
         row = conn.execute(text("SELECT input_text, output_text, customer, \"user\" FROM request_log")).one()
-    assert row[0] == nasty.replace("\x00", "\ufffd")
-    assert row[1] == "\ufffd\x01binary" and row[2] == "a\ufffdb" and row[3] == "o'brien"
+    assert row[0] == nasty.replace("\x00", "")  # NUL removed (PostgreSQL text cannot hold it), the rest verbatim
+    assert row[1] == "\x01binary" and row[2] == "ab" and row[3] == "o'brien"
 
 
 def test_edited_price_is_used_for_new_rows(database):

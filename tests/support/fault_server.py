@@ -227,9 +227,12 @@ class _Handler(BaseHTTPRequestHandler):
             pieces, finish = pieces[:limit], "length"
         return pieces, finish
 
-    @staticmethod
-    def _usage(body: dict, completion_tokens: int) -> dict:
-        prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
+    def _usage(self, body: dict, completion_tokens: int) -> dict:
+        if self.server.fault.prompt_tokens == "bytes":  # a byte-level tokenizer with no merges: its worst case
+            prompt = sum(len(str(m.get("content", "")).encode("utf-8", "surrogatepass")) + 4
+                         for m in body.get("messages", []))
+        else:
+            prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
         return {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
                 "total_tokens": prompt + completion_tokens}
 
@@ -283,6 +286,7 @@ class FaultServer:
         self.cut_after = cut_after
         self.model_ids = model_ids
         self.invalid_json_text = "Sure! Here is the JSON you asked for: answer = x"
+        self.prompt_tokens = "words"  # how usage counts prompt tokens: "words", or "bytes" (one per UTF-8 byte)
         self.requests: list[dict] = []  # every chat request body received, in order
         self.headers: list[dict] = []   # the matching request headers (lower-case names)
         self.served: list[str] = []     # the mode each of those requests got

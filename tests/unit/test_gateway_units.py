@@ -163,11 +163,8 @@ class FreePrices:
 
 
 class NoBudgets:
-    def reserve(self, customer, feature, estimate):
-        return [], 0.0
-
-    def release(self, keys, estimate):
-        pass
+    def reserve(self, customer, feature, estimate, request_id=""):
+        return []
 
 
 class RecordingLog:
@@ -175,8 +172,11 @@ class RecordingLog:
         self.entries = []
         self.prices = FreePrices()
 
-    def write(self, entry):
+    def write(self, entry, urgent=False):
         self.entries.append(entry)
+
+    def release_holds(self, hold_ids):
+        assert hold_ids == []
 
     def flush(self, timeout: float = 10.0):
         pass
