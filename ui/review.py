@@ -75,7 +75,7 @@ def review_form() -> dict | None:
                               placeholder="diff --git a/shop/orders.py b/shop/orders.py\n--- a/shop/orders.py\n"
                                           "+++ b/shop/orders.py\n@@ -1,3 +1,4 @@ ...")
         repo = st.text_input("Repository the diff applies to", value=str(DEMO_REPO), key="prr_repo",
-                             help="A local folder inside the allowed roots (KEEL_REVIEW_ROOTS).")
+                             help="A local folder inside the allowed roots (KEEL_REVIEW_ROOTS), checked out at the PR's base or at its head: either is detected per file.")
         data = upload.getvalue() if upload is not None else pasted
         if data:
             request = {"kind": "diff", "diff": data, "repo": repo,
@@ -92,6 +92,8 @@ def review_form() -> dict | None:
         left, right = st.columns(2)
         base = left.selectbox("Base", refs, index=refs.index("main") if "main" in refs else 0, key="prr_base")
         head = right.selectbox("Head", refs, index=min(1, len(refs) - 1), key="prr_head")
+        st.caption("Reviews what Head changes since it left Base (`git diff base...head`, as CI sees a PR), with the "
+                   "tools reading the tree at Head.")
         request = {"kind": "refs", "repo": path, "base": base, "head": head, "label": f"{base}…{head}"}
     return request
 

@@ -680,5 +680,5 @@ async def review_refs_async(repo: str | Path, base: str | None, head: str | None
     fork_point = await merge_base(repo_path, base, head)
     text = await git_diff(repo_path, fork_point, head)
     if not text.strip():
-        raise ReviewError(f"{head} changes nothing since it left {base}")
+        raise ReviewError(f"{base} and {head} have no differences ({head} changes nothing since it left {base})")
     return await review_async(text, repo_path, options, progress=progress, tree_ref=head)

@@ -152,10 +152,12 @@ def _swallowed(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
             continue
         quiet = all(isinstance(b, (ast.Pass, ast.Continue)) or
                     (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)) for b in node.body)
-        if not quiet:
-            continue
         broad = node.type is None or (isinstance(node.type, ast.Name) and node.type.id in ("Exception",
                                                                                            "BaseException"))
+        if not quiet and broad and not _reports(node):
+            quiet = True  # e.g. `except: return []`: every error becomes a default value, nobody hears of it
+        if not quiet:
+            continue
         caught = "every exception" if broad else f"`{ast.unparse(node.type)}`"
         line = node.lineno if node.lineno in added else next(b.lineno for b in node.body if b.lineno in added)
         out.comments.append(Comment(
@@ -165,6 +167,22 @@ def _swallowed(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
             suggestion="Catch only the exception you expect, and log it or re-raise: "
                        "`except KeyError: log.warning(...)`; never `except Exception: pass`.",
             rule="rule:swallowed-exception", confidence=0.9 if broad else 0.6))
+
+
+def _reports(handler: ast.ExceptHandler) -> bool:
+    """Does the handler re-raise, or log/print/warn/record the exception?"""
+    for node in ast.walk(handler):
+        if isinstance(node, ast.Raise):
+            return True
+        if isinstance(node, ast.Call):
+            name = (_name_of(node.func) or "").lower()
+            owner = ast.unparse(node.func).lower()
+            if name in ("print", "warn", "exception", "error", "warning", "critical", "info", "debug", "log",
+                        "capture_exception", "print_exc", "format_exc") or "log" in owner:
+                return True
+        if handler.name and isinstance(node, ast.Name) and node.id == handler.name:
+            return True  # the exception object is used (stored, returned, wrapped)
+    return False
 
 
 def _loops(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
@@ -289,34 +307,34 @@ def _off_by_one(loop, var: str | None, added: dict[int, str], out: FileAnalysis)
         stop = loop.iter.args[-1]
         seq = _len_plus_one(stop)
         if seq is not None and 0 in _offsets(loop.body, seq, var):
-            problem = (f"the loop bound `range(..., len({seq}) + 1)` reaches index len({seq}), one past the last "
-                       f"element, so `{seq}[{var}]` raises IndexError on the final iteration.",
+            problem = ((f"the loop bound `range(..., len({seq}) + 1)` reaches index len({seq}), one past the last "
+                       f"element, so `{seq}[{var}]` raises IndexError on the final iteration."),
                        f"Loop over range(len({seq})) — or iterate `for item in {seq}`.")
         elif (seq := _len_of(stop)) is not None:
             ahead = sorted(k for k in _offsets(loop.body, seq, var) if isinstance(k, int) and k > 0)
             if ahead:
-                problem = (f"`{seq}[{var} + {ahead[-1]}]` inside `range(len({seq}))` reads past the end on the last "
-                           f"iteration ({var} = len({seq}) - 1): IndexError.",
+                problem = ((f"`{seq}[{var} + {ahead[-1]}]` inside `range(len({seq}))` reads past the end on the last "
+                           f"iteration ({var} = len({seq}) - 1): IndexError."),
                            f"Stop at `range(len({seq}) - {ahead[-1]})`, or iterate pairs with zip({seq}, {seq}[1:]).")
         elif (seq := _len_minus_one(stop)) is not None:
             used = _offsets(loop.body, seq, var)
             if used == {0}:
-                problem = (f"`range(len({seq}) - 1)` stops one short: the body reads only `{seq}[{var}]`, so the "
-                           f"last element of `{seq}` is never processed (an off-by-one that silently drops data).",
+                problem = ((f"`range(len({seq}) - 1)` stops one short: the body reads only `{seq}[{var}]`, so the "
+                           f"last element of `{seq}` is never processed (an off-by-one that silently drops data)."),
                            f"Loop over range(len({seq})) — or iterate `for item in {seq}`.")
     elif isinstance(loop, ast.While):
         bound = _while_bound(loop.test)
         if bound is not None:
             var, seq, op = bound
             if isinstance(op, ast.LtE) and _offsets(loop.body, seq, var) & {0}:
-                problem = (f"the loop bound `{var} <= len({seq})` reaches index len({seq}), one past the last "
-                           f"element, so `{seq}[{var}]` raises IndexError on the final iteration.",
+                problem = ((f"the loop bound `{var} <= len({seq})` reaches index len({seq}), one past the last "
+                           f"element, so `{seq}[{var}]` raises IndexError on the final iteration."),
                            f"Use `{var} < len({seq})`.")
             elif isinstance(op, ast.Lt) and _increment_before_index(loop.body, seq, var):
-                problem = (f"`{var} < len({seq})` is checked before `{var} += 1`, so the last pass reads "
-                           f"`{seq}[{var}]` with {var} = len({seq}): IndexError past the end.",
-                           f"Check `{var} < len({seq}) - 1` (or `{var} + 1 < len({seq})`), or increment after "
-                           "reading.")
+                problem = ((f"`{var} < len({seq})` is checked before `{var} += 1`, so the last pass reads "
+                           f"`{seq}[{var}]` with {var} = len({seq}): IndexError past the end."),
+                           (f"Check `{var} < len({seq}) - 1` (or `{var} + 1 < len({seq})`), or increment after "
+                           "reading."))
     if problem is None:
         return
     message, suggestion = problem
@@ -401,7 +419,7 @@ _ESCAPE = re.compile(r"(?<!re\.)\b((?:html|markupsafe|cgi|saxutils|flask|jinja2)
 _AUTH_DECORATOR = re.compile(r"^\s*@\s*([\w.]*(?:login|auth|permission|require|admin|staff|approver|role|csrf|"
                              r"protect|verified)[\w.]*)", re.IGNORECASE)
 _CHECK_CALL = re.compile(r"\bif\s+not\s+[\w.]*(?:inside|within|safe|allowed|valid|permitted|authori[sz]ed)\w*\s*\(")
-_SIZE_LIMIT = re.compile(r"\b([A-Z][A-Z0-9_]*(?:MAX|LIMIT|SIZE|LENGTH)[A-Z0-9_]*|max_\w+|\w+_limit|content_length)\b")
+_SIZE_LIMIT = re.compile(r"\b([A-Z0-9_]*(?:MAX|LIMIT|SIZE|LENGTH)[A-Z0-9_]*|max_\w+|\w+_limit|content_length)\b")
 _COMPARE = re.compile(r"[<>]=?")
 
 
@@ -470,7 +488,7 @@ def removed_guards(f: FileDiff) -> tuple[list[Comment], dict[int, str]]:
                         f"replaces it: {_WHY[kind_]}.",
                 suggestion="Keep the check (or move it, visibly, to a helper every caller goes through); if it was "
                            "redundant, say which check now covers this input.",
-                rule=f"rule:removed-guard", confidence=0.8))
+                rule="rule:removed-guard", confidence=0.8))
     return comments, anchors
 
 

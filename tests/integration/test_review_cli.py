@@ -58,8 +58,8 @@ def test_review_text_exports_and_fail_on(tmp_path):
 def test_bad_input_gives_clear_errors(tmp_path):
     home = tmp_path / "k"
     diff = get_sample("01_sql_injection").diff_path
-    outside = keel("review", str(diff), "--repo", "/etc", home=home)
-    assert outside.returncode == 2 and "outside the allowed roots" in outside.stderr
+    not_a_dir = keel("review", str(diff), "--repo", str(tmp_path / "no-such-repo"), home=home)
+    assert not_a_dir.returncode == 2 and "is not a directory" in not_a_dir.stderr
     missing = keel("review", str(tmp_path / "nope.diff"), "--repo", str(DEMO_REPO), home=home)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     binary = tmp_path / "image.diff"
