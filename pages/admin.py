@@ -8,6 +8,7 @@ import streamlit as st
 from core.auth import create_api_key, ensure_workspace, list_api_keys, revoke_api_key
 from core.llm import list_budgets, list_prices, save_budgets, save_prices
 from ui.session import require_principal
+from ui.text import code, plain
 
 require_principal("admin")
 st.title("Prices & API keys")
@@ -61,7 +62,7 @@ def _when(ts):
 
 for record in list_api_keys():
     cols = st.columns([2, 2, 2, 2, 1])
-    cols[0].write(f"`{record.prefix}…` {record.name}")
+    cols[0].markdown(f"{code(record.prefix + '…')} {plain(record.name)}")
     cols[1].write(record.workspace_id)
     cols[2].write(f"created {_when(record.created_at)}")
     cols[3].write(f"revoked {_when(record.revoked_at)}" if record.revoked_at else

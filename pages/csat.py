@@ -16,6 +16,7 @@ from core.support import (
 )
 from ui import support as ui
 from ui.session import require_principal
+from ui.text import plain
 
 principal = require_principal("support_agent", "admin")
 st.title("Customer satisfaction")
@@ -67,7 +68,7 @@ chosen = picked.selection.rows[0] if picked.selection.rows else 0
 conv_id = int(table.iloc[chosen]["conversation"])
 conv = get_conversation(conv_id)
 with st.container(border=True):
-    st.markdown(f"**Conversation #{conv.id}** · {conv.customer_sub} · rated **{conv.csat}/5**"
+    st.markdown(f"**Conversation #{conv.id}** · {plain(conv.customer_sub)} · rated **{conv.csat}/5**"
                 + (f" — “{ui.escape_markdown(conv.csat_comment)}”" if conv.csat_comment else ""))
     ui.eval_case_form(conv.id, principal, key="csat")
     handoff = get_handoff(conv.id)

@@ -6,9 +6,10 @@ from core import health
 from core.llm import LLMError, LLMRequest, get_gateway
 from core.prompts import load
 from ui.session import require_principal
+from ui.text import plain
 
 principal = require_principal()
-st.title(f"Welcome, {principal.display_name.split()[0]}")
+st.title(f"Welcome, {plain((principal.display_name.split() or [''])[0])}")
 st.caption("Keel runs LLM features side by side on one gateway; every call below lands in the request log.")
 
 left, right = st.columns([3, 2])

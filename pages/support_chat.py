@@ -20,6 +20,7 @@ from core.support import (
 )
 from ui import support as ui
 from ui.session import require_principal
+from ui.text import plain
 
 principal = require_principal()
 customer = customer_from_principal(principal)
@@ -32,7 +33,7 @@ if slug:
         if article is None:
             st.warning("That help-centre article does not exist.")
         else:
-            st.markdown(f"### {article.title}")
+            st.markdown(f"### {plain(article.title)}")
             st.markdown(article.body)
         if st.button("Close article", icon=":material/close:"):
             del st.query_params["article"]

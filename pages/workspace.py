@@ -16,6 +16,7 @@ from core.workspace import (
 from ui import workspace as w
 from ui.editor import editor
 from ui.session import require_principal
+from ui.text import model_markdown, plain
 
 principal = require_principal()
 st.title("Workspace")
@@ -41,7 +42,7 @@ with left:
     ids = [d.id for d in docs]
     current = st.session_state.get("ws_doc")
     doc_id = st.radio("Documents", ids, index=ids.index(current) if current in ids else 0,
-                      format_func=lambda i: next(d.title for d in docs if d.id == i))
+                      format_func=lambda i: plain(next(d.title for d in docs if d.id == i)))
     st.session_state["ws_doc"] = doc_id
     if spaces[ws_id].role == "admin":
         with st.expander("Usage this month by member"):
@@ -55,7 +56,7 @@ with main:
     if new_title != doc.title and new_title.strip():
         doc = update_document(principal, doc.id, title=new_title)
     with head[1].popover("Delete", icon=":material/delete:"):
-        st.write(f"Delete **{doc.title}**? This cannot be undone.")
+        st.markdown(f"Delete **{plain(doc.title)}**? This cannot be undone.")
         if st.button("Delete document", type="primary"):
             delete_document(principal, doc.id)
             st.session_state.pop("ws_doc", None)
@@ -94,7 +95,7 @@ with main:
                     st.write("No action items found in the selection.")
                 output = w.todo_lines(result["items"])
             else:
-                st.markdown(result["text"])
+                st.markdown(model_markdown(result["text"]))
                 output = result["text"]
             st.caption(result["meta"])
             b = st.columns(5)

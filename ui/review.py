@@ -31,6 +31,7 @@ from core.review import (
     sarif,
     undo_decision,
 )
+from ui.text import code, model_markdown, plain
 
 SEVERITY_COLOURS = {"blocker": "#C62828", "major": "#EF6C00", "minor": "#F9A825", "nit": "#78909C"}
 CATEGORY_ICONS = {"correctness": ":material/bug_report:", "security": ":material/shield:",
@@ -157,7 +158,8 @@ def header(result) -> None:
                          if model_calls else "no model call"))
     cols[5].metric("Tier", result.triage.get("tier", "-"), help="; ".join(result.triage.get("reasons", [])))
     if result.model_summary:
-        st.info(f"**Model's note** ({result.model}): {result.model_summary}", icon=":material/smart_toy:")
+        st.info(f"**Model's note** ({plain(result.model)}): {model_markdown(result.model_summary)}",
+                icon=":material/smart_toy:")
     for notice in result.notices:
         if "cache" in notice:
             continue
@@ -191,16 +193,16 @@ def comment_card(result, c: Comment, user: str | None, key: str) -> None:
     with st.container(border=True, key=f"prr_card_{key}"):
         st.markdown(
             f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px;font-size:0.8em">'
-            f"{c.severity}</span> **{c.category}** · `{c.path}:{c.line}`"
+            f"{c.severity}</span> **{c.category}** · {code(f'{c.path}:{c.line}')}"
             + (f" · also at {', '.join(map(str, c.also_at))}" if c.also_at else "")
             + f" · <span style='color:#888;font-size:0.85em'>{c.source} · {html.escape(c.rule or 'model')} · "
               f"confidence {c.confidence:.2f}</span>",
             unsafe_allow_html=True)
-        st.markdown(c.message)
+        st.markdown(model_markdown(c.message))
         if c.explanation:
-            st.markdown(f":material/smart_toy: *{c.explanation}*")
+            st.markdown(f":material/smart_toy: *{model_markdown(c.explanation)}*")
         if c.suggestion:
-            st.markdown(f"**Suggested fix:** {c.suggestion}")
+            st.markdown(f"**Suggested fix:** {model_markdown(c.suggestion)}")
         if c.status == "accepted":
             st.caption(":material/check: Accepted")
             return
@@ -236,8 +238,8 @@ def diff_with_comments(result, severities: list[str], categories: list[str], use
     reviewed = {f["path"]: f["reviewed"] for f in result.files}
     for index, f in enumerate(diff.files):
         count = sum(1 for (p, _), cs in by_line.items() if p == f.display_path for _ in cs)
-        title = f"{f.display_path}  ·  +{len(f.added)} −{f.removed_count}" + (f"  ·  {count} comment(s)" if count
-                                                                             else "")
+        title = f"{plain(f.display_path)}  ·  +{len(f.added)} −{f.removed_count}" + (
+            f"  ·  {count} comment(s)" if count else "")
         if f.binary:
             title += "  ·  binary, not reviewed"
         elif not reviewed.get(f.display_path, True):

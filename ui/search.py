@@ -3,7 +3,6 @@ ingest progress with ETA, the access editor and the audit table."""
 
 from __future__ import annotations
 
-import html
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +22,7 @@ from core.search import (
     set_access,
     start_background_sync,
 )
+from ui.text import code, link, model_markdown, model_markdown_stream, plain
 
 LEVEL_COLOURS = {0: "green", 1: "blue", 2: "orange", 3: "red"}
 
@@ -32,8 +32,8 @@ def level_badge(level: int) -> str:
 
 
 def identity(principal) -> None:
-    groups = " ".join(f":gray-badge[{g}]" for g in sorted(principal.groups))
-    st.markdown(f"Searching as **{principal.display_name}** — groups {groups} — clearance "
+    groups = " ".join(f":gray-badge[{plain(g)}]" for g in sorted(principal.groups))
+    st.markdown(f"Searching as **{plain(principal.display_name)}** — groups {groups} — clearance "
                 f"{level_badge(principal.clearance)}")
     st.caption("Only documents shared with one of your groups and at or below your clearance are ever retrieved; "
                "every search is recorded in the audit log.")
@@ -63,9 +63,9 @@ def answer_question(principal, question: str, k: int) -> None:
     with st.container(border=True):
         slot = st.empty()
         with slot:
-            st.write_stream(iter(run))
+            st.write_stream(model_markdown_stream(iter(run)))
         if run.replaced:  # the checked answer (citations added, or sentences from the sources) replaces the draft
-            slot.markdown(run.answer.text)
+            slot.markdown(model_markdown(run.answer.text))
     answer = run.answer
     st.session_state["search_last"] = answer
     show_answer(answer, streamed=True)
@@ -75,7 +75,7 @@ def show_answer(answer, *, streamed: bool) -> None:
     if not streamed:
         st.markdown("##### Answer")
         with st.container(border=True):
-            st.markdown(answer.text)
+            st.markdown(model_markdown(answer.text))
     if answer.fallback_reason:
         st.warning(answer.fallback_reason[:1].upper() + answer.fallback_reason[1:], icon=":material/warning:")
     if not answer.covered:
@@ -86,12 +86,12 @@ def show_answer(answer, *, streamed: bool) -> None:
     st.markdown(f"##### Sources ({len(answer.sources)})")
     for s in answer.sources:
         mark = "cited" if s.doc_id in cited else "retrieved"
-        title = f"[{html.escape(s.title)}]({s.url})" if s.url else html.escape(s.title)
-        st.markdown(f"**[{s.n}]** {title} · `{s.path}` · {level_badge(s.clearance_level)} · :gray[{mark}]")
+        st.markdown(f"**[{s.n}]** {link(s.title, s.url)} · {code(s.path)} · {level_badge(s.clearance_level)} · "
+                    f":gray[{mark}]")
     with st.expander(f"What the model read ({len(answer.chunks)} passages)"):
         number = {s.doc_id: s.n for s in answer.sources}
         for c in answer.chunks:
-            st.markdown(f"**[{number[c.doc_id]}] {c.title}** · similarity {c.similarity:.2f}")
+            st.markdown(f"**[{number[c.doc_id]}] {plain(c.title)}** · similarity {c.similarity:.2f}")
             st.text(c.text)
     if len(answer.phrasings) > 1:
         st.caption("Also searched as: " + " · ".join(f"“{p}”" for p in answer.phrasings[1:]))

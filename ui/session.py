@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.auth import AuthError, Principal, principal_from_claims
+from ui.text import plain
 
 
 def current_principal() -> Principal | None:
@@ -25,6 +26,6 @@ def require_principal(*roles: str) -> Principal:
             st.login()
         st.stop()
     if roles and not principal.has_role(*roles):
-        st.error(f"This page is for: {', '.join(roles)}. You are signed in as {principal.display_name}.")
+        st.error(f"This page is for: {', '.join(roles)}. You are signed in as {plain(principal.display_name)}.")
         st.stop()
     return principal

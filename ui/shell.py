@@ -7,6 +7,7 @@ import streamlit as st
 from core.auth import secrets_auth_section
 from core.idp import DEV_USERS
 from ui.session import current_principal
+from ui.text import plain
 
 # (section, page file, title, icon, roles allowed; empty = every signed-in user)
 PAGES = [
@@ -65,7 +66,7 @@ def login_screen() -> None:
 
 def sidebar(principal) -> None:
     with st.sidebar:
-        st.markdown(f"**{principal.display_name}**  \n{principal.email}")
+        st.markdown(f"**{plain(principal.display_name)}**  \n{plain(principal.email)}")
         st.caption(
             f"Groups: {', '.join(sorted(principal.groups))}  \n"
             f"Clearance: {principal.clearance} ({principal.clearance_name})  \n"

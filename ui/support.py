@@ -3,7 +3,6 @@ and the "Add to eval dataset" form."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -11,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.support import Conversation, Handoff, Message, Segment
+from ui.text import model_markdown, plain
 
 _AVATARS = {"customer": "user", "bot": ":material/smart_toy:", "agent": ":material/support_agent:",
             "system": ":material/info:", "note": ":material/sticky_note_2:"}
@@ -34,8 +34,9 @@ def start_warm_up() -> None:
 
 
 def escape_markdown(text: str) -> str:
-    """Show a person's text as typed: no links, images, headings or HTML from markdown syntax."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", text)
+    """Show a person's text as typed: no links, images, headings or HTML from markdown syntax (keeps line breaks,
+    unlike ui.text.plain, because messages have paragraphs)."""
+    return "\n".join(plain(line) for line in str(text).split("\n"))
 
 
 def waited(seconds: float) -> str:
@@ -55,13 +56,13 @@ def status_badge(conv: Conversation) -> None:
 
 def _author(m: Message, agent_view: bool) -> str:
     if m.role == "agent":
-        return f"**Support agent** · {m.author}" if agent_view else "**Support agent**"
+        return f"**Support agent** · {plain(m.author)}" if agent_view else "**Support agent**"
     if m.role == "note":
-        return f"**Internal note** · {m.author}"
+        return f"**Internal note** · {plain(m.author)}"
     if m.role == "bot":
         return "**Halden bot**"
     if m.role == "customer":
-        return f"**Customer** · {m.author}" if agent_view else "**You**"
+        return f"**Customer** · {plain(m.author)}" if agent_view else "**You**"
     return ""
 
 
@@ -72,7 +73,7 @@ def render_message(m: Message, *, agent_view: bool = False) -> None:
         if head:
             st.caption(f"{head} · {when}")
         trusted = m.role in ("bot", "system")  # our own markdown; people's text is shown as typed
-        text = m.text if trusted else escape_markdown(m.text)
+        text = model_markdown(m.text) if trusted else escape_markdown(m.text)
         if len(m.text) > LONG_MESSAGE:
             st.markdown(text[:1500] + "…")
             with st.expander(f"Show the whole message ({len(m.text):,} characters)"):
@@ -139,7 +140,7 @@ def package_panel(conv: Conversation, handoff: Handoff | None) -> None:
     ents = handoff.entities or {}
     chips = [f"`{v}`" for key in ("accounts", "orders", "invoices") for v in ents.get(key, [])]
     st.markdown("**Entities:** " + (" ".join(chips) if chips else "none found"))
-    st.markdown(f"**Suggested resolution:** {handoff.suggested_resolution}")
+    st.markdown(f"**Suggested resolution:** {model_markdown(handoff.suggested_resolution)}")
 
 
 def csat_figure(segments: list[Segment]) -> go.Figure:

@@ -15,6 +15,7 @@ from core.workspace import (
     run_task,
     update_document,
 )
+from ui.text import model_markdown
 
 # Toolbar groups: which tasks sit together, in reading order.
 TASK_GROUPS = {
@@ -100,7 +101,7 @@ def run_and_stream(principal, workspace_id: str, request: dict) -> dict | None:
         with run:
             for chunk in run:
                 text = "" if chunk.reset else text + chunk.text
-                box.markdown(text + " ▌")
+                box.markdown(model_markdown(text) + " ▌")
     except LLMError as exc:
         box.empty()
         st.error(f"The AI call failed and your credit was given back: {exc}")
