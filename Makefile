@@ -22,10 +22,9 @@ evals: install
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
+$(VENV)/.installed: pyproject.toml scripts/install_python.sh scripts/install_llama_cpp.sh
 	test -x $(PY) || python3 -m venv $(VENV)
-	bash scripts/install_llama_cpp.sh $(PY)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	bash scripts/install_python.sh $(PY)
 	touch $@
 
 seed: install

@@ -19,7 +19,7 @@ Baseline, same run and server: a naive client on the first --baseline-keystrokes
 no cancellation: every keystroke's generation runs to the end, queued on the one model), compared with the
 engine on the same events; the KV state is cleared before every arm, so none starts warm.
 
-    python bench/completion.py [--json] [--trace TRACE.jsonl] [--baseline-keystrokes 150]
+    python bench/completion.py [--json] [--trace TRACE.jsonl] [--baseline-keystrokes 150] [--inprocess]
     keel bench completion --trace TRACE.jsonl [--json]
 """
 
@@ -39,6 +39,7 @@ from _common import Report
 TARGET_P50_MS = 150.0
 TARGET_P95_MS = 400.0
 TARGET_CACHE_HIT_MS = 5.0
+TARGET_WORKER_RATIO = 1.10  # the worker process may cost at most 10 % of perceived p50/p95
 DEFAULT_TRACE = _common.REPO_ROOT / "data" / "completion" / "trace.jsonl"
 
 
@@ -52,9 +53,10 @@ def run_arm(url: str, api_key: str, trace: str, mode: str, max_events: int | Non
     from core.llm import get_gateway
 
     provider = get_gateway().providers["embedded"]
-    provider.kv.clear(provider.load())  # no arm starts with a warm KV cache
+    provider.load()
+    provider.kv_clear()  # no arm starts with a warm KV cache
     set_completion_service(None)
-    kv_before = dict(provider.kv.stats())
+    kv_before = dict(provider.kv_stats())
     started_wall = time.time()
     command = [sys.executable, "-m", "core.completion._replay", "--url", url, "--trace", trace, "--mode", mode,
                "--grace", str(grace_s)]
@@ -66,7 +68,7 @@ def run_arm(url: str, api_key: str, trace: str, mode: str, max_events: int | Non
         raise RuntimeError(f"replay client ({mode}) exited with {done.returncode}")
     get_gateway().log.flush()
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    kv_after = provider.kv.stats()
+    kv_after = provider.kv_stats()
     summary["prompt_tokens_evaluated"] = kv_after["tokens_evaluated"] - kv_before["tokens_evaluated"]
     summary["prompt_tokens_reused"] = kv_after["tokens_reused"] - kv_before["tokens_reused"]
     summary["kv_restores"] = kv_after["loads"] - kv_before["loads"]
@@ -99,6 +101,8 @@ def main() -> int:
     parser.add_argument("--trace", default=str(DEFAULT_TRACE))
     parser.add_argument("--baseline-keystrokes", type=int, default=150,
                         help="events replayed by the naive baseline and the engine for the ratios")
+    parser.add_argument("--inprocess", action="store_true",
+                        help="also replay the whole trace with the model in-process and report worker/in-process")
     parser.add_argument("--grace", type=float, default=8.0, help="seconds to wait for answers after the last event")
     args = parser.parse_args()
     report = Report("completion", "Code completion over HTTP: perceived latency, cache, cancellation")
@@ -125,6 +129,22 @@ def main() -> int:
         log(f"replaying {keystrokes} keystrokes ({events[-1]['t_ms'] / 1000:.0f} s) against {server.url}")
 
         engine = run_arm(server.url, key, args.trace, "engine", None, args.grace)
+        if args.inprocess:  # the same trace with the model in this process, as before the worker existed
+            from _inprocess import InProcessEmbeddedProvider
+
+            gateway = get_gateway()
+            worker = gateway.providers["embedded"]
+            gateway.providers["embedded"] = InProcessEmbeddedProvider("embedded", gateway.settings)
+            try:
+                inproc = run_arm(server.url, key, args.trace, "engine", None, args.grace)
+            finally:
+                gateway.providers["embedded"] = worker
+            for name in ("perceived_p50_ms", "perceived_p95_ms", "no_suggestion_share"):
+                report.metric(f"inprocess_{name}", inproc[name], "ms" if name.endswith("_ms") else "")
+            for name in ("perceived_p50_ms", "perceived_p95_ms"):
+                report.check(f"worker_over_inprocess_{name}",
+                             engine[name] / inproc[name] if engine[name] and inproc[name] else None, "<=",
+                             TARGET_WORKER_RATIO, "x", f"{name}: worker process / in-process model, same trace")
         subset = min(args.baseline_keystrokes, len(events))
         engine_part = run_arm(server.url, key, args.trace, "engine", subset, args.grace)
         naive = run_arm(server.url, key, args.trace, "naive", subset, args.grace)

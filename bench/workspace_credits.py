@@ -137,7 +137,8 @@ def tasks_part(report: Report, max_tokens: int) -> None:
         set_gateway(None)
         ensure_member("bench", "owner", "admin", plan="paid")
         gateway = get_gateway()
-        llama = gateway.providers["embedded"].load()
+        provider = gateway.providers["embedded"]
+        provider.load()
 
         def timed(chunks) -> tuple[float, float, int]:
             started = time.perf_counter()
@@ -151,12 +152,12 @@ def tasks_part(report: Report, max_tokens: int) -> None:
             return (ttft or total) * 1000, total * 1000, n
 
         def via_workspace(task_id: str):
-            llama.reset()
+            provider.kv_clear()
             return timed(run_task("owner", "bench", task_id, SELECTION, PAGE, PARAMS.get(task_id),
                                   max_tokens=_cap(task_id, max_tokens)))
 
         def via_gateway(task_id: str):
-            llama.reset()
+            provider.kv_clear()
             request = prepare(task_id, SELECTION, PAGE, PARAMS.get(task_id)).request(
                 user="owner", customer="bench", max_tokens=_cap(task_id, max_tokens))
             return timed(gateway.stream(request))

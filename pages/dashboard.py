@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from core.llm import list_budgets
-from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, recent_calls, request_attempts
+from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
 from ui.session import require_principal
@@ -79,6 +79,26 @@ for tab, dim in zip(st.tabs([d.replace("_", " ").title() for d in DIMENSIONS]), 
         rows = data.breakdowns[dim]
         st.plotly_chart(charts.breakdown(rows, dim), key=f"breakdown-{dim}")
         st.dataframe(rows, hide_index=True, width="stretch", column_config=BREAKDOWN_COLUMNS)
+
+st.subheader("Embedded model worker")
+worker = model_worker(window)
+for name, state in worker["workers"].items():
+    cols = st.columns(4)
+    cols[0].metric("Worker state", state["state"].replace("_", " "))
+    cols[1].metric("Process id", state["pid"] or "–")
+    cols[2].metric("Restarts", state["restarts"])
+    cols[3].metric("Attempts failed by crashes", worker["failed_attempts"], help="in this window, from the request log")
+    if state["problem"]:
+        st.error(state["problem"], icon=":material/error:")
+    elif state["last_crash"]:
+        st.warning(f"Last crash: {state['last_crash']['reason']} (pid {state['last_crash']['pid']}, "
+                   f"{datetime.fromtimestamp(state['last_crash']['at'], tz=timezone.utc):%Y-%m-%d %H:%M:%S} UTC)",
+                   icon=":material/restart_alt:")
+if worker["recent"]:
+    for row in worker["recent"]:
+        row["time"] = datetime.fromtimestamp(row.pop("created_at"), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    st.dataframe(worker["recent"], hide_index=True, width="stretch",
+                 column_order=["time", "feature", "task", "model", "error", "request_id"])
 
 st.subheader("Recent calls")
 cols = st.columns(3)

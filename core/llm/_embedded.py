@@ -374,7 +374,10 @@ class EmbeddedProvider:
 
     def kv_clear(self) -> dict:
         """Forget every saved KV state: the next prompt is evaluated cold (benchmarks and tests)."""
-        return self._call("kv_clear")
+        stats = self._call("kv_clear")
+        if self._worker is not None:
+            self._worker.kv_stats = stats
+        return stats
 
     def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
         if model != EMBEDDED_MODEL:
@@ -407,7 +410,7 @@ class EmbeddedProvider:
             worker.send(("cancel", rid))
 
         finished = False
-        silence = max(self._settings.first_token_timeout_s, 5.0) * 2
+        silence = max(self._settings.request_timeout_s, 30.0)  # a stuck worker, not a slow one: the call's limit
         try:
             if not worker.send(("run", rid, payload)):
                 worker.dead.wait(5)
