@@ -40,6 +40,7 @@ class Principal:
     sub: str
     email: str = ""
     name: str = ""
+    email_verified: bool = False  # the provider vouches for `email`; only then may it identify an account
     groups: frozenset[str] = field(default_factory=frozenset)
     clearance: int = 0
     roles: frozenset[str] = field(default_factory=frozenset)
@@ -70,11 +71,17 @@ def principal_from_claims(claims) -> Principal:
     return Principal(
         sub=sub,
         email=str(claims.get("email") or ""),
+        email_verified=_parse_verified(claims.get("email_verified")),
         name=str(claims.get("name") or ""),
         groups=frozenset(groups),
         clearance=clearance,
         roles=frozenset(roles),
     )
+
+
+def _parse_verified(raw) -> bool:
+    """`email_verified` is true only when the provider says so: JSON true, or the string "true" some providers send."""
+    return raw is True or (isinstance(raw, str) and raw.strip().lower() == "true")
 
 
 def _parse_groups(raw) -> set[str]:

@@ -80,7 +80,11 @@ def warm_up() -> None:
 
 
 def customer_from_principal(principal) -> Customer:
-    return Customer(sub=principal.sub, email=(principal.email or principal.sub).lower(), name=principal.display_name)
+    """Only a verified email links a sign-in to a support account (never an unverified claim, never the subject)."""
+    email = (principal.email or "").strip().lower()
+    if principal.email_verified:
+        return Customer(sub=principal.sub, email=email, name=principal.display_name)
+    return Customer(sub=principal.sub, email="", name=principal.display_name, unverified_email=email)
 
 
 __all__ = [

@@ -35,11 +35,12 @@ from core.support._handoff import (
     priority_for,
     suggest_resolution,
 )
-from core.support._router import MUTATING_TOOLS, RouteDecision, plan_route, requested_plan
+from core.support._router import MUTATING_TOOLS, RouteDecision, looks_like_injection, plan_route, requested_plan
 from core.support._tools import (
     CONFIRMATION_TTL_S,
     ToolError,
     account_for,
+    account_for_customer,
     check_policy,
     describe_action,
     run_tool,
@@ -63,9 +64,13 @@ HANDOFF_TEXT = ("I've passed this to a person on our support team. They can see 
 
 @dataclass(frozen=True)
 class Customer:
+    """Who is chatting. `email` is a *verified* address, the only key that links a sign-in to a support account;
+    an identity whose email is not verified has `email=""` and the claimed address in `unverified_email`."""
+
     sub: str
     email: str = ""
     name: str = ""
+    unverified_email: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ def open_conversation(customer: Customer) -> Conversation:
 def new_conversation(customer: Customer) -> Conversation:
     now = time.time()
     with db.session() as s:
-        account = account_for(s, customer.email or customer.sub)
+        account = account_for(s, customer.email)
         row = SupportConversation(customer_sub=customer.sub, account_id=account.id if account else None,
                                   created_at=now, updated_at=now)
         s.add(row)
@@ -250,26 +255,34 @@ def send_message(conversation_id: int, customer: Customer, text, *, summarize_as
     row = _owned(conversation_id, customer)
     if row.status == "resolved":
         raise ConversationClosed("this conversation is resolved: start a new one to ask something else")
-    _append(conversation_id, "customer", customer.sub, text)
+    stored = _append(conversation_id, "customer", customer.sub, text)
     if row.status in ("waiting", "claimed"):
         return []  # a person has it; the bot stays quiet
-    return _bot_turn(row, customer, text, summarize_async=summarize_async)
+    return _bot_turn(row, customer, text, message_id=stored.id, summarize_async=summarize_async)
 
 
 def _bot_say(conversation_id: int, text: str, meta: dict) -> Message:
     return _append(conversation_id, "bot", BOT, text, meta)
 
 
-def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, summarize_async: bool) -> list[Message]:
+def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, message_id: int,
+              summarize_async: bool) -> list[Message]:
     pending = json.loads(row.pending_action) if row.pending_action else None
     if pending:
+        # Every message while an action waits is checked for instructions to the bot, not only the one that
+        # started it: "change my plan" → injection → "yes" must not change anything.
+        if looks_like_injection(text):
+            _set(row.id, pending_action=None)
+            return _steered(row.id, pending, summarize_async=summarize_async)
         if pending.get("stage") == "confirm" and _YES.match(text):
             return confirm_action(row.id, customer)
         if _NO.match(text):
             return cancel_action(row.id, customer)
         if pending.get("stage") == "need_plan" and requested_plan(text):
             _set(row.id, pending_action=None)
-            return _propose(row, customer, "change_plan", {"plan": requested_plan(text)}, (), None)
+            return _propose(row, customer, "change_plan", {"plan": requested_plan(text)},
+                            tuple(pending.get("flags") or ()), None,
+                            from_message_id=pending.get("from_message_id", message_id))
         _set(row.id, pending_action=None)  # the customer moved on: the proposal lapses
     from core.support._llm import llm_triage, triage_enabled
 
@@ -293,7 +306,28 @@ def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, summar
         return escalate(row.id, decision.reason, decision=decision, summarize_async=summarize_async)
     if decision.route == "faq_answer":
         return [_faq(row, customer, text, meta)]
-    return _tool_turn(row, customer, decision, meta, summarize_async=summarize_async)
+    return _tool_turn(row, customer, decision, meta, message_id=message_id, summarize_async=summarize_async)
+
+
+def _steered(conversation_id: int, pending: dict, *, summarize_async: bool = False) -> list[Message]:
+    """A message of a pending account change tried to instruct the bot: drop the change, flag it, hand off."""
+    row = _load(conversation_id)
+    decision = RouteDecision(
+        route="human", intent=row.intent or "ACCOUNT_ACTION",
+        confidence=row.bot_confidence if row.bot_confidence is not None else 1.0,
+        reason=f"a message sent while the bot waited to {_action_label(pending)} tried to instruct the bot; "
+               "a person reviews it",
+        tool=pending.get("tool"), args=dict(pending.get("args") or {}), flags=("injection",))
+    return escalate(conversation_id, decision.reason, decision=decision, summarize_async=summarize_async)
+
+
+def _injection_since(conversation_id: int, from_message_id: int | None) -> bool:
+    """Whether any customer message of this action (from the one that started it) instructs the bot."""
+    with db.session() as s:
+        texts = s.exec(select(SupportMessage.text).where(SupportMessage.conversation_id == conversation_id,
+                                                         SupportMessage.role == "customer",
+                                                         SupportMessage.id >= int(from_message_id or 0))).all()
+    return any(looks_like_injection(t) for t in texts)
 
 
 def _faq(row: SupportConversation, customer: Customer, text: str, meta: dict) -> Message:
@@ -310,19 +344,20 @@ def _faq(row: SupportConversation, customer: Customer, text: str, meta: dict) ->
 
 
 def _tool_turn(row: SupportConversation, customer: Customer, decision: RouteDecision, meta: dict, *,
-               summarize_async: bool) -> list[Message]:
+               message_id: int, summarize_async: bool) -> list[Message]:
     tool, args = decision.tool, dict(decision.args)
     if tool in MUTATING_TOOLS:
         if tool == "change_plan" and "plan" not in args:
             _set(row.id, pending_action=json.dumps({"tool": tool, "args": {}, "stage": "need_plan",
+                                                    "flags": list(decision.flags), "from_message_id": message_id,
                                                     "expires_at": time.time() + CONFIRMATION_TTL_S}))
             return [_bot_say(row.id, "Which plan would you like: **Basic** (free), **Plus** ($4.99), **Pro** ($9.99) "
                                      "or **Business** ($29)?", {**meta, "awaiting": "plan"})]
-        return _propose(row, customer, tool, args, decision.flags, meta)
+        return _propose(row, customer, tool, args, decision.flags, meta, from_message_id=message_id)
     try:
         with db.session() as s:
-            account = account_for(s, customer.email or customer.sub)
             try:
+                account = account_for_customer(s, customer)
                 result = run_tool(s, tool, account, args, flags=decision.flags, conversation_id=row.id)
             except ToolError as exc:
                 failure = exc  # the audit row is committed with the session; handled below
@@ -338,19 +373,21 @@ def _tool_turn(row: SupportConversation, customer: Customer, decision: RouteDeci
         if failure.code == "failed":
             return escalate(row.id, f"tool {tool} failed: {failure}", decision=decision,
                             summarize_async=summarize_async)
+        if failure.code == "unverified":
+            return [_bot_say(row.id, str(failure), {**meta, "tool": tool, "tool_error": failure.code})]
         return [_bot_say(row.id, f"{failure} Anything else I can check? You can also press **Talk to a human**.",
                          {**meta, "tool": tool, "tool_error": failure.code})]
     return [_bot_say(row.id, result.text, {**meta, "tool": tool, "data": result.data})]
 
 
 def _propose(row: SupportConversation, customer: Customer, tool: str, args: dict, flags: tuple[str, ...],
-             meta: dict | None) -> list[Message]:
+             meta: dict | None, *, from_message_id: int) -> list[Message]:
     """Ask the customer to confirm a mutating tool call, after checking it could run at all."""
     meta = meta or {}
     try:
         clean = validate_args(tool, args)
         with db.session() as s:
-            account = account_for(s, customer.email or customer.sub)
+            account = account_for_customer(s, customer)
             if account is None:
                 raise ToolError("no customer account is linked to your sign-in", "no_account")
             decision = check_policy(s, tool, account, clean, confirmed=True, flags=flags)
@@ -363,6 +400,7 @@ def _propose(row: SupportConversation, customer: Customer, tool: str, args: dict
         return [_bot_say(row.id, f"I can't do that: {decision.reason}. Press **Talk to a human** if you need "
                                  "help with it.", {**meta, "tool": tool, "tool_error": "policy"})]
     _set(row.id, pending_action=json.dumps({"tool": tool, "args": clean, "stage": "confirm", "flags": list(flags),
+                                            "from_message_id": from_message_id,
                                             "expires_at": time.time() + CONFIRMATION_TTL_S}))
     return [_bot_say(row.id, f"{question} Reply **yes** to confirm or **no** to cancel.",
                      {**meta, "tool": tool, "confirm": True, "args": clean})]
@@ -376,11 +414,13 @@ def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
         return [_bot_say(conversation_id, "There is nothing waiting for your confirmation.", {})]
     if time.time() > float(pending.get("expires_at", 0)):
         return [_bot_say(conversation_id, "That proposal expired; please ask again.", {"tool": pending["tool"]})]
+    if "injection" in (pending.get("flags") or ()) or _injection_since(conversation_id, pending.get("from_message_id")):
+        return _steered(conversation_id, pending)  # the Confirm button too: every message of the action counts
     _append(conversation_id, "system", customer.sub, f"Confirmed: {_action_label(pending)}.", {"confirmed": pending})
     try:
         with db.session() as s:
-            account = account_for(s, customer.email or customer.sub)
             try:
+                account = account_for_customer(s, customer)
                 result = run_tool(s, pending["tool"], account, pending["args"], confirmed=True,
                                   flags=tuple(pending.get("flags") or ()), conversation_id=conversation_id)
                 failure = None
@@ -395,7 +435,8 @@ def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
 
 def _action_label(pending: dict) -> str:
     if pending["tool"] == "change_plan":
-        return f"change the plan to {pending['args'].get('plan', '?').title()}"
+        plan = (pending.get("args") or {}).get("plan")
+        return f"change the plan to {plan.title()}" if plan else "change the plan"
     if pending["tool"] == "resend_verification":
         return "send a new verification email"
     return pending["tool"]
@@ -488,7 +529,8 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
                              suggested_resolution=suggest_resolution(intent, reason, flags, entities, top,
                                                                      last_tool),
                              priority=priority, created_at=now))
-    message = _append(conversation_id, "system", BOT, HANDOFF_TEXT, {"handoff": reason, "priority": priority})
+    message = _append(conversation_id, "system", BOT, HANDOFF_TEXT,
+                      {"handoff": reason, "priority": priority, "flags": list(flags)})
     if summarize_async:
         # After a short pause: the customer's page and the agent's queue show the handoff first, before the
         # model (which takes both cores while it runs) starts writing the summary.

@@ -36,7 +36,8 @@ TOOL_ARGS: dict[str, dict[str, bool]] = {  # tool → {argument: required}
 
 
 class ToolError(RuntimeError):
-    """A tool could not do what was asked; `code` is validation | not_found | policy | no_account | failed."""
+    """A tool could not do what was asked; `code` is validation | not_found | policy | no_account | unverified |
+    failed."""
 
     def __init__(self, message: str, code: str = "failed"):
         super().__init__(message)
@@ -83,9 +84,22 @@ def validate_args(tool: str, args: dict) -> dict:
 
 
 def account_for(s: Session, customer_email: str) -> SupportAccount | None:
+    """The account of a *verified* email address (callers pass only verified ones: see `account_for_customer`)."""
     if not customer_email:
         return None
     return s.exec(select(SupportAccount).where(SupportAccount.email == customer_email.strip().lower())).first()
+
+
+def account_for_customer(s: Session, customer) -> SupportAccount | None:
+    """The signed-in customer's account, matched only on a verified email; an unverified one is refused, clearly.
+
+    An ID token may carry any `email` its user typed into the provider: only `email_verified` makes it theirs."""
+    if not customer.email and customer.unverified_email:
+        raise ToolError(
+            f"Your sign-in says your email is {customer.unverified_email}, but your identity provider has not "
+            "verified that address, so I can't open any account with it. Verify the address with your sign-in "
+            "provider and sign in again, or press **Talk to a human**.", "unverified")
+    return account_for(s, customer.email)
 
 
 def check_policy(s: Session, tool: str, account: SupportAccount, args: dict, *, confirmed: bool,
