@@ -1,7 +1,7 @@
 """Request bodies on every JSON route go through one bounded reader and one parser (issue 13, items 6 and 7), over
 a real uvicorn: a chunked body larger than the limit on `/api/search` is refused with 413 without being buffered,
 and malformed JSON (30,000 nested brackets, a 5,001-digit number, a lone surrogate) is a 400 with a clear message
-on `/api/search`, `/api/complete` and `/v1/chat/completions`, never a 500."""
+on `/api/search`, `/api/complete` and `/v1/chat/completions`, never a 500 (SQLite and PostgreSQL behind the routes)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def server():
 
 
 @pytest.fixture
-def api(idp, server, keel_home, monkeypatch):
+def api(idp, server, database, monkeypatch):
     monkeypatch.setenv("KEEL_DEV_IDP_PORT", str(idp.port))
     config.reset_settings()
     auth._jwks.cache_clear()

@@ -34,7 +34,7 @@ def idp():
 
 
 @pytest.fixture
-def api(idp, keel_home, monkeypatch):
+def api(idp, database, monkeypatch):
     from core.search import forget_tables, sync_demo_corpus
 
     with FaultServer(answer=HOSTILE, token_delay=0.0) as model:
