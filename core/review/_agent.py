@@ -14,6 +14,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Callable
 
@@ -90,6 +91,18 @@ def _repo_for(repo: str | Path, options: ReviewOptions) -> Path:
     return resolved
 
 
+class ReviewBranch(StrEnum):
+    """Every path triage can send a review down (tier → tool rounds → synthesis). Branch coverage
+    (`keel eval coverage`) lists these, so a new path shows up uncovered until an eval case takes it."""
+
+    TOOLS_ONLY = "tools_only"  # the model is switched off: tool findings only
+    FAST_EXPLAIN = "fast_explain"  # low risk, embedded model explains the tool findings
+    CAPABLE_EXPLAIN = "capable_explain"  # risky or large, embedded model explains
+    FAST_FULL = "fast_full"  # low risk, a hosted model reviews too
+    CAPABLE_FULL = "capable_full"  # risky or large, a hosted model reviews too
+    PINNED_MODEL = "pinned_model"  # a provider/model forced by the caller (evals, compare)
+
+
 @dataclass
 class Triage:
     tier: str
@@ -97,8 +110,17 @@ class Triage:
     risk: float
     reasons: list[str]
 
+    @property
+    def branch(self) -> ReviewBranch:
+        if self.mode == "tools":
+            return ReviewBranch.TOOLS_ONLY
+        if self.tier not in ("fast", "capable"):
+            return ReviewBranch.PINNED_MODEL
+        return ReviewBranch(f"{self.tier}_{self.mode}")
+
     def as_dict(self) -> dict:
-        return {"tier": self.tier, "mode": self.mode, "risk": round(self.risk, 3), "reasons": self.reasons}
+        return {"tier": self.tier, "mode": self.mode, "risk": round(self.risk, 3), "reasons": self.reasons,
+                "branch": str(self.branch)}
 
 
 @dataclass
@@ -447,13 +469,14 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
         cancel.cancel()
         entry.update(status="timeout", error="the model did not answer within the review's time limit")
         completion = None
-    except LLMError as exc:
-        entry.update(status="error", error=str(exc)[:300])
+    except LLMError:  # the gateway's request log keeps the detail; people see what it means for them
+        entry.update(status="error", error="the model was busy or unavailable")
         completion = None
     entry["ended_s"] = round(time.perf_counter() - run.clock, 4)
     run.extra_timeline.append(entry)
     if completion is None:
-        run.notices.append(f"The model was not available ({entry['error']}); the review shows the tool findings.")
+        run.notices.append(f"The model did not explain the findings this time ({entry['error']}); the comments "
+                           "below come from the tools.")
         return {"error": entry["error"]}
     entry["output_chars"] = len(completion.text)
     cost = gateway.log.prices.cost(completion.provider, completion.model, completion.tokens_in,
