@@ -17,6 +17,7 @@ class GatewayRun:
         self._stream = gateway.stream(request, self._cancel)
         self.request_id = self._stream.request_id
         self.tokens_out = 0
+        self.tokens_in = 0
 
     def __iter__(self):
         try:
@@ -31,6 +32,7 @@ class GatewayRun:
         result = self._stream.result
         if result is not None:
             self.tokens_out = result.tokens_out
+            self.tokens_in = result.tokens_in
 
     def cancel(self) -> None:
         self._cancel.cancel()
@@ -58,11 +60,12 @@ class GatewayBackend:
         return self._gateway or get_gateway()
 
     def stream(self, prompt, *, max_tokens: int, cache_key: str, stop_when, user=None, customer=None,
-               task: str = "fim") -> GatewayRun:
+               task: str = "fim", client: str | None = None) -> GatewayRun:
         request = LLMRequest(
             messages=[], prompt=prompt.text, tier=self.tier, feature="completion", task=task, user=user,
             prompt_id=self.prompt_id, prompt_version=self.prompt_version,
             customer=customer, max_tokens=max_tokens, temperature=self.temperature, stop=list(prompt.stop) or None,
             cache_key=f"completion:{user or '-'}:{cache_key}", stop_when=stop_when,
+            metadata={"client": client} if client else None,
         )
         return GatewayRun(self.gateway, request)

@@ -30,6 +30,34 @@ MIN_DEBOUNCE_MS = 50.0
 MAX_DEBOUNCE_MS = 120.0
 TYPING_GAP_S = 1.5  # gaps longer than this are pauses, not typing speed
 CONTEXT_MAX_AGE_S = 60.0
+# Pause prediction: the share of this user's keystrokes of each kind (after a newline, a space, an opening or
+# closing bracket, inside a word) that were followed by a pause of PAUSE_S or more, starting from a prior worth
+# PRIOR_WEIGHT keystrokes. Where a pause is likely the model starts at once instead of after the debounce: a
+# wasted start costs one cancelled call, a debounce costs every pause its length.
+PAUSE_S = 0.3
+AWAY_S = 30.0  # a longer gap is the user away, not a pause after that character
+PAUSE_PRIOR = {"newline": 0.5, "space": 0.15, "open": 0.1, "close": 0.1, "word": 0.03, "other": 0.05}
+PRIOR_WEIGHT = 10.0
+START_AT_ONCE_P = 0.1
+
+
+def keystroke_kind(prefix: str) -> str:
+    """What the character before the cursor is, for pause prediction."""
+    if not prefix:
+        return "newline"
+    last = prefix[-1]
+    line = prefix[prefix.rfind("\n") + 1:]
+    if last == "\n" or not line.strip():
+        return "newline"
+    if last in " \t":
+        return "space"
+    if last in "([{:=,":
+        return "open"
+    if last in ")]};":
+        return "close"
+    if last.isalnum() or last == "_":
+        return "word"
+    return "other"
 
 
 @dataclass
@@ -72,6 +100,9 @@ class Outcome:
     model_ms: float | None = None
     debounce_ms: float = 0.0
     tokens_out: int = 0
+    tokens_in: int = 0
+    first_token_ms: float | None = None  # model start -> first streamed text (llama.cpp's prompt_ms, roughly)
+    error_status: str | None = None  # the gateway's status of a failed call, e.g. budget_refused
     request_id: str | None = None
     text: str = ""
     error: str | None = None
@@ -183,9 +214,10 @@ class Ticket:
         started = session.clock.now()
         shown = ""
         status = "ok"
+        extra = {"client": options.client} if options.client else {}
         run = session.backend.stream(self.prompt, max_tokens=options.max_tokens, cache_key=self.state.path,
                                      stop_when=lambda: self.rule.done, user=session.user,
-                                     customer=session.customer, task=self.prompt.template)
+                                     customer=session.customer, task=self.prompt.template, **extra)
         self._backend_cancel = run.cancel
         if self.cancelled:
             run.cancel()
@@ -198,6 +230,8 @@ class Ticket:
                     break
                 if self.rule.done:
                     break  # the backend ignored stop_when; the gateway's own check ends the run normally
+                if self.outcome.first_token_ms is None:
+                    self.outcome.first_token_ms = (session.clock.now() - started) * 1000.0
                 if heal is not None and heal:
                     pending += piece
                     if len(pending) < len(heal) and heal.startswith(pending):
@@ -232,6 +266,7 @@ class Ticket:
         except Exception as exc:  # the backend failed (logged by the gateway); the editor just shows nothing
             status = "cancelled" if self.cancelled else "error"
             self.outcome.error = str(exc)[:300]
+            self.outcome.error_status = getattr(exc, "status", None)
         finally:
             run.close()
         self._record_run(run, started, status, generation)
@@ -247,6 +282,7 @@ class Ticket:
     def _record_run(self, run, started: float, status: str, generation: _Generation) -> None:
         self.outcome.model_ms = (self.session.clock.now() - started) * 1000.0
         self.outcome.tokens_out = getattr(run, "tokens_out", 0)
+        self.outcome.tokens_in = getattr(run, "tokens_in", 0)
         self.outcome.request_id = getattr(run, "request_id", None)
         if status != "ok":
             generation.publish(finished=True, status=status)
@@ -349,6 +385,8 @@ class CompletionSession:
         self._snapshots: dict[str, tuple] = {}
         self._gaps: deque[float] = deque(maxlen=20)
         self._last_keystroke: float | None = None
+        self._last_kind: str | None = None
+        self._pauses: dict[str, list[int]] = {}  # kind -> [keystrokes, followed by a pause]
         self._recent: OrderedDict[str, Ticket] = OrderedDict()
         self.last_used = self.clock.now()
 
@@ -362,12 +400,29 @@ class CompletionSession:
             return DEFAULT_DEBOUNCE_MS
         return max(MIN_DEBOUNCE_MS, min(MAX_DEBOUNCE_MS, 0.6 * statistics.median(self._gaps) * 1000.0))
 
-    def _note_keystroke(self, now: float) -> None:
+    def _note_keystroke(self, now: float, kind: str | None = None) -> None:
         if self._last_keystroke is not None:
             gap = now - self._last_keystroke
             if 0 < gap < TYPING_GAP_S:
                 self._gaps.append(gap)
+            if self._last_kind is not None and 0 < gap < AWAY_S:
+                counts = self._pauses.setdefault(self._last_kind, [0, 0])
+                counts[0] += 1
+                counts[1] += gap >= PAUSE_S
         self._last_keystroke = now
+        self._last_kind = kind
+
+    def pause_probability(self, kind: str) -> float:
+        """How likely this user pauses after a keystroke of this kind, from their own gaps and a prior."""
+        seen, paused = self._pauses.get(kind, (0, 0))
+        return (paused + PAUSE_PRIOR.get(kind, 0.05) * PRIOR_WEIGHT) / (seen + PRIOR_WEIGHT)
+
+    def debounce_for(self, state: EditorState, options: CompletionOptions) -> float:
+        """Milliseconds to wait before the model starts: 0 where this user probably pauses, else the debounce."""
+        if options.debounce_ms is None and options.predict_pause and \
+                self.pause_probability(keystroke_kind(state.prefix)) >= START_AT_ONCE_P:
+            return 0.0
+        return self.debounce_ms(options)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -408,7 +463,7 @@ class CompletionSession:
         now = self.clock.now()
         self.last_used = now
         if not speculative:
-            self._note_keystroke(now)
+            self._note_keystroke(now, keystroke_kind(state.prefix))
         prompt, assembly, chunks = self.prompt_for(state)
         context_key = content_key(*(f"{c.kind}\0{c.path}\0{c.text}" for c in chunks))
         suffix_key = content_key(assembly.suffix)
@@ -439,7 +494,7 @@ class CompletionSession:
                     ticket.join = running
             self._live.append(ticket)
         if ticket.cached_text is None and ticket.join is None and not ticket.empty_reason and not speculative:
-            ticket.debounce_s = self.debounce_ms(options) / 1000.0
+            ticket.debounce_s = self.debounce_for(state, options) / 1000.0
         ticket.outcome.debounce_ms = ticket.debounce_s * 1000.0
         return ticket
 
@@ -526,7 +581,9 @@ class CompletionSession:
             "cached": o.source in ("exact", "typed_ahead"), "speculative_hit": o.speculative_hit,
             "latency_ms": round(o.perceived_ms, 2) if o.perceived_ms is not None else None,
             "model_ms": round(o.model_ms, 1) if o.model_ms is not None else None,
-            "debounce_ms": round(o.debounce_ms, 1), "tokens_out": o.tokens_out, "request_id": o.request_id,
+            "debounce_ms": round(o.debounce_ms, 1), "tokens_out": o.tokens_out, "tokens_in": o.tokens_in,
+            "first_token_ms": round(o.first_token_ms, 1) if o.first_token_ms is not None else None,
+            "error_status": o.error_status, "request_id": o.request_id,
             "template": ticket.prompt.template, "reason": ticket.empty_reason, "error": o.error,
             "stats": self.stats.as_dict(),
         }

@@ -47,6 +47,10 @@ class CompletionOptions:
     speculate: bool = True
     max_tokens: int = 48
     time_cap_ms: float = 1500.0
+    # Start at once when this user usually pauses after the character just typed (learned per session from
+    # their own keystroke gaps); False is the engine as it was before issue 18: always the adaptive debounce.
+    predict_pause: bool = True
+    client: str | None = None  # which protocol asked (api, infill, openai): logged with the model call
 
 
 @dataclass(frozen=True)

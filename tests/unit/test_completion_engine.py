@@ -94,7 +94,7 @@ def run(ticket):
 
 
 def test_default_debounce_is_75_ms_and_is_waited_before_the_model(session, clock, backend):
-    ticket = session.open(state())
+    ticket = session.open(state(), CompletionOptions(predict_pause=False))  # the engine before issue 18
     assert ticket.debounce_s == pytest.approx(0.075)
     done, shown = run(ticket)
     assert clock.waits == [pytest.approx(0.075)]
@@ -119,6 +119,38 @@ def test_pauses_do_not_count_as_typing_speed(session, clock):
         session.open(state(CODE + "x" * i)).cancel()
         clock.advance(5.0)
     assert session.debounce_ms() == 75.0
+
+
+def test_inside_a_word_the_debounce_is_waited_and_after_a_line_end_the_model_starts_at_once(session, clock):
+    assert session.open(state(CODE + "tot")).debounce_s == pytest.approx(0.075)  # pauses inside words are rare
+    clock.advance(0.1)
+    assert session.open(state(CODE)).debounce_s == 0  # a fresh line: the prior says users pause there
+
+
+def test_pause_prediction_learns_from_this_users_gaps(session, clock):
+    """A user who never pauses after a space (and always inside words) gets the debounce after spaces and an
+    immediate start inside words, once enough of their own keystrokes outweigh the prior."""
+    assert session.pause_probability("space") >= 0.1 and session.pause_probability("word") < 0.1
+    text = "x = compute(1)\nvalue"
+    for i in range(40):
+        text += " "
+        session.open(state(text)).cancel()
+        clock.advance(0.12)  # a space, then typing on at once
+        text += "w"
+        session.open(state(text)).cancel()
+        clock.advance(0.8)  # inside a word, then a pause
+    assert session.pause_probability("space") < 0.1 and session.pause_probability("word") > 0.5
+    assert session.open(state(text + "w")).debounce_s == 0
+    clock.advance(0.1)
+    assert session.open(state(text + "w ")).debounce_s > 0
+
+
+@pytest.mark.parametrize("prefix, kind", [("", "newline"), ("a\n    ", "newline"), ("x = ", "space"),
+                                          ("f(", "open"), ("f(x)", "close"), ("value", "word"), ("a.", "other")])
+def test_keystroke_kinds(prefix, kind):
+    from core.completion._engine import keystroke_kind
+
+    assert keystroke_kind(prefix) == kind
 
 
 def test_debounce_setting_overrides_the_adaptive_value(session):
