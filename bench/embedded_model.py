@@ -74,7 +74,7 @@ def body(report: Report, runs: int, prompt_tokens: int, max_tokens: int) -> None
     from _inprocess import InProcessEmbeddedProvider
 
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as home:
-        settings = _common.fresh_core(HOME=home)
+        settings = _common.fresh_core(HOME=home, LLM_TIMEOUT="600")  # a loaded machine must not fail the bench
         gateway = build_gateway(settings)
         target = settings.tiers["capable"][0]
         provider_name = target.split("/", 1)[0]
