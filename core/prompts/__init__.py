@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,6 +47,14 @@ class Prompt:
             messages.append({"role": "system", "content": self.system})
         messages.append({"role": "user", "content": self.template.format(**fenced)})
         return messages
+
+
+_SCAFFOLD_TAG = re.compile(r"[ \t]*<\s*/?\s*data\s*>[ \t]*\n?", re.IGNORECASE)
+
+
+def remove_scaffolding(text: str) -> str:
+    """Drop the <data> fence tags a model may echo from its prompt: prompt scaffolding never reaches a person."""
+    return _SCAFFOLD_TAG.sub("", text or "")
 
 
 def _fence(value: str) -> str:

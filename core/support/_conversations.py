@@ -286,10 +286,14 @@ def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, messag
         _set(row.id, pending_action=None)  # the customer moved on: the proposal lapses
     from core.support._llm import llm_triage, triage_enabled
 
+    from core.support._followup import follow_up_decision, shown_entities
+
     c = classify(text)
-    if c.uncertain and c.source == "classifier" and triage_enabled():
-        c = llm_triage(text, c, user=customer.sub)
-    decision = plan_route(text, rephrased_already=row.rephrase_asked, classification=c)
+    decision = follow_up_decision(text, c, shown_entities(_latest_bot_texts(row.id, before=message_id)))
+    if decision is None:
+        if c.uncertain and c.source == "classifier" and triage_enabled():
+            c = llm_triage(text, c, user=customer.sub)
+        decision = plan_route(text, rephrased_already=row.rephrase_asked, classification=c)
     meta = {"decision": decision.as_dict()}
     confidence = decision.confidence if row.bot_confidence is None else min(row.bot_confidence, decision.confidence)
     updates = {"route": decision.route, "bot_confidence": confidence}
@@ -307,6 +311,15 @@ def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, messag
     if decision.route == "faq_answer":
         return [_faq(row, customer, text, meta)]
     return _tool_turn(row, customer, decision, meta, message_id=message_id, summarize_async=summarize_async)
+
+
+def _latest_bot_texts(conversation_id: int, *, before: int, limit: int = 2) -> list[str]:
+    """The bot's latest replies before a message, newest first (what the customer has just been shown)."""
+    with db.session() as s:
+        return list(s.exec(select(SupportMessage.text).where(SupportMessage.conversation_id == conversation_id,
+                                                             SupportMessage.role == "bot",
+                                                             SupportMessage.id < before)
+                           .order_by(SupportMessage.id.desc()).limit(limit)).all())
 
 
 def _steered(conversation_id: int, pending: dict, *, summarize_async: bool = False) -> list[Message]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from core.config import get_settings
 from core.llm import LLMError, LLMRequest, get_gateway, looks_like_refusal
-from core.prompts import load
+from core.prompts import load, remove_scaffolding
 from core.support._classifier import Classification
 from core.support._data import LABELS
 from core.support._kb import MIN_SCORE, Passage
@@ -32,9 +32,23 @@ class Answer:
 
 
 def _clean(text: str) -> str:
-    text = text.strip().strip('"').strip()
+    text = remove_scaffolding(text).strip().strip('"').strip()
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text
+
+
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def repeats_passage(answer: str, passage: str, *, n: int = 4, share: float = 0.6) -> bool:
+    """Whether the answer is mostly a copy of the passage (most of its 4-word runs appear there): the passage is
+    quoted below it anyway, so saying it twice only adds noise."""
+    a, p = _WORDS.findall(answer.lower()), _WORDS.findall(passage.lower())
+    if len(a) < n:
+        return False
+    grams = {tuple(p[i:i + n]) for i in range(len(p) - n + 1)}
+    runs = [tuple(a[i:i + n]) for i in range(len(a) - n + 1)]
+    return sum(r in grams for r in runs) >= share * len(runs)
 
 
 def _quote(passage: str) -> str:
@@ -63,6 +77,8 @@ def faq_answer(question: str, passages: list[Passage], *, user: str | None = Non
         text = _clean(result.text)
         if not text or looks_like_refusal(text):
             raise LLMError("the model gave no usable answer")
+        if repeats_passage(text, top.text):
+            text = f"Here is what our help centre says in **{top.article.title}**:"
         return Answer(text + tail, sources, f"{result.provider}/{result.model}", "llm")
     except LLMError as exc:
         return Answer(f"Here is what our help centre says in **{top.article.title}**:{tail}", sources, "",
