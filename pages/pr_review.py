@@ -18,10 +18,14 @@ with st.container(border=True):
     go = right.button("Review", type="primary", icon=":material/rate_review:", disabled=request is None)
 
 if go and request is not None:
-    result = r.run_review(request, use_llm=use_llm, use_cache=not fresh, user=principal.sub)
+    # The tools answer in about a second: show their findings now, and let the model's explanations follow.
+    result = r.run_review(request, use_llm=False, use_cache=not fresh, user=principal.sub)
+    st.session_state.pop("prr_note", None)
     if result is not None:
         st.session_state["prr_result"] = result
         st.session_state["prr_request"] = request
+        st.session_state["prr_model"] = (r.start_model_pass(request, use_cache=not fresh, user=principal.sub)
+                                         if use_llm else None)
 
 result = st.session_state.get("prr_result")
 if result is None:
@@ -29,11 +33,16 @@ if result is None:
     st.stop()
 
 r.header(result)
+r.model_pass_status()
+if st.session_state.get("prr_note"):
+    st.caption(st.session_state["prr_note"])
 rerun_col, export_col, _ = st.columns([1, 2, 2])
 if rerun_col.button("Re-run review", icon=":material/refresh:", key="prr_rerun", width="stretch"):
-    again = r.run_review(st.session_state["prr_request"], use_llm=use_llm, use_cache=True, user=principal.sub)
+    again = r.run_review(st.session_state["prr_request"], use_llm=False, use_cache=True, user=principal.sub)
     if again is not None:
         st.session_state["prr_result"] = again
+        st.session_state["prr_model"] = (r.start_model_pass(st.session_state["prr_request"], use_cache=True,
+                                                            user=principal.sub) if use_llm else None)
         st.rerun()
 r.exports(result, export_col)
 

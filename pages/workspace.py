@@ -32,7 +32,7 @@ with left:
         if st.button("Create", type="primary"):
             try:
                 doc = create_document(principal, ws_id, title or "Untitled")
-                st.session_state["ws_doc"] = doc.id
+                st.session_state["ws_doc"] = st.session_state["ws_doc_last"] = doc.id
                 st.rerun()
             except WorkspaceError as exc:
                 st.error(str(exc))
@@ -40,10 +40,14 @@ with left:
         st.info("No documents yet: create one to start writing.")
         st.stop()
     ids = [d.id for d in docs]
-    current = st.session_state.get("ws_doc")
-    doc_id = st.radio("Documents", ids, index=ids.index(current) if current in ids else 0,
+    # One keyed widget owns the choice: an index computed from state would give the radio a new identity on
+    # every switch, so the next click went to the old widget and snapped back.
+    if st.session_state.get("ws_doc") not in ids:  # first visit, a deleted document, or back from another page
+        last = st.session_state.get("ws_doc_last")
+        st.session_state["ws_doc"] = last if last in ids else ids[0]
+    doc_id = st.radio("Documents", ids, key="ws_doc",
                       format_func=lambda i: plain(next(d.title for d in docs if d.id == i)))
-    st.session_state["ws_doc"] = doc_id
+    st.session_state["ws_doc_last"] = doc_id
     if spaces[ws_id].role == "admin":
         with st.expander("Usage this month by member"):
             st.dataframe([{"member": u.user_sub, "responses": u.spent, "running": u.in_flight}

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-_HTML = '<textarea class="keel-editor" spellcheck="true" aria-label="Document editor"></textarea>' \
+# The textarea starts read-only ("Opening…") and becomes editable only once the script below has bound it to its
+# document: before that, keystrokes would land in a box the script then overwrites with the stored text.
+_HTML = '<textarea class="keel-editor" spellcheck="true" aria-label="Document editor" readonly ' \
+        'aria-busy="true" placeholder="Opening the document…"></textarea>' \
         '<div class="keel-editor-status" aria-live="polite"></div>'
 
 _CSS = """
@@ -29,6 +32,11 @@ export default function(component) {
   const area = parentElement.querySelector('textarea.keel-editor');
   const status = parentElement.querySelector('.keel-editor-status');
   area._keelSend = setStateValue;  // the latest callback; listeners below are bound once per element
+  if (area.dataset.version === undefined && area.value && area.value !== (data.text || '')) {
+    // Typed before the script bound the box (only possible if readonly was bypassed): keep it, never drop it.
+    area.dataset.version = String(data.version);
+    area._keelEarly = true;
+  }
   if (area.dataset.version !== String(data.version)) {
     area.value = data.text || '';
     area.dataset.version = String(data.version);
@@ -39,7 +47,7 @@ export default function(component) {
   }
   if (area._keelBound) return;
   area._keelBound = true;
-  area._keelSentText = area.value;
+  area._keelSentText = area._keelEarly ? (data.text || '') : area.value;
   area._keelSentSel = '';
   let textTimer = null, selTimer = null;
   const version = () => Number(area.dataset.version);
@@ -62,6 +70,14 @@ export default function(component) {
   const onSelect = () => { clearTimeout(selTimer); selTimer = setTimeout(sendSelection, 150); };
   for (const name of ['select', 'mouseup', 'keyup']) area.addEventListener(name, onSelect);
   area.addEventListener('blur', () => { clearTimeout(textTimer); sendText(); });
+  // Leaving or hiding the page sends what the debounce still holds.
+  const flush = () => { clearTimeout(textTimer); sendText(); };
+  window.addEventListener('pagehide', flush);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'hidden') flush(); });
+  area.readOnly = false;
+  area.removeAttribute('aria-busy');
+  area.placeholder = 'Start writing…';
+  if (area._keelEarly) sendText();
 }
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import threading
 import time
 
@@ -116,8 +117,9 @@ def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | Non
                 state["result"] = review_diff(request["diff"], request["repo"], options, progress=progress)
         except ReviewError as exc:
             state["error"] = str(exc)
-        except Exception as exc:  # shown to the user, never a stack trace
-            state["error"] = f"the review failed: {type(exc).__name__}: {exc}"
+        except Exception:  # shown to the user, never a stack trace or an exception name
+            logging.getLogger(__name__).exception("review failed")
+            state["error"] = "The review could not finish because of an internal problem; it was logged."
 
     worker = threading.Thread(target=work, daemon=True)
     started = time.monotonic()
@@ -132,6 +134,47 @@ def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | Non
         st.error(state["error"], icon=":material/error:")
         return None
     return state["result"]
+
+
+def start_model_pass(request: dict, *, use_cache: bool, user: str | None) -> dict:
+    """Run the review again with the model in a background thread; the page already shows the tool findings.
+
+    Returns the shared state the page polls: started, done, result, error.
+    """
+    state = {"started": time.monotonic(), "done": False, "result": None, "error": None}
+    options = ReviewOptions(use_llm=True, use_cache=use_cache, user=user)
+
+    def work():
+        try:
+            if request["kind"] == "refs":
+                state["result"] = review_refs(request["repo"], request["base"], request["head"], options)
+            else:
+                state["result"] = review_diff(request["diff"], request["repo"], options)
+        except Exception:  # noqa: BLE001 - the tool findings on the page stand; nothing internal is shown
+            state["error"] = "The model could not explain the findings this time; the comments below are the tools'."
+        state["done"] = True
+
+    threading.Thread(target=work, daemon=True).start()
+    return state
+
+
+@st.fragment(run_every=1.0)
+def model_pass_status(key: str = "prr_model") -> None:
+    """A live line while the model writes its explanations; swaps its result in (with a note) when it arrives."""
+    state = st.session_state.get(key)
+    if not state:
+        return
+    if not state["done"]:
+        st.info(f"The tool findings are below. The model is writing its explanations… "
+                f"{time.monotonic() - state['started']:.0f} s", icon=":material/hourglass_top:")
+        return
+    st.session_state.pop(key, None)
+    if state["result"] is not None:
+        st.session_state["prr_result"] = state["result"]
+        st.session_state["prr_note"] = "Updated with the model's explanations."
+    else:
+        st.session_state["prr_note"] = state["error"]
+    st.rerun()
 
 
 # -- the result ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.prompts import remove_scaffolding
 from core.support import Conversation, Handoff, Message, Segment
 from ui.text import model_markdown, plain
 
@@ -73,7 +74,7 @@ def render_message(m: Message, *, agent_view: bool = False) -> None:
         if head:
             st.caption(f"{head} · {when}")
         trusted = m.role in ("bot", "system")  # our own markdown; people's text is shown as typed
-        text = model_markdown(m.text) if trusted else escape_markdown(m.text)
+        text = model_markdown(remove_scaffolding(m.text)) if trusted else escape_markdown(m.text)
         if len(m.text) > LONG_MESSAGE:
             st.markdown(text[:1500] + "…")
             with st.expander(f"Show the whole message ({len(m.text):,} characters)"):
@@ -162,7 +163,14 @@ def csat_figure(segments: list[Segment]) -> go.Figure:
 
 def eval_case_form(conversation_id: int, principal, *, key: str) -> None:
     """"Add to eval dataset": the first customer message as input, the expected intent and route, notes."""
-    from core.support import EVAL_SUITES, LABELS, ROUTES, SupportError, add_conversation_to_eval, eval_case_draft
+    from core.support import (
+        EVAL_SUITES,
+        LABELS,
+        ROUTES,
+        SupportError,
+        add_conversation_to_eval,
+        eval_case_draft,
+    )
 
     draft = eval_case_draft(conversation_id)
     if not draft["eligible"]:

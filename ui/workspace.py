@@ -13,8 +13,10 @@ from core.workspace import (
     credit_status,
     list_tasks,
     run_task,
+    tidy_output,
     update_document,
 )
+from ui.feedback import failure_note, working
 from ui.text import model_markdown
 
 # Toolbar groups: which tasks sit together, in reading order.
@@ -83,29 +85,43 @@ def task_toolbar(key: str) -> tuple[str, dict] | None:
 
 
 def run_and_stream(principal, workspace_id: str, request: dict) -> dict | None:
-    """Run a task, stream it into the page, and return the finished result for the panel (None on error)."""
+    """Run a task, stream it into the page, and return the finished result for the panel (None on error).
+
+    "Working…" shows from the click to the first token; a call that fails part-way keeps what it wrote, with a
+    plain note (the internal error stays in the request log).
+    """
+    box = st.empty()
+    working(box)
     try:
         run = run_task(principal, workspace_id, request["task"], request["selection"], request["page"],
                        request["params"])
     except (WorkspaceError, CreditsExhausted, NotAMember) as exc:
+        box.empty()
         st.error(str(exc), icon=":material/block:")
         return None
-    except LLMError as exc:
-        st.error(f"The request was refused: {exc}")
+    except LLMError:
+        box.empty()
+        st.error(failure_note(kept=False))
         return None
     if run.notice:
         st.info(run.notice, icon=":material/content_cut:")
-    box = st.empty()
     text = ""
     try:
         with run:
             for chunk in run:
                 text = "" if chunk.reset else text + chunk.text
-                box.markdown(model_markdown(text) + " ▌")
-    except LLMError as exc:
+                if text:
+                    box.markdown(model_markdown(text) + " ▌")
+    except LLMError:
         box.empty()
-        st.error(f"The AI call failed and your credit was given back: {exc}")
-        return None
+        partial = tidy_output(text)
+        if not partial:
+            st.error(failure_note(kept=False, credit=True))
+            return None
+        finished = {**request, "text": partial, "items": None, "notice": failure_note(kept=True, credit=True),
+                    "request_id": f"partial-{id(run)}", "meta": "incomplete answer · the model stopped part-way"}
+        st.session_state["ws_result"] = finished
+        return finished
     r = run.result
     finished = {**request, "text": r.text, "items": r.items, "notice": r.notice, "request_id": r.request_id,
                 "meta": f"{r.provider}/{r.model} · {r.tokens_out} tokens · first token {r.ttft_ms or 0:.0f} ms · "
