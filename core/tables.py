@@ -208,6 +208,19 @@ class WorkspaceCredit(SQLModel, table=True):
     settled_at: float | None = None
 
 
+class RevokedSession(SQLModel, table=True):
+    """A signed-out UI session. Streamlit's session cookie stays validly signed for 30 days after sign-out (the
+    browser merely drops it), so every route that accepts the cookie checks here (migration 0012)."""
+
+    __tablename__ = "revoked_session"
+    __table_args__ = (Index("ix_revoked_session_expires_at", "expires_at"),)
+
+    key: str = Field(primary_key=True, max_length=64)  # core.auth.session_key: a hash of the sign-in's claims
+    sub: str = Field(max_length=255)
+    revoked_at: float
+    expires_at: float  # the cookie cannot outlive this; the row is pruned after it
+
+
 class Budget(SQLModel, table=True):
     """A monthly (UTC calendar month) budget in USD for one customer/workspace or one feature."""
 
@@ -272,6 +285,8 @@ class EvalCase(SQLModel, table=True):
     source_ref: str | None = Field(default=None, max_length=128)
     created_by: str | None = Field(default=None, max_length=255)
     created_at: float = 0.0
+    rubric_version: str | None = Field(default=None, max_length=32)  # the labelling rubric (migration 0011)
+    labelled_by: str | None = Field(default=None, max_length=255)
 
 
 class EvalRun(SQLModel, table=True):
@@ -318,6 +333,7 @@ class EvalResult(SQLModel, table=True):
     latency_ms: float = 0.0
     cost_usd: float = 0.0
     error: str | None = Field(default=None, sa_column=Column(Text))
+    branch: str | None = Field(default=None, max_length=48)  # the agent branch the case took (migration 0011)
 
 
 # -- Support (core.support): the demo company's accounts, plans, orders and invoices; conversations, messages,
@@ -614,3 +630,114 @@ class ReviewDecision(SQLModel, table=True):
     message: str = Field(sa_column=Column(Text, nullable=False))
     user: str | None = Field(default=None, max_length=255)
     created_at: float
+
+
+# -- Eval health (core.ops, migration 0011): reruns, model lifecycle and migration reports, re-label audits, decay.
+# -- Background work keeps its progress in these rows, so any server process and a reloaded page see it.
+
+
+class Investigation(SQLModel, table=True):
+    """A hypothesis about one logged call, tested by rerunning it N times while varying one factor."""
+
+    __tablename__ = "investigation"
+    __table_args__ = (Index("ix_investigation_request", "request_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=40)
+    hypothesis: str = Field(sa_column=Column(Text, nullable=False))
+    factor: str = Field(max_length=24)  # model | prompt_version | temperature | context
+    variants: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list of values
+    n: int = 1  # reruns per variant
+    status: str = Field(default="queued", max_length=16)  # queued | running | done | error
+    done: int = 0
+    total: int = 0
+    estimate_usd: float = 0.0
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    outcomes: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON: variant -> distribution
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_by: str | None = Field(default=None, max_length=255)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    eval_case_id: int | None = None
+
+
+class ModelLifecycle(SQLModel, table=True):
+    """A priced model's deprecation date and the person who owns its migration."""
+
+    __tablename__ = "model_lifecycle"
+
+    model: str = Field(primary_key=True, max_length=128)
+    deprecation_date: str = Field(max_length=10)  # YYYY-MM-DD
+    owner: str = Field(max_length=255)
+    replacement: str | None = Field(default=None, max_length=128)
+    updated_at: float = 0.0
+
+
+class MigrationReport(SQLModel, table=True):
+    """`keel eval compare --model A --model B` stored: quality, cost, latency p50/p95 per suite and segment."""
+
+    __tablename__ = "migration_report"
+    __table_args__ = (Index("ix_migration_report_created", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_from: str = Field(max_length=128)
+    model_to: str = Field(max_length=128)
+    status: str = Field(default="running", max_length=16)  # running | done | error
+    done: int = 0
+    total: int = 0
+    suites: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    report: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_by: str | None = Field(default=None, max_length=255)
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+
+class RelabelAudit(SQLModel, table=True):
+    """A re-label audit of one suite: k sampled cases labelled again without seeing the old label."""
+
+    __tablename__ = "relabel_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    suite: str = Field(max_length=64)
+    k: int = 0
+    rubric_version: str = Field(max_length=32)  # the rubric the new labels follow
+    status: str = Field(default="open", max_length=16)  # open | done
+    created_by: str | None = Field(default=None, max_length=255)
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+
+class RelabelItem(SQLModel, table=True):
+    """One sampled case of an audit: the old label (hidden from the labeller) and the new one."""
+
+    __tablename__ = "relabel_item"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    audit_id: int = Field(primary_key=True)
+    case_id: str = Field(primary_key=True, max_length=128)
+    position: int = 0
+    input_text: str = Field(sa_column=Column(Text, nullable=False))
+    old_label: str = Field(max_length=128)
+    old_labelled_by: str | None = Field(default=None, max_length=255)
+    old_rubric_version: str | None = Field(default=None, max_length=32)
+    new_label: str | None = Field(default=None, max_length=128)
+    labelled_by: str | None = Field(default=None, max_length=255)
+    labelled_at: float | None = None
+
+
+class DecayReport(SQLModel, table=True):
+    """Snapshot eval decay of one feature: production inputs with no eval case nearby, clustered."""
+
+    __tablename__ = "decay_report"
+    __table_args__ = (Index("ix_decay_report_feature_created", "feature", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feature: str = Field(max_length=64)
+    days: float = 7.0
+    distance: float = 0.5
+    created_at: float = 0.0
+    report: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON

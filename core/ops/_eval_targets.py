@@ -82,7 +82,8 @@ class SupportRoute(Target):
         decision = support.plan_route(case.input, rephrased_already=bool(case.fields.get("rephrased_already")))
         latency = (time.perf_counter() - started) * 1000
         output = {"route": decision.route, "intent": decision.intent,
-                  "confidence": round(float(decision.confidence), 4), "reason": decision.reason}
+                  "confidence": round(float(decision.confidence), 4), "reason": decision.reason,
+                  "branch": str(decision.branch) if getattr(decision, "branch", None) else None}
         return TargetOutput(output=output, text=decision.route, latency_ms=latency)
 
 
@@ -435,7 +436,8 @@ class ReviewFindings(Target):
                      "severity": c.severity, "source": c.source, "rule": c.rule} for c in result.comments]
         output = {"findings": findings, "verdict": result.verdict, "model": result.model,
                   "notes_added": result.stats.get("model_notes_added", 0),
-                  "notes_rejected": result.stats.get("model_notes_rejected", 0), "notices": result.notices}
+                  "notes_rejected": result.stats.get("model_notes_rejected", 0), "notices": result.notices,
+                  "branch": result.triage.get("branch")}
         text = "\n".join(f"{f['path']}:{f['line']} {f['category']} {f['severity']}" for f in findings)
         return TargetOutput(output=output, text=text, latency_ms=latency, cost_usd=result.cost_usd,
                             tokens_in=result.tokens_in, tokens_out=result.tokens_out)
@@ -465,7 +467,8 @@ class ReviewReal(Target):
             raise EvalTargetError(str(exc)) from None
         latency = (time.perf_counter() - started) * 1000
         text = "\n".join(f"{f['path']}:{f['line']} {f['category']} {f['severity']}" for f in counts["findings"])
-        return TargetOutput(output=counts, text=text, latency_ms=latency)
+        return TargetOutput(output={**counts, "branch": getattr(result, "triage", {}).get("branch")}, text=text,
+                            latency_ms=latency)
 
 
 register_target("review.real", ReviewReal())

@@ -267,7 +267,13 @@ def _run_case(suite: Suite, target, case: EvalCaseInput, options: RunOptions) ->
     return dict(case_id=case.id[:128], segment=case.segment[:64], source=case.source, passed=ok, score=round(mean, 6),
                 input_text=case.input[:20_000], expected=json.dumps(case.expected, ensure_ascii=False),
                 output=json.dumps(out.output, ensure_ascii=False, default=str)[:20_000], scores=json.dumps(scores),
-                latency_ms=out.latency_ms, cost_usd=out.cost_usd, error=error)
+                latency_ms=out.latency_ms, cost_usd=out.cost_usd, error=error, branch=_branch_of(out))
+
+
+def _branch_of(out: TargetOutput) -> str | None:
+    """The agent branch the case took, when the target reports one (branch coverage reads it)."""
+    branch = out.output.get("branch") if isinstance(out.output, dict) else None
+    return str(branch)[:48] if branch else None
 
 
 def _finish(run_id: int, suite: Suite, results: list[dict], baseline_run: dict | None) -> RunReport:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from core.support._classifier import Classification, classify
 
@@ -45,6 +46,22 @@ _PLAN_VERB = re.compile(r"\b(upgrade|downgrade|switch|change|move|put me on|acti
 _ORDER_WORDS = re.compile(r"\border|package|parcel|deliver|ship|track|arriv|my stuff|ORD-", re.I)
 
 
+class SupportBranch(StrEnum):
+    """Every decision path `plan_route` can take (route → tool → confirmation → handoff). Branch coverage
+    (`keel eval coverage`) lists these, so a new path added here shows up uncovered until an eval case takes it."""
+
+    ASKED_FOR_HUMAN = "asked_for_human"  # the customer asked for a person
+    COMPLAINT = "complaint_handoff"  # complaints go to a person
+    REPHRASE = "rephrase"  # unclear: one request to rephrase
+    UNCLEAR_HANDOFF = "unclear_handoff"  # still unclear after rephrasing: a person
+    FAQ = "faq_answer"  # answered from the help centre
+    REFUND_OR_DISPUTE = "refund_or_dispute_handoff"  # billing team
+    BILLING_LOOKUP = "billing_lookup"  # read-only billing tool
+    ACCOUNT_LOOKUP = "account_lookup"  # read-only account tool (account, order status)
+    ACCOUNT_CHANGE = "account_change_confirm"  # a mutating tool, proposed for the customer to confirm
+    STEERED_HANDOFF = "steered_handoff"  # a message tried to steer the bot into changing the account
+
+
 @dataclass(frozen=True)
 class RouteDecision:
     """Where a message goes and why; `tool`/`args` name the tool call for the tool routes."""
@@ -58,6 +75,11 @@ class RouteDecision:
     args: dict = field(default_factory=dict)
     flags: tuple[str, ...] = ()  # "injection", "asked_for_human", "refund_or_dispute", "not_english", ...
     classification: Classification | None = None
+    branch: SupportBranch | None = None  # set by plan_route; derived for decisions built elsewhere
+
+    def __post_init__(self):
+        if self.branch is None:
+            object.__setattr__(self, "branch", _infer_branch(self))
 
     @property
     def mutating(self) -> bool:
@@ -66,7 +88,26 @@ class RouteDecision:
     def as_dict(self) -> dict:
         return {"route": self.route, "intent": self.intent, "confidence": round(self.confidence, 4),
                 "gap": round(self.gap, 4), "reason": self.reason, "tool": self.tool, "args": self.args,
-                "flags": list(self.flags)}
+                "flags": list(self.flags), "branch": str(self.branch)}
+
+
+def _infer_branch(d: RouteDecision) -> SupportBranch:
+    """The branch of a decision not made by `plan_route` (e.g. a hand-off while an account change waited)."""
+    if d.route == "human":
+        if "injection" in d.flags:
+            return SupportBranch.STEERED_HANDOFF
+        if "refund_or_dispute" in d.flags:
+            return SupportBranch.REFUND_OR_DISPUTE
+        if "asked_for_human" in d.flags:
+            return SupportBranch.ASKED_FOR_HUMAN
+        return SupportBranch.COMPLAINT if d.intent == "COMPLAINT" else SupportBranch.UNCLEAR_HANDOFF
+    if d.route == "rephrase":
+        return SupportBranch.REPHRASE
+    if d.route == "faq_answer":
+        return SupportBranch.FAQ
+    if d.route == "billing_tool":
+        return SupportBranch.BILLING_LOOKUP
+    return SupportBranch.ACCOUNT_CHANGE if d.tool in MUTATING_TOOLS else SupportBranch.ACCOUNT_LOOKUP
 
 
 def extract_entities(text: str) -> dict[str, list[str]]:
@@ -139,30 +180,34 @@ def plan_route(text: str, *, rephrased_already: bool = False,
     if c.note == "not English":
         flags.append("not_english")
 
-    def decide(route: str, reason: str, tool: str | None = None, args: dict | None = None) -> RouteDecision:
+    def decide(route: str, reason: str, tool: str | None = None, args: dict | None = None,
+               branch: SupportBranch | None = None) -> RouteDecision:
         return RouteDecision(route=route, intent=c.label, confidence=c.confidence, gap=c.gap, reason=reason,
-                             tool=tool, args=args or {}, flags=tuple(flags), classification=c)
+                             tool=tool, args=args or {}, flags=tuple(flags), classification=c, branch=branch)
 
     if asks_for_human(text):
         flags.append("asked_for_human")
-        return decide("human", "the customer asked for a person")
+        return decide("human", "the customer asked for a person", branch=SupportBranch.ASKED_FOR_HUMAN)
     if c.label == "COMPLAINT" and c.confidence >= COMPLAINT_FLOOR:
-        return decide("human", "complaint: a person should handle it")
+        return decide("human", "complaint: a person should handle it", branch=SupportBranch.COMPLAINT)
     if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
         if rephrased_already:
-            return decide("human", f"still unclear after asking to rephrase ({_why_unclear(c)})")
-        return decide("rephrase", _why_unclear(c))
+            return decide("human", f"still unclear after asking to rephrase ({_why_unclear(c)})",
+                          branch=SupportBranch.UNCLEAR_HANDOFF)
+        return decide("rephrase", _why_unclear(c), branch=SupportBranch.REPHRASE)
     if c.label == "FAQ":
-        return decide("faq_answer", "a question the help centre answers")
+        return decide("faq_answer", "a question the help centre answers", branch=SupportBranch.FAQ)
     if c.label == "BILLING":
         if _REFUND_OR_DISPUTE.search(text):
             flags.append("refund_or_dispute")
-            return decide("human", "refunds and disputes are handled by the billing team")
+            return decide("human", "refunds and disputes are handled by the billing team",
+                          branch=SupportBranch.REFUND_OR_DISPUTE)
         tool, args = _billing_tool(text)
-        return decide("billing_tool", "billing look-up", tool, args)
+        return decide("billing_tool", "billing look-up", tool, args, branch=SupportBranch.BILLING_LOOKUP)
     # ACCOUNT_ACTION
     tool, args = _account_tool(text)
     if tool in MUTATING_TOOLS and "injection" in flags:
         return decide("human", "the message tries to steer the bot into changing the account; a person reviews it",
-                      tool, args)
-    return decide("account_tool", "account action", tool, args)
+                      tool, args, branch=SupportBranch.STEERED_HANDOFF)
+    branch = SupportBranch.ACCOUNT_CHANGE if tool in MUTATING_TOOLS else SupportBranch.ACCOUNT_LOOKUP
+    return decide("account_tool", "account action", tool, args, branch=branch)
