@@ -12,10 +12,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from core import health
-from core.auth import AuthError, Principal, billing_customer, principal_from_bearer
 from core.api._complete import api_complete
+from core.api._fim import infill, openai_completions
 from core.api._http import parse_json_object, read_body
 from core.api._search import api_search
+from core.auth import AuthError, Principal, billing_customer, principal_from_bearer
 from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
 
 MAX_BODY_BYTES = 1_000_000
@@ -225,4 +226,8 @@ routes = [
     Route("/api/search", api_search, methods=["POST"]),
     Route("/v1/models", v1_models, methods=["GET"]),
     Route("/v1/chat/completions", v1_chat_completions, methods=["POST"]),
+    # fill-in-the-middle for editors that speak llama.cpp's or OpenAI's protocol, on the completion engine
+    Route("/infill", infill, methods=["POST"]),
+    Route("/v1/completions", openai_completions, methods=["POST"]),
+    Route("/v1/fim/completions", openai_completions, methods=["POST"]),  # Continue's OpenAI provider posts FIM here
 ]

@@ -86,6 +86,7 @@ class ReplayResult:
     late_ms: list[float] = field(default_factory=list)  # pauses: keystroke -> first visible char, even if too late
     cache_hit_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
+    slow: list[dict] = field(default_factory=list)  # pauses answered late or not at all: what the server said
     responses: int = 0
     statuses: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
@@ -118,6 +119,7 @@ class ReplayResult:
             "speculative": self.server_stats.get("speculative"),
             "speculative_hits": self.server_stats.get("speculative_hits"),
             "no_suggestion_reasons": self.no_suggestion_reasons,
+            "slow_pauses": self.slow[:40],
             "statuses": self.statuses, "sources": self.sources, "errors": self.errors[:5], "wall_s": round(self.wall_s, 1),
         }
 
@@ -248,6 +250,12 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
         if probe.first_visible is not None:
             result.late_ms.append((probe.first_visible - probe.sent) * 1000.0)
         deadline = probe.next_event if probe.next_event is not None else float("inf")
+        visible_ms = None if probe.first_visible is None else round((probe.first_visible - probe.sent) * 1000.0, 1)
+        if visible_ms is None or visible_ms > 250 or probe.first_visible > deadline:
+            done = probe.done or {}
+            result.slow.append({"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
+                                **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms",
+                                                            "first_token_ms", "tokens_in", "tokens_out")}})
         if probe.first_visible is not None and probe.first_visible <= deadline:
             result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)
         else:
@@ -285,7 +293,7 @@ class ApiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> "ApiServer":
+    def start(self, timeout: float = 15.0) -> ApiServer:
         import threading
 
         self._thread = threading.Thread(target=self.server.run, name="keel-bench-api", daemon=True)
@@ -321,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("engine", "naive"), default="engine")
     parser.add_argument("--max-events", type=int)
     parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument("--options", default="{}", help="engine options sent with every request, as JSON")
     args = parser.parse_args(argv)
     headers = {"Authorization": f"Bearer {os.environ['KEEL_REPLAY_API_KEY']}"}
     result = asyncio.run(replay(args.url, headers, load_trace(args.trace), mode=args.mode,
-                                max_events=args.max_events, grace_s=args.grace,
+                                options=json.loads(args.options), max_events=args.max_events, grace_s=args.grace,
                                 log=lambda m: print(m, file=sys.stderr, flush=True)))
     print(json.dumps(result.summary()))
     return 0
