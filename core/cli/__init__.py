@@ -18,7 +18,7 @@ from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
 from core.cli._review import add_review_command  # noqa: E402
 from core.cli._search import add_search_commands  # noqa: E402
-from core.cli._support import cmd_support_chat, cmd_support_classify  # noqa: E402
+from core.cli._support import cmd_support_chat, cmd_support_classify, cmd_support_eval_report  # noqa: E402
 from core.cli._workspace import cmd_workspace_run, cmd_workspace_tasks  # noqa: E402
 
 __all__ = ["build_parser", "main"]
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
             support)
     p.add_argument("text", nargs="?", help="the message, or - to read stdin")
     p.add_argument("--file", help="UTF-8 file with one message per line; prints one result per line, in order")
+    p = add("eval-report", cmd_support_eval_report, "intent classifier: per-label precision/recall, confusion and "
+            "calibration on the dev and test splits and the external set", support)
+    p.add_argument("--mistakes", action="store_true", help="also list the in-house misses (never external ones)")
     p = add("chat", cmd_support_chat, "chat with the support bot in the terminal, as a demo customer", support)
     p.add_argument("--email", default="jordan.lee@example.com", help="the demo customer to chat as")
     p.add_argument("--new", action="store_true", help="start a new conversation instead of resuming")

@@ -80,6 +80,54 @@ def cmd_support_classify(args) -> int:
     return 1 if args.text is not None and "error" in results[0] else 0
 
 
+def cmd_support_eval_report(args) -> int:
+    """Per-label precision/recall, confusion and calibration on dev, the in-house test split and the external set.
+
+    The external set's messages are never printed (only aggregates): it must stay out of anyone's tuning loop.
+    """
+    import numpy as np
+
+    from core.support import classify_many, evaluate, get_head, load_labelled_intents
+    from core.support._classifier import choose_thresholds, flag_rates
+    from core.support._data import EXTERNAL_FILE, load_external
+
+    head = get_head()
+    dev_rows = load_labelled_intents("dev")
+    dev_pred = classify_many([r.text for r in dev_rows])
+    conf = np.array([p.confidence for p in dev_pred])
+    gap = np.array([p.gap for p in dev_pred])
+    right = np.array([p.label == r.label for r, p in zip(dev_rows, dev_pred)])
+    chosen = choose_thresholds(conf, gap, right)
+    reports = {"dev": evaluate("dev"), "test": evaluate("test")}
+    external = load_external()
+    if external:
+        reports["external"] = evaluate(rows=external, name="external")
+    out = {
+        "head": {"alpha_softmax": head.alpha, "k": head.k, "temperature": head.temperature,
+                 "train_examples": int(head.examples.shape[0])},
+        "dev_chosen_thresholds": {"confidence": chosen[0], "gap": chosen[1],
+                                  "dev_wrong_flagged": round(flag_rates(conf, gap, right, *chosen)[0], 4),
+                                  "dev_right_flagged": round(flag_rates(conf, gap, right, *chosen)[1], 4)},
+        "external_file": str(EXTERNAL_FILE) if external else None,
+        **{name: report.as_dict() for name, report in reports.items()},
+    }
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    h = out["head"]
+    print(f"head: softmax share {h['alpha_softmax']}, kNN k {h['k']}, temperature {h['temperature']}, "
+          f"{h['train_examples']} training examples")
+    t = out["dev_chosen_thresholds"]
+    print(f"thresholds the dev curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
+          f"(dev: {t['dev_wrong_flagged']:.0%} of wrong flagged, {t['dev_right_flagged']:.0%} of right)")
+    for name, report in reports.items():
+        print(f"\n== {name} ==")
+        print(report.format(show_mistakes=bool(args.mistakes) and name != "external"))
+    if not external:
+        print(f"\n(no external set at {EXTERNAL_FILE})")
+    return 0
+
+
 _HELP = "commands: /human  /yes  /no  /solved  /rate N [comment]  /wait [seconds]  /new  /quit"
 
 

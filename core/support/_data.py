@@ -16,7 +16,10 @@ DATA_DIR = REPO_ROOT / "data" / "support"
 INTENTS_FILE = DATA_DIR / "intents.jsonl"
 KB_DIR = DATA_DIR / "kb"
 LABELS: tuple[str, ...] = ("FAQ", "ACCOUNT_ACTION", "BILLING", "COMPLAINT", "UNKNOWN")
-SPLITS = ("train", "test")
+SPLITS = ("train", "dev", "test")  # dev: choosing the blend, the temperature and the uncertainty thresholds
+# Written by another hand from short customer briefs, never used for training or tuning (see SOURCES.md):
+# only the eval suite's "external" segment and `keel support eval-report` read it.
+EXTERNAL_FILE = DATA_DIR / "external_test.jsonl"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,26 @@ def load_labelled_intents(split: str | None = None, path: Path = INTENTS_FILE) -
             raise ValueError(f"{path.name} line {number}: bad label/split/text {raw!r}")
         if split is None or row.split == split:
             rows.append(row)
+    return rows
+
+
+def load_external(path: Path = EXTERNAL_FILE) -> list[LabelledMessage]:
+    """The independently written test set ([] if it is not there); each line {text|input, label|expected.label}."""
+    if not path.is_file():
+        return []
+    rows: list[LabelledMessage] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            text = raw.get("text", raw.get("input"))
+            label = raw.get("label") or (raw.get("expected") or {}).get("label") or raw.get("intent")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise ValueError(f"{path.name} line {number}: not a JSON object ({exc})") from None
+        if not isinstance(text, str) or label not in LABELS:
+            raise ValueError(f"{path.name} line {number}: needs a text and a label from {LABELS}")
+        rows.append(LabelledMessage(text=text, label=str(label), split="external"))
     return rows
 
 

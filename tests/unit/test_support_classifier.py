@@ -7,6 +7,7 @@ import collections
 import numpy as np
 import pytest
 
+from core.embeddings import embed
 from core.support import LABELS, classify, classify_many, evaluate, get_head, load_labelled_intents, reset_head
 from core.support._classifier import _cache_path, training_digest
 
@@ -20,27 +21,136 @@ def _home(keel_home):
 
 def test_labelled_set_is_large_varied_and_stratified():
     rows = load_labelled_intents()
-    assert len(rows) >= 250
+    assert len(rows) >= 2500
     texts = [r.text.strip().lower() for r in rows]
     assert len(set(texts)) == len(texts), "duplicate messages would leak between splits"
     by_label = collections.Counter(r.label for r in rows)
-    assert set(by_label) == set(LABELS) and min(by_label.values()) >= 50
-    test = collections.Counter(r.label for r in rows if r.split == "test")
-    for label in LABELS:  # every class holds out about a fifth of its messages
-        assert 0.15 <= test[label] / by_label[label] <= 0.25, label
-    assert {r.split for r in load_labelled_intents("test")} == {"test"}
+    assert set(by_label) == set(LABELS) and min(by_label.values()) >= 300
+    for split in ("dev", "test"):  # every class holds out a share of its messages in both splits
+        held = collections.Counter(r.label for r in rows if r.split == split)
+        for label in LABELS:
+            assert 0.1 <= held[label] / by_label[label] <= 0.3, (split, label)
+        assert {r.split for r in load_labelled_intents(split)} == {split}
     with pytest.raises(ValueError):
         load_labelled_intents("validation")
+
+
+def test_splits_are_cut_by_template_so_dev_and_test_phrasings_are_unseen():
+    import json
+
+    from core.support._data import INTENTS_FILE
+
+    split_of: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for line in INTENTS_FILE.read_text(encoding="utf-8").splitlines():
+        raw = json.loads(line)
+        if "template" in raw:
+            split_of[(raw["label"], raw["template"])].add(raw["split"])
+    assert len(split_of) >= 300
+    assert all(len(splits) == 1 for splits in split_of.values())
 
 
 def test_held_out_accuracy_per_class(capsys):
     report = evaluate("test")
     with capsys.disabled():
-        print("\nsupport intents, held-out split:\n" + report.format())
-    assert report.accuracy >= 0.90
+        print("\nsupport intents, held-out split:\n" + report.format(show_mistakes=False))
+    # The test split holds out whole templates (phrasings never seen in training), so it is harder than the old
+    # line-level split; 0.883 when this was written.
+    assert report.accuracy >= 0.86
     assert sum(c.support for c in report.per_class) == len(load_labelled_intents("test"))
     for c in report.per_class:  # no class is sacrificed for the average
-        assert c.recall >= 0.75, c
+        assert c.recall >= 0.8, c
+    unknown = next(c for c in report.per_class if c.label == "UNKNOWN")
+    assert unknown.recall >= 0.85  # general knowledge and small talk are not answered as FAQ (0.89 measured)
+    assert report.calibration is not None and report.calibration.ece <= 0.08
+    assert report.calibration.mean_confidence_right > report.calibration.mean_confidence_wrong
+
+
+@pytest.mark.parametrize("text,label", [
+    ("how do I reset my password", "FAQ"), ("reset my password", "ACCOUNT_ACTION"),
+    ("what is your refund policy", "FAQ"), ("refund my order", "BILLING"),
+    ("cancel my order", "ACCOUNT_ACTION"), ("what payment methods do you accept", "FAQ"),
+    ("How many calories are in an avocado?", "UNKNOWN"), ("what is the capital of Peru", "UNKNOWN"),
+])
+def test_label_guide_borderlines(text, label):
+    assert classify(text).label == label
+
+
+def test_head_blends_knn_and_softmax_with_a_dev_fitted_temperature():
+    head = get_head()
+    assert 0.0 <= head.alpha <= 1.0 and head.k >= 1 and 0.1 <= head.temperature <= 10.0
+    assert head.examples.shape[0] == len(load_labelled_intents("train"))
+    c = classify("where is my order ORD-50012")
+    expected = head.probabilities(embed(["where is my order ORD-50012"]))[0]
+    assert c.scores == pytest.approx(dict(zip(head.labels, expected.tolist())), abs=1e-5)
+
+
+def test_knn_vote_follows_the_nearest_examples_and_never_gives_zero():
+    from core.support._classifier import knn_vote
+
+    examples = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99]], dtype=np.float32)
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    labels = np.array([0, 0, 1, 1])
+    votes = knn_vote(np.array([[1.0, 0.05]], dtype=np.float32), examples, labels, 3, k=3)
+    assert votes.shape == (1, 3) and votes[0].argmax() == 0
+    assert np.all(votes > 0) and votes.sum() == pytest.approx(1.0)
+
+
+def test_temperature_softens_overconfident_scores_and_ece_measures_it():
+    from core.support._classifier import expected_calibration_error, fit_temperature, scale
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    targets = rng.integers(0, 3, n)
+    predicted = np.where(rng.random(n) < 0.7, targets, (targets + 1) % 3)  # 70 % right...
+    raw = np.full((n, 3), 0.005)
+    raw[np.arange(n), predicted] = 0.99  # ...but 99 % sure every time
+    correct = predicted == targets
+    assert expected_calibration_error(raw.max(axis=1), correct) > 0.25
+    t = fit_temperature(raw, targets)
+    assert t > 1.5
+    fitted = scale(raw, t)
+    assert expected_calibration_error(fitted.max(axis=1), correct) < 0.05
+    assert expected_calibration_error(np.array([0.8] * 10), np.array([True] * 8 + [False] * 2)) == pytest.approx(0)
+
+
+def test_thresholds_chosen_from_the_curve_flag_wrong_answers_and_spare_right_ones():
+    from core.support._classifier import choose_thresholds, flag_rates
+
+    confidence = np.array([0.95] * 90 + [0.5] * 8 + [0.97] * 2)  # two wrong answers are surer than any right one
+    gap = np.array([0.9] * 90 + [0.1] * 8 + [0.95] * 2)
+    correct = np.array([True] * 90 + [False] * 10)
+    c, g = choose_thresholds(confidence, gap, correct)
+    wrong, right = flag_rates(confidence, gap, correct, c, g)
+    assert wrong == pytest.approx(0.8) and right == 0.0
+
+
+def test_external_set_loader_accepts_both_shapes_and_rejects_bad_labels(tmp_path):
+    from core.support._data import load_external
+
+    assert load_external(tmp_path / "missing.jsonl") == []
+    path = tmp_path / "ext.jsonl"
+    path.write_text('{"text": "where is my parcel", "label": "ACCOUNT_ACTION", "persona": "p1"}\n\n'
+                    '{"input": "hi", "expected": {"label": "UNKNOWN"}}\n', encoding="utf-8")
+    rows = load_external(path)
+    assert [(r.text, r.label, r.split) for r in rows] == [("where is my parcel", "ACCOUNT_ACTION", "external"),
+                                                          ("hi", "UNKNOWN", "external")]
+    path.write_text('{"text": "x", "label": "SHIPPING"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1"):
+        load_external(path)
+
+
+def test_eval_report_command_prints_per_label_scores_and_calibration(capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["support", "eval-report", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for split in ("dev", "test"):
+        assert set(out[split]["per_label"]) == set(LABELS)
+        assert sum(out[split]["confusion"]["FAQ"].values()) == out[split]["per_label"]["FAQ"]["n"]
+        assert 0 <= out[split]["calibration"]["ece"] <= 1
+    assert out["head"]["temperature"] > 0 and 0 <= out["dev_chosen_thresholds"]["confidence"] <= 1
 
 
 def test_classification_has_label_confidence_gap_and_thresholds(monkeypatch):
@@ -51,8 +161,8 @@ def test_classification_has_label_confidence_gap_and_thresholds(monkeypatch):
     assert not c.uncertain
     from core import config
 
-    monkeypatch.setenv("KEEL_SUPPORT_CONFIDENCE", "0.99")
-    monkeypatch.setenv("KEEL_SUPPORT_AMBIGUITY", "0.999")
+    monkeypatch.setenv("KEEL_SUPPORT_CONFIDENCE", "1.0")
+    monkeypatch.setenv("KEEL_SUPPORT_AMBIGUITY", "1.0")
     config.reset_settings()
     strict = classify("Where is my order ORD-50012?")
     assert strict.label == c.label and strict.low_confidence and strict.ambiguous
@@ -96,8 +206,9 @@ def test_head_is_cached_by_training_hash_and_survives_a_torn_file():
     path = _cache_path(training_digest())
     assert path.exists() and head.digest == training_digest()
     reset_head()
-    again = get_head()  # loaded from the cache file, same weights
-    assert np.allclose(again.weights, head.weights)
+    again = get_head()  # loaded from the cache file, same weights, examples and fitted blend
+    assert np.allclose(again.weights, head.weights) and np.allclose(again.examples, head.examples)
+    assert (again.alpha, again.k, again.temperature) == (head.alpha, head.k, head.temperature)
     path.write_bytes(b"not a numpy file")
     reset_head()
     retrained = get_head()
