@@ -61,6 +61,9 @@ class Suite:
     max_latency_ms: float | None = None
     max_cost_usd: float | None = None
     options: dict = field(default_factory=dict)  # passed to the target (task id, k, tier, ...)
+    # segment name → another dataset run in that segment outside the gated score (e.g. a test set written by
+    # another hand); a file that is not there is skipped
+    extra_datasets: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +123,8 @@ def load_suites(path: Path | None = None) -> dict[str, Suite]:
             min_score=floor, fast=bool(spec.get("fast", True)),
             uses_model=bool(spec.get("uses_model", False)), max_latency_ms=spec.get("max_latency_ms"),
             max_cost_usd=spec.get("max_cost_usd"), options=dict(spec.get("options", {})),
+            extra_datasets={str(seg): Path(p) if Path(p).is_absolute() else path.parent / p
+                            for seg, p in dict(spec.get("extra_datasets", {})).items()},
         )
     return suites
 
@@ -172,6 +177,8 @@ def load_cases(suite: Suite, *, include_collected: bool = True) -> list[EvalCase
             raise EvalError(f"{suite.dataset}:{number}: case id {case.id!r} appears twice")
         seen.add(case.id)
         cases.append(case)
+    for segment, extra in suite.extra_datasets.items():
+        cases.extend(_extra_cases(suite, segment, extra))
     if include_collected:
         with db.session() as session:
             rows = session.exec(select(EvalCase).where(EvalCase.suite == suite.name).order_by(EvalCase.id)).all()
@@ -182,6 +189,26 @@ def load_cases(suite: Suite, *, include_collected: bool = True) -> list[EvalCase
             ))
     if len(cases) > MAX_CASES:
         raise EvalError(f"suite {suite.name} has {len(cases)} cases; the limit is {MAX_CASES}")
+    return cases
+
+
+def _extra_cases(suite: Suite, segment: str, path: Path) -> list[EvalCaseInput]:
+    """One extra dataset's cases, all in `segment`, source "extra_dataset" (so outside the gated score)."""
+    if not path.is_file():
+        return []
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise EvalError(f"{path}:{number}: each line must be a JSON object")
+        case = _dataset_case(suite, record, number)
+        cases.append(EvalCaseInput(id=f"{segment}:{case.id}", input=case.input, expected=case.expected,
+                                   segment=segment, source="extra_dataset", fields=record))
     return cases
 
 
