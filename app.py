@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import streamlit as st  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from core import services  # noqa: E402
 from core.api import routes as api_routes  # noqa: E402
@@ -18,6 +19,7 @@ from core.auth import secrets_auth_section  # noqa: E402
 from core.config import installation_secret  # noqa: E402
 from core.idp import dev_auth_secrets  # noqa: E402
 from ui.playground import mount_route  # noqa: E402
+from ui.session import RecordSignOut  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -43,6 +45,7 @@ _secrets = None if secrets_auth_section() else {"auth": dev_auth_secrets(install
 app = st.App(
     "streamlit_app.py",
     routes=[*api_routes, playground_mount],
+    middleware=[Middleware(RecordSignOut)],  # sign-out revokes the session server-side, not only in the browser
     lifespan=lifespan,
     secrets=_secrets,
 )

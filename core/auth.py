@@ -6,17 +6,20 @@ Everything that decides access (pages, API routes, document filters) reads a Pri
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from core import db
 from core.config import REPO_ROOT
-from core.tables import ApiKey, Workspace
+from core.tables import ApiKey, RevokedSession, Workspace
 
 MAX_CLEARANCE = 3
 CLEARANCE_NAMES = {0: "public", 1: "internal", 2: "confidential", 3: "restricted"}
@@ -202,6 +205,51 @@ def billing_customer(principal: Principal) -> str:
     from core.workspace import personal_workspace_id  # core.workspace imports this module
 
     return personal_workspace_id(principal.sub)
+
+
+# -- UI sessions (Streamlit's signed cookie) ------------------------------------------------------
+
+SESSION_COOKIE_MAX_AGE_S = 30 * 86400  # Streamlit's auth cookie lifetime: a revocation must outlive the cookie
+_SIGN_IN_CLAIMS = ("iss", "aud", "sub", "iat", "exp", "auth_time", "nonce", "sid", "jti", "at_hash")
+_COOKIE_ONLY_KEYS = {"origin", "is_logged_in", "provider", "tokens"}  # added by Streamlit, not by the provider
+
+
+def session_key(claims) -> str:
+    """Names one sign-in, from the ID-token claims its cookie carries (issuer, subject, issued-at, nonce…): the
+    same key whether read from the cookie by a route or from `st.user` by a page."""
+    claims = dict(claims or {})
+    picked = {k: claims[k] for k in _SIGN_IN_CLAIMS if k in claims}
+    if not {"iat", "nonce", "jti", "sid"} & picked.keys():  # nothing per-sign-in: all the provider's claims
+        picked = {k: v for k, v in claims.items() if k not in _COOKIE_ONLY_KEYS}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def end_session(claims) -> str:
+    """Sign-out: record the session as revoked in SQL (shared by every replica), so its cookie stops working even
+    when replayed. Idempotent; prunes revocations whose cookies have expired anyway. Returns the session key."""
+    key, now = session_key(claims), time.time()
+    try:
+        with db.session() as s:
+            s.exec(delete(RevokedSession).where(RevokedSession.expires_at < now))
+            if s.get(RevokedSession, key) is None:
+                s.add(RevokedSession(key=key, sub=str(dict(claims or {}).get("sub") or "")[:255], revoked_at=now,
+                                     expires_at=now + SESSION_COOKIE_MAX_AGE_S))
+    except IntegrityError:  # a concurrent sign-out of the same session wrote it first
+        pass
+    return key
+
+
+def session_revoked(claims) -> bool:
+    with db.session() as s:
+        return s.get(RevokedSession, session_key(claims)) is not None
+
+
+def principal_from_session(claims) -> Principal:
+    """The Principal of a UI session cookie's claims; AuthError once that session has signed out."""
+    principal = principal_from_claims(claims)
+    if session_revoked(claims):
+        raise AuthError("this session has signed out: sign in again")
+    return principal
 
 
 # -- OIDC ----------------------------------------------------------------------------------------

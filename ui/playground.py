@@ -16,9 +16,10 @@ from pathlib import Path
 import gradio as gr
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
-from core.auth import AuthError, Principal, principal_from_claims
+from core.auth import AuthError, Principal, principal_from_session
 from core.config import REPO_ROOT
 from core.llm import LLMError, LLMRequest, get_gateway
+from ui.session import cookie_claims
 
 MAX_MESSAGE_CHARS = 8000
 
@@ -117,19 +118,13 @@ def build_blocks() -> gr.Blocks:
 
 
 def streamlit_principal(request) -> Principal | None:
-    """The signed-in Streamlit user from the session cookie, or None."""
+    """The signed-in Streamlit user from the session cookie, or None (also once that session signed out)."""
+    claims = cookie_claims(request)
+    if claims is None:
+        return None
     try:
-        from streamlit.web.server.starlette.starlette_auth_routes import _get_cookie_value_from_request
-        from streamlit.web.server.starlette.starlette_server_config import USER_COOKIE_NAME
-
-        raw = _get_cookie_value_from_request(request, USER_COOKIE_NAME)
-        if not raw:
-            return None
-        claims = json.loads(raw)
-        if not claims.get("is_logged_in", True):
-            return None
-        return principal_from_claims(claims)
-    except (AuthError, ValueError, TypeError, ImportError):
+        return principal_from_session(claims)
+    except AuthError:
         return None
 
 
