@@ -188,15 +188,18 @@ def test_a_worker_crash_mid_stream_through_v1_fails_that_call_and_the_next_one_s
     assert [r.status for r in rows][-1] == "ok"
 
 
-def test_a_crash_before_the_first_token_is_retried_on_a_restarted_worker(api):
+@pytest.mark.parametrize("sig, says", [(signal.SIGKILL, "out-of-memory"), (signal.SIGILL, "CPU instructions")])
+def test_a_worker_that_died_while_idle_is_restarted_by_the_next_call(api, sig, says):
     gateway = get_gateway()
     gateway.complete(LLMRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=2))
     pid = provider().pid
-    os.kill(pid, signal.SIGKILL)  # dies while idle: the next call notices, restarts and answers
+    os.kill(pid, sig)  # dies while idle: the next call notices, restarts and answers
+    wait_until(lambda: provider().pid is None, timeout=10, interval=0.02)
     result = gateway.complete(LLMRequest(messages=[{"role": "user", "content": "Say hello."}], max_tokens=8,
                                          feature="api"))
     assert result.status == "ok" and result.text.strip() and provider().pid != pid
-    assert provider().health()["last_crash"]["reason"].startswith("SIGKILL")
+    reason = provider().health()["last_crash"]["reason"]
+    assert reason.startswith(signal.Signals(sig).name) and says in reason
 
 
 def test_a_workspace_task_keeps_the_partial_text_and_fails_clearly_when_the_worker_crashes(api):
@@ -292,3 +295,28 @@ def test_a_corrupt_model_file_is_a_start_failure_with_the_reason_not_a_hang(monk
     assert llm["providers"]["embedded"]["worker"]["state"] == "failed_to_start"
     (row,) = log_rows()
     assert row.status == "error" and "could not start" in row.error
+
+
+def test_a_crash_mid_answer_falls_back_along_the_tier_chain_and_logs_both_attempts(monkeypatch, keel_home):
+    from tests.support.fault_server import DEFAULT_ANSWER, FaultServer
+
+    with FaultServer() as upstream:
+        _fresh_env(monkeypatch, PROVIDERS=json.dumps({"backup": {"kind": "openai", "base_url": upstream.url}}),
+                   TIERS=json.dumps({"capable": [f"embedded/{config.EMBEDDED_MODEL}", "backup/m1"],
+                                     "fast": [f"embedded/{config.EMBEDDED_MODEL}"],
+                                     "code": [f"embedded/{config.EMBEDDED_MODEL}"]}))
+        seen, on_piece = kill_after_tokens(3, signal.SIGSEGV)
+        resets, pieces = 0, []
+        stream = get_gateway().stream(LLMRequest(messages=STORY, max_tokens=120, feature="api"))
+        for chunk in stream:
+            if chunk.reset:
+                resets += 1
+                pieces.clear()
+            elif chunk.text:
+                pieces.append(chunk.text)
+                on_piece()
+        assert stream.result.status == "fallback" and stream.result.provider == "backup"
+        assert resets == 1 and "".join(pieces) == DEFAULT_ANSWER
+        rows = log_rows(feature="api")
+        assert [(r.provider, r.status) for r in rows] == [("embedded", "error"), ("backup", "fallback")]
+        assert "SIGSEGV" in rows[0].error and "crashed mid-stream" in rows[0].error
