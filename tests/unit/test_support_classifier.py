@@ -215,3 +215,22 @@ def test_head_is_cached_by_training_hash_and_survives_a_torn_file():
     assert np.allclose(retrained.weights, head.weights, atol=1e-5)
     with np.load(path) as data:  # the torn file was replaced by a good one
         assert data["weights"].shape == head.weights.shape
+
+
+def test_an_extra_dataset_is_scored_in_its_own_segment_outside_the_gated_score(tmp_path, monkeypatch):
+    from core import config
+    from core.ops._evals import run_suite
+
+    (tmp_path / "cases.jsonl").write_text('{"text": "reset my password", "label": "ACCOUNT_ACTION"}\n',
+                                          encoding="utf-8")
+    (tmp_path / "other.jsonl").write_text('{"text": "what is the capital of Peru", "label": "FAQ"}\n',
+                                          encoding="utf-8")  # labelled wrong on purpose: it must fail
+    (tmp_path / "suites.toml").write_text(
+        '[intents]\ntarget = "support.classify"\ndataset = "cases.jsonl"\nscorers = ["label"]\nmin_score = 0.5\n'
+        'extra_datasets = { external = "other.jsonl", missing = "not-there.jsonl" }\n', encoding="utf-8")
+    monkeypatch.setenv("KEEL_EVAL_SUITES", str(tmp_path / "suites.toml"))
+    config.reset_settings()
+    report = run_suite("intents", baseline=None, include_collected=False)
+    assert report.run["score"] == 1.0 and report.run["status"] == "passed"  # the failing extra case is not gated
+    assert report.segments["external"] == {"n": 1, "passed": 0, "source": "extra_dataset", "score": 0.0}
+    assert "missing" not in report.segments
