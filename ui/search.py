@@ -22,7 +22,8 @@ from core.search import (
     set_access,
     start_background_sync,
 )
-from ui.text import code, link, model_markdown, model_markdown_stream, plain
+from ui.feedback import working
+from ui.text import code, model_markdown, plain
 
 LEVEL_COLOURS = {0: "green", 1: "blue", 2: "orange", 3: "red"}
 
@@ -50,44 +51,74 @@ def ask_box(principal) -> None:
     if submitted:
         answer_question(principal, question, k)
     elif "search_last" in st.session_state:
-        show_answer(st.session_state["search_last"], streamed=False)
+        last = st.session_state["search_last"]
+        show_answer(last["answer"], streamed=False, draft=last["draft"])
 
 
 def answer_question(principal, question: str, k: int) -> None:
+    """Sources first (retrieval is deterministic and fast), then the answer streams below them. If the check in
+    code rejects the model's text, the page says so and keeps the draft visible next to what replaced it."""
+    status = st.empty()
+    working(status, "Searching the documents you can access…")
     try:
         run = ask(principal, question, k=k, channel="ui")
     except SearchInputError as exc:
+        status.empty()
         st.error(str(exc), icon=":material/error:")
         return
+    status.empty()
+    if run.covered:
+        sources_list(run.sources, [])
     st.markdown("##### Answer")
     with st.container(border=True):
         slot = st.empty()
-        with slot:
-            st.write_stream(model_markdown_stream(iter(run)))
-        if run.replaced:  # the checked answer (citations added, or sentences from the sources) replaces the draft
-            slot.markdown(model_markdown(run.answer.text))
-    answer = run.answer
-    st.session_state["search_last"] = answer
+        working(slot)
+        text = ""
+        for piece in run:
+            text += piece
+            slot.markdown(model_markdown(text) + " ▌")
+        answer = run.answer
+        slot.markdown(model_markdown(answer.text))
+        if run.replaced and run.draft.strip():
+            st.warning(f"The answer above replaced the model's draft: {answer.fallback_reason}.",
+                       icon=":material/rule:")
+            with st.expander("The model's draft (not used)"):
+                st.markdown(model_markdown(run.draft))
+        elif run.replaced and answer.used_llm:
+            st.caption(":material/rule: Checked against the sources: citation numbers were added where missing.")
+    st.session_state["search_last"] = {"answer": answer, "draft": run.draft if run.replaced else ""}
     show_answer(answer, streamed=True)
 
 
-def show_answer(answer, *, streamed: bool) -> None:
+def sources_list(sources, citations) -> None:
+    cited = set(citations)
+    st.markdown(f"##### Sources ({len(sources)})")
+    for s in sources:
+        mark = "cited" if s.doc_id in cited else "retrieved"
+        st.markdown(f"**[{s.n}]** {plain(s.title)} · {code(s.path)} · {level_badge(s.clearance_level)} · :gray[{mark}]")
+
+
+def show_answer(answer, *, streamed: bool, draft: str = "") -> None:
     if not streamed:
+        if answer.covered:
+            sources_list(answer.sources, answer.citations)
         st.markdown("##### Answer")
         with st.container(border=True):
             st.markdown(model_markdown(answer.text))
-    if answer.fallback_reason:
-        st.warning(answer.fallback_reason[:1].upper() + answer.fallback_reason[1:], icon=":material/warning:")
+            if draft.strip():
+                st.warning(f"The answer above replaced the model's draft: {answer.fallback_reason}.",
+                           icon=":material/rule:")
+                with st.expander("The model's draft (not used)"):
+                    st.markdown(model_markdown(draft))
+    if answer.fallback_reason and not draft.strip() and answer.covered:
+        st.info(answer.fallback_reason[:1].upper() + answer.fallback_reason[1:], icon=":material/info:")
     if not answer.covered:
         st.info("No source you can access is close enough to this question (best match "
                 f"{answer.best_similarity:.2f}); nothing was sent to the model.", icon=":material/search_off:")
+        if answer.sources:
+            st.caption("Closest documents you can access (they do not seem to answer it): "
+                       + " · ".join(plain(s.title) for s in answer.sources[:3]))
         return
-    cited = set(answer.citations)
-    st.markdown(f"##### Sources ({len(answer.sources)})")
-    for s in answer.sources:
-        mark = "cited" if s.doc_id in cited else "retrieved"
-        st.markdown(f"**[{s.n}]** {link(s.title, s.url)} · {code(s.path)} · {level_badge(s.clearance_level)} · "
-                    f":gray[{mark}]")
     with st.expander(f"What the model read ({len(answer.chunks)} passages)"):
         number = {s.doc_id: s.n for s in answer.sources}
         for c in answer.chunks:

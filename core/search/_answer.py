@@ -86,17 +86,33 @@ def cited_numbers(text: str, count: int) -> list[int]:
     return seen
 
 
-def extractive_answer(question_words: set[str], chunks: list[RetrievedChunk], sources: list[Source]) -> str:
-    """The sentences that share most words with the question, each cited: honest when no model is available."""
+_QUANTITY_CUE = re.compile(r"\b(how (much|many|long|often)|salar|band|range|cost|price|budget|rate|limit|"
+                           r"amount|number|when|date|deadline|days?|hours?|per diem|allowance|percent|%)", re.IGNORECASE)
+
+
+def _stems(words) -> set[str]:
+    """Five-letter prefixes of the content words: "engineers" meets "Engineering", "bands" meets "band"."""
+    return {w[:5] for w in words if len(w) > 2 and w not in _STOP}
+
+
+def extractive_answer(question_words: set[str], chunks: list[RetrievedChunk], sources: list[Source],
+                      question: str = "") -> str:
+    """The sentences that share most words with the question, each cited: honest when no model is available.
+    When the question asks for an amount, a range or a date, sentences with figures rank first among equals, and
+    short figure-bearing lines (table rows) count, so the numbers asked for are not dropped."""
     number = {s.doc_id: s.n for s in sources}
+    wanted = _stems(question_words)
+    wants_figures = bool(_QUANTITY_CUE.search(question or " ".join(sorted(question_words))))
     scored = []
     for order, c in enumerate(chunks):
         for sentence in re.split(r"(?<=[.!?])\s+|\n+", c.text):
-            sentence = sentence.strip(" -*#")
-            if len(sentence) < 25:
+            sentence = sentence.strip(" -*#|")
+            has_figure = bool(re.search(r"\d", sentence))
+            if len(sentence) < (10 if has_figure else 25):
                 continue
-            words = set(re.findall(r"[a-z0-9]+", sentence.lower()))
-            scored.append((len(words & question_words), -order, sentence, number[c.doc_id]))
+            overlap = len(_stems(re.findall(r"[a-z0-9]+", sentence.lower())) & wanted)
+            bonus = 1 if wants_figures and has_figure and overlap else 0
+            scored.append((overlap + bonus, -order, sentence, number[c.doc_id]))
     best = sorted(scored, key=lambda x: (-x[0], -x[1]))[:3]
     if not best:
         return "See the sources below."
@@ -179,6 +195,44 @@ def _source_block(chunks: list[RetrievedChunk], sources: list[Source]) -> str:
     return "\n\n".join(parts)
 
 
+_QUESTION_FILLER = _STOP | {"much", "many", "next", "there", "any", "get", "need", "should", "would", "could",
+                              "about", "policy", "policies", "company", "keel", "us", "me", "handle", "long", "often", "use", "give",
+                              "run", "runs", "pay", "come", "back"}
+
+
+_IDENTIFIER = re.compile(r"^(?=.*[a-z])(?=.*\d)[a-z0-9]+$")  # SEV1, E4, Q3: letters and digits together
+
+
+def _key_stems(text: str) -> set[str]:
+    """Four-letter prefixes of a question's content words ("engineers" meets "Engineering", "color" meets
+    "colour"); words with a digit ("SEV1", "E4") are kept whole, since they name one thing exactly."""
+    words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _QUESTION_FILLER and not w.isdigit()]
+    return {w if _IDENTIFIER.match(w) else w[:4] for w in words if len(w) > 2 or _IDENTIFIER.match(w)}
+
+
+STRONG_MATCH = 0.5  # at or above this similarity the passage is trusted to be about the question without the word check
+
+
+def lexically_covered(phrasings: list[str], chunks: list[RetrievedChunk], *, top: int = 3) -> bool:
+    """Whether the best passages talk about what the question names: for the question or one of its phrasings,
+    every identifier (letters with digits) and at least half of the content words occur in the top passages.
+    Embedding similarity alone lets "How do we handle a SEV1 incident?" match a software-request page."""
+    if not chunks:
+        return False
+    text = " ".join(f"{c.title} {c.text}" for c in chunks[:top]).lower()
+    present = {w if _IDENTIFIER.match(w) else w[:4] for w in re.findall(r"[a-z0-9]+", text)}
+    for phrasing in phrasings:
+        wanted = _key_stems(phrasing)
+        if not wanted:
+            return True  # nothing specific to check
+        ids = {w for w in wanted if _IDENTIFIER.match(w)}
+        if ids - present:
+            continue
+        if len(wanted & present) * 2 >= len(wanted):
+            return True
+    return False
+
+
 class AnswerRun:
     """Iterate for the answer's text as it streams; `answer` is set once iteration ends. `retrieval`, `sources`
     and `chunks` are known before the first piece, so a UI can show the sources while the answer streams."""
@@ -189,11 +243,13 @@ class AnswerRun:
         self.retrieval = retrieve(principal, question, k=k, channel=channel, use_llm_expansion=use_llm_expansion)
         self.chunks = recheck(self.retrieval) if self.retrieval.covered else []
         self.sources = number_sources(self.chunks)
-        self.covered = self.retrieval.covered and bool(self.chunks)
+        self.covered = self.retrieval.covered and bool(self.chunks) and (
+            self.retrieval.best_similarity >= STRONG_MATCH or lexically_covered(self.retrieval.phrasings, self.chunks))
         self.use_llm = use_llm
         self.max_tokens = max_tokens
         self.answer: Answer | None = None
         self.replaced = False  # the streamed text was replaced after the fact (citations added, or a fallback)
+        self.draft = ""  # the model's text when the check or a failure replaced it, so a UI can show both
         self._stream = None
 
     def cancel(self) -> None:
@@ -210,7 +266,7 @@ class AnswerRun:
             yield text
         elif not self.use_llm:
             reason = "answer generation switched off"
-            text = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources)
+            text = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources, self.retrieval.query)
             yield text
         else:
             prompt = load("search/answer")
@@ -232,14 +288,17 @@ class AnswerRun:
                     raise LLMError("the model returned an empty answer", request_id=request_id)
                 checked, why = ground(text, self.chunks, self.sources)
                 if checked is None:
+                    self.draft = text
                     reason = f"{why}; showing the most relevant sentences from the sources instead"
-                    text, used_llm = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources), False
+                    text, used_llm = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources, self.retrieval.query), False
                     self.replaced = True
                 elif checked != text.strip():
                     text, self.replaced = checked, True
-            except LLMError as exc:
-                reason = f"the model failed ({exc}); showing the most relevant sentences instead"
-                fallback = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources)
+            except LLMError:  # the request log has the detail; a person reads what it means for them
+                self.draft = text
+                reason = ("the model did not finish its answer (it was busy or did not answer in time); showing the "
+                          "most relevant sentences from the sources instead")
+                fallback = extractive_answer(_words(self.retrieval.query), self.chunks, self.sources, self.retrieval.query)
                 yield ("\n\n" if text else "") + fallback
                 text, used_llm = fallback, False
                 self.replaced = True
