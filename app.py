@@ -29,6 +29,7 @@ playground_mount, playground_host = mount_route()
 @asynccontextmanager
 async def lifespan(_app):
     services.prepare()
+    services.start_workers()
     idp = services.start_identity_provider()
     try:
         async with playground_host.router.lifespan_context(playground_host):

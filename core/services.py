@@ -39,7 +39,17 @@ def start_identity_provider():
     return DevIdentityProvider().start()
 
 
+def start_workers() -> None:
+    """Run background jobs in this process too (every replica does; `KEEL_JOB_WORKERS=0` opts out)."""
+    from core.jobs import housekeeping, start_workers as start
+
+    start()
+    housekeeping()  # leases that expired while no replica was up: failed or queued again now
+
+
 def shutdown() -> None:
+    from core.jobs import stop_workers
     from core.llm import shutdown_gateway
 
+    stop_workers()  # jobs still running here go back to the queue for another replica (or fail on their last try)
     shutdown_gateway()

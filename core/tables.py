@@ -741,3 +741,39 @@ class DecayReport(SQLModel, table=True):
     distance: float = 0.5
     created_at: float = 0.0
     report: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+
+
+# --- Durable jobs (migration 0013) ---------------------------------------------------------------------------------
+
+
+class JobRow(SQLModel, table=True):
+    """One background job (search sync, eval run, page review, support summary): its state lives here, not in a
+    process, so every replica's page and the CLI see and cancel it; the queue (huey) only carries the id."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_status_lease", "status", "lease_until"),
+                      Index("ix_job_kind_created", "kind", "created_at"))
+
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(max_length=64)
+    target: str = Field(max_length=200)  # "module:function" of a registered job function
+    label: str = Field(default="", max_length=300)
+    owner: str = Field(default="", max_length=255)
+    dedupe_key: str | None = Field(default=None, max_length=300)
+    status: str = Field(max_length=16)  # core.jobs.JobStatus
+    params_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    progress_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    eta_s: float | None = None
+    result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = 0
+    max_attempts: int = 1
+    worker: str | None = Field(default=None, max_length=120)  # host:pid:nonce of the process running it
+    cancel_requested: bool = False
+    created_at: float
+    enqueued_at: float
+    run_after: float = 0.0  # a delayed job (support summary) is not run before this
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    lease_until: float | None = None  # a running job whose lease passes is failed or retried by any replica
+    finished_at: float | None = None

@@ -23,8 +23,10 @@ def free_port() -> int:
 
 def _reset_core() -> None:
     from core import config, db
+    from core.jobs import stop_workers
     from core.llm import close_providers, set_gateway
 
+    stop_workers(requeue=False)  # this test's job workers must not poll the next test's database
     old = set_gateway(None)
     if old is not None:
         old.log.flush()

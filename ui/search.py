@@ -132,6 +132,7 @@ def show_answer(answer, *, streamed: bool, draft: str = "") -> None:
 
 
 def sync_panel(roots, user: str) -> None:
+    st.session_state["search_admin_user"] = user  # who cancels, for the job's record
     labels = {str(r): r for r in roots}
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     choice = left.selectbox("Folder to index", list(labels), key="search_sync_root",
@@ -154,12 +155,26 @@ def _sync_progress() -> None:
         st.rerun(scope="app")
     p = job.progress
     if p is None:
-        st.progress(0.0, text=f"Scanning {job.root}…")
+        st.progress(0.0, text=f"Queued: {job.root}…" if job.status == "queued" else f"Scanning {job.root}…")
+        _cancel_button(job)
         return
     eta = f" · about {p.eta_s:.0f}s left" if p.eta_s is not None and p.phase == "indexing" else ""
     st.progress(p.done / max(1, p.total), text=f"{p.phase}: {p.done}/{p.total} files · {p.indexed} indexed · "
                                                f"{p.unchanged} unchanged · {p.refused} refused · "
                                                f"{p.elapsed_s:.0f}s{eta}")
+    _cancel_button(job)
+
+
+def _cancel_button(job) -> None:
+    """Any admin on any replica can stop a sync; documents finished so far stay indexed (each is atomic)."""
+    from core.jobs import JobError, cancel
+
+    st.caption(f"Started by {job.started_by} · job {job.id}")
+    if st.button("Cancel sync", key=f"search_sync_cancel_{job.id}", icon=":material/cancel:"):
+        try:
+            cancel(job.id, by=st.session_state.get("search_admin_user", "admin"))
+        except JobError as exc:
+            st.toast(str(exc))
 
 
 def _sync_result(job) -> None:

@@ -15,6 +15,7 @@ from core.cli._app import cmd_db_upgrade, cmd_llm_chat, cmd_logs_tail, cmd_serve
 from core.cli._completion import add_completion_commands  # noqa: E402
 from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
 from core.cli._eval import add_eval_commands  # noqa: E402
+from core.cli._jobs import add_jobs_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
 from core.cli._review import add_review_command  # noqa: E402
 from core.cli._search import add_search_commands  # noqa: E402
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_commands(sub, add)
     add_completion_commands(sub, add)
     add_review_command(sub, add)
+    add_jobs_commands(sub, add)
 
     support = sub.add_parser("support", help="support bot").add_subparsers(dest="support_command", required=True)
     p = add("classify", cmd_support_classify, "classify a message (or each line of --file) into a support intent",

@@ -1,55 +1,83 @@
-"""Ingest/re-sync in a background thread, so the admin page can poll its progress (counts, ETA) without holding
-a request open; one job at a time per process."""
+"""Ingest/re-sync as a durable job (core.jobs): any replica's admin page polls its progress (counts, ETA) from SQL
+and can cancel it; one sync at a time across replicas; a worker that dies mid-sync is retried once (a
+second pass only hashes what the first finished)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from core import jobs
+from core.jobs import Job, JobContext, JobStatus
+
+KIND = "search_sync"
+
+
+@jobs.kind(KIND, max_attempts=2)
+def run_sync(ctx: JobContext, root: str, allowed_roots: list[str] | None = None) -> dict:
+    from core.search._ingest import sync
+
+    def progress(p) -> None:
+        ctx.progress(p.done, p.total, message=p.current, eta_s=p.eta_s if p.phase == "indexing" else None,
+                     force=p.phase != "indexing", phase=p.phase, indexed=p.indexed, unchanged=p.unchanged,
+                     refused=p.refused)
+
+    report = sync(root, progress=progress,
+                  allowed_roots=[Path(r) for r in allowed_roots] if allowed_roots is not None else None)
+    return report.as_dict()
 
 
 @dataclass
 class SyncJob:
+    """What the admin page shows of a sync job (a view of the job row)."""
+
+    id: str
     root: str
     started_by: str
-    started_at: float = field(default_factory=time.time)
-    progress: object | None = None  # the latest SyncProgress
+    status: JobStatus
+    started_at: float
+    progress: object | None = None  # SyncProgress, rebuilt from the stored progress
     report: object | None = None  # IngestReport when finished
     error: str | None = None
     finished_at: float | None = None
 
     @property
     def running(self) -> bool:
-        return self.finished_at is None
+        return not self.status.finished
 
 
-_lock = threading.Lock()
-_current: SyncJob | None = None
+def _view(job: Job) -> SyncJob:
+    from core.search._ingest import IngestReport, SyncProgress
+
+    p = job.progress
+    progress = None
+    if p.get("phase"):
+        progress = SyncProgress(p["phase"], int(p.get("done") or 0), int(p.get("total") or 0),
+                                float(p.get("elapsed_s") or 0.0), job.eta_s, int(p.get("indexed") or 0),
+                                int(p.get("unchanged") or 0), int(p.get("refused") or 0), p.get("message") or "")
+    report = None
+    if isinstance(job.result, dict):
+        names = {f.name for f in fields(IngestReport)}
+        report = IngestReport(**{k: v for k, v in job.result.items() if k in names})
+    error = job.error if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) else None
+    return SyncJob(id=job.id, root=job.params.get("root", ""), started_by=job.owner, status=job.status,
+                   started_at=job.created_at, progress=progress, report=report, error=error,
+                   finished_at=job.finished_at)
 
 
 def start_background_sync(root: str | Path, *, started_by: str, allowed_roots: list[Path] | None = None) -> SyncJob:
-    """Start syncing `root` unless a job is running (then return that one). Errors end up in `job.error`."""
-    global _current
-    from core.search._ingest import sync
-
-    with _lock:
-        if _current is not None and _current.running:
-            return _current
-        job = SyncJob(root=str(root), started_by=started_by)
-        _current = job
-
-    def work() -> None:
-        try:
-            job.report = sync(root, progress=lambda p: setattr(job, "progress", p), allowed_roots=allowed_roots)
-        except Exception as exc:  # shown on the page; the index is untouched or consistent (atomic per document)
-            job.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            job.finished_at = time.time()
-
-    threading.Thread(target=work, name="search-sync", daemon=True).start()
-    return job
+    """Queue a sync of `root` unless a sync is queued or running on any replica (then return that one): two syncs
+    would write the same LanceDB table at once."""
+    params = {"root": str(root), "allowed_roots": [str(a) for a in allowed_roots] if allowed_roots else None}
+    job_id, _ = jobs.submit(KIND, params, owner=started_by, label=f"sync {root}", dedupe_key=KIND)
+    return _view(jobs.get(job_id))
 
 
 def current_sync() -> SyncJob | None:
-    return _current
+    """The newest sync job, started on any replica."""
+    job = jobs.latest(KIND)
+    return _view(job) if job is not None else None
+
+
+def get_sync(job_id: str) -> SyncJob:
+    return _view(jobs.get(job_id))

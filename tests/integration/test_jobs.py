@@ -1,0 +1,151 @@
+"""Durable jobs on SQLite and PostgreSQL: progress, results and errors in SQL; cancel from anywhere; a job whose
+worker died (its lease lapsed) is retried while attempts remain and failed after, never left running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from sqlalchemy import update
+
+from core import db, jobs
+from core.jobs import JobError, JobStatus
+from core.tables import JobRow
+from tests.conftest import wait_until
+
+_gate = threading.Event()
+
+
+@jobs.kind("test_steps")
+def _steps(ctx, n: int, sleep: float = 0.02, fail_at: int | None = None) -> dict:
+    for i in range(n):
+        if fail_at == i:
+            raise RuntimeError(f"step {i} broke")
+        ctx.progress(i, n, message=f"step {i}", force=True)
+        time.sleep(sleep)
+    ctx.progress(n, n, message="done")
+    return {"steps": n}
+
+
+@jobs.kind("test_retryable", max_attempts=2)
+def _retryable(ctx, marker: str) -> dict:
+    return {"marker": marker, "attempt": ctx.attempt}
+
+
+def test_a_job_reports_progress_eta_and_result(database):
+    job_id, created = jobs.submit("test_steps", {"n": 40, "sleep": 0.05}, owner="alice", label="forty steps")
+    assert created
+    seen = wait_until(lambda: (j := jobs.get(job_id)).status == JobStatus.RUNNING and j.progress.get("done") and j,
+                      timeout=20)
+    assert seen.worker == jobs.WORKER_ID and seen.progress["total"] == 40 and seen.eta_s is not None
+    done = jobs.wait(job_id, 30)
+    assert done.status == JobStatus.SUCCEEDED and done.result == {"steps": 40} and done.fraction == 1.0
+    assert done.attempts == 1 and done.finished_at >= done.started_at and done.owner == "alice"
+    assert [j.id for j in jobs.list_jobs(status=["succeeded"])] == [job_id]
+
+
+def test_a_failing_job_keeps_its_error(database):
+    job_id, _ = jobs.submit("test_steps", {"n": 5, "fail_at": 2})
+    job = jobs.wait(job_id, 20)
+    assert job.status == JobStatus.FAILED and "RuntimeError: step 2 broke" in job.error
+
+
+def test_cancel_a_running_job_and_a_queued_one(database):
+    running, _ = jobs.submit("test_steps", {"n": 400, "sleep": 0.05})
+    wait_until(lambda: jobs.get(running).status == JobStatus.RUNNING, timeout=20)
+    assert jobs.cancel(running, by="bob") == JobStatus.RUNNING  # flagged; stops at its next report
+    job = jobs.wait(running, 20)
+    assert job.status == JobStatus.CANCELLED and "bob" in job.error and job.progress["done"] < 399
+    delayed, _ = jobs.submit("test_steps", {"n": 1}, delay_s=60)
+    assert jobs.cancel(delayed) == JobStatus.CANCELLED and jobs.get(delayed).status == JobStatus.CANCELLED
+    with pytest.raises(JobError, match="already cancelled"):
+        jobs.cancel(delayed)
+
+
+def test_bad_input_gets_clear_errors(database):
+    with pytest.raises(JobError, match="unknown job kind 'nope'"):
+        jobs.submit("nope", {})
+    with pytest.raises(JobError, match="must be JSON"):
+        jobs.submit("test_steps", {"n": float("nan")})
+    with pytest.raises(JobError, match="no job with id"):
+        jobs.get("missing")
+    with pytest.raises(JobError, match="unknown job status"):
+        jobs.list_jobs(status=["runing"])
+    with pytest.raises(JobError, match="delay_s"):
+        jobs.submit("test_steps", {"n": 1}, delay_s=-1)
+
+
+def _as_if_dead(job_id: str, attempts: int) -> None:
+    """Make the row look like a worker on another machine claimed it and then vanished."""
+    with db.get_engine().begin() as conn:
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id).values(
+            status="running", worker="ghost:1:dead", attempts=attempts, started_at=time.time() - 60,
+            heartbeat_at=time.time() - 60, lease_until=time.time() - 1))
+
+
+def test_a_dead_workers_job_is_retried_then_failed_never_left_running(database):
+    from core.jobs import _store
+
+    # A job whose worker died on its only attempt: failed, with the cause.
+    job_id, _ = jobs.submit("test_steps", {"n": 1}, delay_s=3600)
+    _as_if_dead(job_id, attempts=1)
+    jobs.housekeeping()
+    job = jobs.get(job_id)
+    assert job.status == JobStatus.FAILED and "ghost:1:dead" in job.error and "stopped answering" in job.error
+    # A retryable one: queued again and run to the end by a live worker, as attempt 2.
+    job_id, _ = jobs.submit("test_retryable", {"marker": "m"}, delay_s=3600)
+    _as_if_dead(job_id, attempts=1)
+    jobs.housekeeping()
+    job = jobs.wait(job_id, 20)
+    assert job.status == JobStatus.SUCCEEDED and job.result == {"marker": "m", "attempt": 2} and job.attempts == 2
+    # Two replicas reaping at once: exactly one wins.
+    job_id, _ = jobs.submit("test_steps", {"n": 1}, delay_s=3600)
+    _as_if_dead(job_id, attempts=1)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(_store.reap())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(ended) for _retry, ended in results) == 1
+
+
+def test_cli_lists_and_cancels_jobs(database, monkeypatch):
+    job_id, _ = jobs.submit("test_steps", {"n": 1}, owner="carol", label="cli job", delay_s=3600)
+    env = {**__import__("os").environ}
+    out = subprocess.run([sys.executable, "-m", "core.cli", "jobs", "--json"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    listed = {j["id"]: j for j in json.loads(out.stdout)}
+    assert listed[job_id]["status"] == "queued" and listed[job_id]["owner"] == "carol"
+    out = subprocess.run([sys.executable, "-m", "core.cli", "jobs", "cancel", job_id], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "cancelled" in out.stdout
+    assert jobs.get(job_id).status == JobStatus.CANCELLED
+    out = subprocess.run([sys.executable, "-m", "core.cli", "jobs", "cancel", "nosuchjob"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "no job with id" in out.stderr
+
+
+def test_search_sync_runs_as_a_job_with_progress_and_report(database, tmp_path):
+    from core.search import current_sync, forget_tables, start_background_sync
+
+    forget_tables()
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(3):
+        (root / f"note{i}.md").write_text(f"---\ntitle: Note {i}\naccess_groups: [all-staff]\nclearance_level: 0\n"
+                                          f"---\nThe bike shed is painted colour number {i}.\n")
+    job = start_background_sync(root, started_by="ivan", allowed_roots=[tmp_path])
+    again = start_background_sync(root, started_by="erin", allowed_roots=[tmp_path])
+    assert again.id == job.id  # one sync at a time, whoever asks
+    finished = jobs.wait(job.id, 180)
+    assert finished.status == JobStatus.SUCCEEDED, finished.error
+    view = current_sync()
+    assert view.id == job.id and not view.running and view.started_by == "ivan"
+    assert len(view.report.added) == 3 and view.progress.total == 3 and "3 added" in view.report.summary()
+    forget_tables()
