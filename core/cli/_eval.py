@@ -102,6 +102,8 @@ def cmd_eval_compare(args) -> int:
     from core.ops import compare_models
 
     services.prepare()
+    if len(args.model) == 2:
+        return _migration_report(args)
     progress = None if args.json else (lambda done, total, info: _ProgressLine("compare")(done, total, info))
     rows = compare_models(args.model, args.suite or None, progress=progress, started_by=_user(), limit=args.limit)
     header = f"{'suite':<24} {'model':<36} {'score':>7} {'cases':>5} {'cost $':>10} {'p50 ms':>9} {'p95 ms':>9}"
@@ -139,6 +141,110 @@ def cmd_eval_export(args) -> int:
     return 0
 
 
+def _migration_report(args) -> int:
+    """Two models: the comparison is stored as a migration report (quality, cost, latency per suite and segment)."""
+    from core.ops import get_migration_report, report_rows, start_migration_report
+
+    report_id = start_migration_report(args.model[0], args.model[1], args.suite or None, limit=args.limit,
+                                       created_by=_user())
+    report = get_migration_report(report_id)
+    header = f"{'suite':<24} {'segment':<16} {'model':<30} {'score':>7} {'n':>4} {'cost $':>10} {'p50 ms':>9} {'p95 ms':>9}"
+    lines = [f"migration report {report_id}: {report['model_from']} → {report['model_to']} ({report['status']})",
+             header, "-" * len(header)]
+    for r in report_rows(report):
+        score = "n/a" if r["score"] is None else f"{r['score']:.1%}"
+        lines.append(f"{r['suite'][:24]:<24} {r['segment'][:16]:<16} {r['model'][:30]:<30} {score:>7} {r['n']:>4} "
+                     f"{r['cost_usd'] or 0:>10.6f} {r['latency_p50_ms'] or 0:>9.1f} {r['latency_p95_ms'] or 0:>9.1f}")
+    for suite, verdict in report["report"].get("verdict", {}).items():
+        lines.append(f"{suite}: {verdict}")
+    if report["error"]:
+        lines.append(f"stopped: {report['error']}")
+    _print(args, report, "\n".join(lines))
+    return 0 if report["status"] == "done" else 1
+
+
+def cmd_eval_coverage(args) -> int:
+    from core import services
+    from core.ops import branch_coverage
+
+    services.prepare()
+    report = branch_coverage(days=args.days)
+    lines = [f"{'agent':<8} {'branch':<28} {'eval cases':>10} {'production':>10} {'share':>7}  last failure"]
+    for r in report.rows:
+        fail = r.last_failure and f"{r.last_failure['suite']}:{r.last_failure['case_id']} (run {r.last_failure['run_id']})"
+        mark = "  UNCOVERED" if r.uncovered else ("  (not in code)" if not r.in_code else "")
+        lines.append(f"{r.agent:<8} {r.branch:<28} {r.eval_cases:>10} {r.production:>10} {r.share:>7.1%}  "
+                     f"{fail or '-'}{mark}")
+    if report.uncovered:
+        lines.append(f"{len(report.uncovered)} branch(es) production takes have no eval case: "
+                     + ", ".join(f"{r.agent}:{r.branch}" for r in report.uncovered))
+    _print(args, report.as_dict(), "\n".join(lines))
+    return 1 if report.uncovered else 0
+
+
+def cmd_eval_investigate(args) -> int:
+    from core import services
+    from core.ops import get_investigation, plan_investigation, start_investigation
+
+    services.prepare()
+    if args.show:
+        inv = get_investigation(args.show)
+        _print(args, inv, json.dumps(inv, indent=2, default=str))
+        return 0
+    if not args.request_id:
+        raise ValueError("name the logged call's request id (or --show ID)")
+    plan = plan_investigation(args.request_id, args.hypothesis or "", args.factor, args.value or [], args.n)
+    if not args.yes:
+        _print(args, {"plan": plan.as_dict(), "ran": False},
+               f"{plan.total} rerun(s) of {plan.request_id} varying {plan.factor}: at most "
+               f"${plan.estimate_usd:.6f}. Add --yes to run.")
+        return 0
+    inv = get_investigation(start_investigation(plan, created_by=_user(), background=False))
+    lines = [f"investigation {inv['id']} ({inv['status']}): {inv['hypothesis']}",
+             f"cost ${inv['cost_usd']:.6f} (estimate ≤ ${inv['estimate_usd']:.6f}), tokens {inv['tokens_in']}/"
+             f"{inv['tokens_out']}"]
+    for value, o in inv["outcomes"].items():
+        top = o["top"][0]["text"][:60] if o["top"] else ""
+        lines.append(f"  {value}: {o['ok']}/{o['runs']} answered, {o['distinct']} distinct; most common: {top!r}")
+    _print(args, inv, "\n".join(lines))
+    return 0 if inv["status"] == "done" else 1
+
+
+def cmd_eval_lifecycle(args) -> int:
+    from core import services
+    from core.ops import list_lifecycle, migrations_due, set_lifecycle
+
+    services.prepare()
+    if args.model:
+        set_lifecycle(args.model, args.deprecate_on or "", args.owner or "", args.replacement)
+    rows = migrations_due(args.within) if args.due else list_lifecycle()
+    lines = [f"{r['model']:<30} {r['deprecation_date']}  {r['days_left']:>5} days  owner {r['owner']}"
+             f"{'  → ' + r['replacement'] if r['replacement'] else ''}" for r in rows]
+    _print(args, rows, "\n".join(lines) or "no model has a deprecation date")
+    return 0
+
+
+def cmd_eval_relabel(args) -> int:
+    from core import services
+    from core.ops import annotation_summary, audit_report, start_audit
+
+    services.prepare()
+    if args.start:
+        audit_id = start_audit(args.start, args.k, created_by=_user(), seed=args.seed)
+        _print(args, {"audit_id": audit_id}, f"audit {audit_id}: label its cases on the Evals page")
+        return 0
+    if args.report:
+        report = audit_report(args.report)
+        _print(args, report, json.dumps(report, indent=2, default=str))
+        return 0
+    rows = annotation_summary()
+    lines = [f"{r['suite']:<24} " + (r.get("error") or
+             f"{r['cases']:>5} cases  {r['outdated']:>5} before rubric v{r['current_rubric']}  "
+             f"kappa {'-' if r['kappa'] is None else format(r['kappa'], '.2f')}") for r in rows]
+    _print(args, rows, "\n".join(lines))
+    return 0
+
+
 def add_eval_commands(sub, add) -> None:
     ev = sub.add_parser("eval", help="offline eval suites").add_subparsers(dest="eval_command", required=True)
     add("list", cmd_eval_list, "the eval suites and their case counts", ev)
@@ -158,6 +264,30 @@ def add_eval_commands(sub, add) -> None:
     p.add_argument("--model", action="append", required=True, help="repeat: --model A --model B")
     p.add_argument("--suite", action="append", help="suites to run (default: fast suites that call a model)")
     p.add_argument("--limit", type=int, help="run only the first N cases of each suite")
+    p = add("coverage", cmd_eval_coverage, "agent branches: eval cases, production share, last failure; exit 1 when "
+            "a branch production takes has no eval case", ev)
+    p.add_argument("--days", type=float, default=30.0, help="production window (default 30 days)")
+    p = add("investigate", cmd_eval_investigate, "rerun a logged call N times varying one factor, with a hypothesis",
+            ev)
+    p.add_argument("request_id", nargs="?")
+    p.add_argument("--hypothesis")
+    p.add_argument("--factor", choices=["model", "prompt_version", "temperature", "context"], default="temperature")
+    p.add_argument("--value", action="append", help="repeat: a value of the factor to try")
+    p.add_argument("-n", type=int, default=5, help="reruns per value")
+    p.add_argument("--yes", action="store_true", help="run (without it: show the plan and cost estimate)")
+    p.add_argument("--show", type=int, metavar="ID", help="show a stored investigation")
+    p = add("lifecycle", cmd_eval_lifecycle, "model deprecation dates and owners; migrations due", ev)
+    p.add_argument("--model", help="set this priced model's entry (with --deprecate-on and --owner)")
+    p.add_argument("--deprecate-on", metavar="YYYY-MM-DD")
+    p.add_argument("--owner")
+    p.add_argument("--replacement")
+    p.add_argument("--due", action="store_true", help="only migrations due within --within days")
+    p.add_argument("--within", type=int, default=90)
+    p = add("relabel", cmd_eval_relabel, "annotation drift: rubric versions, re-label audits, Cohen's kappa", ev)
+    p.add_argument("--start", metavar="SUITE", help="start an audit of k sampled cases")
+    p.add_argument("-k", type=int, default=20)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--report", type=int, metavar="AUDIT", help="kappa and disagreements of an audit")
     p = add("runs", cmd_eval_runs, "stored runs, newest first", ev)
     p.add_argument("--suite")
     p.add_argument("-n", type=int, default=20)

@@ -252,6 +252,19 @@ from core.ops._evals import (  # noqa: E402
     EvalError, RunReport, Suite, background_status, compare_models, compare_runs, describe_suites, export_run, get_run,
     get_suite, list_runs, load_cases, load_suites, run_suite, start_background_run,
 )
+from core.ops._coverage import Agent, BranchRow, CoverageReport, agent_branches, branch_coverage  # noqa: E402
+from core.ops._investigate import (  # noqa: E402
+    MAX_N as INVESTIGATION_MAX_N, Factor, InvestigationError, InvestigationPlan, get_investigation,
+    investigation_to_eval_case, list_investigations, plan_investigation, start_investigation,
+)
+from core.ops._model_migration import (  # noqa: E402
+    MigrationError, Readiness, feature_readiness, get_migration_report, list_lifecycle, list_migration_reports,
+    migrations_due, remove_lifecycle, report_rows, set_lifecycle, start_migration_report,
+)
+from core.ops._relabel import (  # noqa: E402
+    RelabelError, annotation_summary, audit_items, audit_report, case_annotations, cohens_kappa, list_audits,
+    record_label, start_audit, suite_labels,
+)
 from core.ops._review_queue import (  # noqa: E402
     ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, review_counts, review_queue,
     review_to_eval_case,

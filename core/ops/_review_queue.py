@@ -13,7 +13,7 @@ from core import db
 from core.tables import EvalCase, RequestLog, ReviewItem
 
 VERDICTS = ("good", "bad")
-CASE_SOURCES = ("review_queue", "support_escalation", "manual")
+CASE_SOURCES = ("review_queue", "support_escalation", "manual", "investigation", "decay")
 MAX_NOTE_CHARS = 4000
 MAX_CASE_INPUT_CHARS = 100_000
 
@@ -85,7 +85,8 @@ def mark_review(request_id: str, verdict: str, note: str = "", *, reviewer: str)
 
 
 def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, source: str,
-                  source_ref: str | None = None, created_by: str | None = None) -> int:
+                  source_ref: str | None = None, created_by: str | None = None, rubric_version: str | None = None,
+                  labelled_by: str | None = None) -> int:
     """Store a collected case for `suite`; evals run it in its own segment, labelled with its source."""
     from core.ops._evals import get_suite
 
@@ -100,7 +101,8 @@ def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, so
     case = EvalCase(suite=suite, input_text=text, expected=json.dumps(expected, ensure_ascii=False),
                     notes=_clean_text(notes or "", "notes", MAX_NOTE_CHARS), source=source,
                     source_ref=(source_ref or None) and str(source_ref)[:128], created_by=created_by,
-                    created_at=time.time())
+                    created_at=time.time(), rubric_version=(rubric_version or None) and str(rubric_version)[:32],
+                    labelled_by=(labelled_by or created_by or None) and str(labelled_by or created_by)[:255])
     with db.session() as session:
         session.add(case)
         session.commit()

@@ -543,7 +543,8 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
                                                                      last_tool),
                              priority=priority, created_at=now))
     message = _append(conversation_id, "system", BOT, HANDOFF_TEXT,
-                      {"handoff": reason, "priority": priority, "flags": list(flags)})
+                      {"handoff": reason, "priority": priority, "flags": list(flags),
+                       **({"decision": decision.as_dict()} if decision else {})})  # its branch feeds coverage
     if summarize_async:
         # After a short pause: the customer's page and the agent's queue show the handoff first, before the
         # model (which takes both cores while it runs) starts writing the summary.
