@@ -42,7 +42,8 @@ TARGET_NO_SUGGESTION = 0.03
 TARGET_CACHE_HIT_MS = 5.0
 TARGET_WORKER_RATIO = 1.10  # the worker process may cost at most 10 % of perceived p50/p95
 DEFAULT_TRACE = _common.REPO_ROOT / "data" / "completion" / "trace.jsonl"
-PREVIOUS_OPTIONS = {"predict_pause": False}  # the engine as it was before issue 18
+PREVIOUS_OPTIONS = {"predict_pause": False}  # the engine as it was before issue 18 ...
+PREVIOUS_OMP = ""  # ... and its model worker with OpenMP's default (spinning) waits
 
 
 def log(message: str) -> None:
@@ -50,12 +51,17 @@ def log(message: str) -> None:
 
 
 def run_arm(url: str, api_key: str, trace: str, mode: str, max_events: int | None, grace_s: float,
-            options: dict | None = None, label: str | None = None) -> dict:
-    """One replay; the client runs in its own process (like a browser), the server stays here."""
+            options: dict | None = None, label: str | None = None, omp_wait_policy: str = "PASSIVE") -> dict:
+    """One replay; the client runs in its own process (like a browser), the server stays here. The model worker
+    is restarted when the arm wants another OpenMP wait policy ("" = llama.cpp's default, as before issue 18)."""
     from core.completion import set_completion_service
     from core.llm import get_gateway
 
     provider = get_gateway().providers["embedded"]
+    if os.environ.get("OMP_WAIT_POLICY") != omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = omp_wait_policy
+        if hasattr(provider, "close"):
+            provider.close()
     provider.load()
     provider.kv_clear()  # no arm starts with a warm KV cache
     set_completion_service(None)
@@ -134,7 +140,8 @@ def main() -> int:
         log(f"replaying {keystrokes} keystrokes ({events[-1]['t_ms'] / 1000:.0f} s) against {server.url}")
 
         # today's engine before issue 18 (fixed adaptive debounce) and the engine now, on the same trace and server
-        previous = run_arm(server.url, key, args.trace, "engine", None, args.grace, PREVIOUS_OPTIONS, "previous")
+        previous = run_arm(server.url, key, args.trace, "engine", None, args.grace, PREVIOUS_OPTIONS, "previous",
+                           omp_wait_policy=PREVIOUS_OMP)
         engine = run_arm(server.url, key, args.trace, "engine", None, args.grace)
         if args.inprocess:  # the same trace with the model in this process, as before the worker existed
             from _inprocess import InProcessEmbeddedProvider

@@ -92,6 +92,10 @@ class _Worker:
         self._log_file = open(log_path, "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
         env["PYTHONUNBUFFERED"] = "1"
+        # llama.cpp's OpenMP threads spin while they wait for each other; on a shared, loaded machine a spinning
+        # thread takes the core its partner needs and prompt evaluation was measured 5-30x slower. Sleeping
+        # waits keep it fast under load (an operator can still set OMP_WAIT_POLICY=ACTIVE).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.proc = subprocess.Popen(
             [sys.executable, "-I", str(WORKER_SCRIPT), str(child.fileno())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file,

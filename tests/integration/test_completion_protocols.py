@@ -233,7 +233,7 @@ def test_llama_vscode_request_completes_logs_and_is_then_cached(api):
     logged = rows(RequestLog, feature="completion")
     assert len(logged) == 1 and logged[0].status == "ok" and json.loads(logged[0].metadata_json) == {"client": "infill"}
     assert logged[0].user.startswith("apikey:") and logged[0].request_id == body["keel"]["request_id"]
-    assert "# tab: stats/util.py" in logged[0].input_text  # input_extra reached the prompt as a context chunk
+    assert ": stats/util.py\ndef clamp(x, lo, hi):" in logged[0].input_text  # input_extra reached the prompt
 
     again = post(api, "/infill", llama_vscode_body(), headers=headers).json()
     assert again["content"] == body["content"] and again["keel"]["source"] == "exact"
