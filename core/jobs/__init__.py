@@ -18,12 +18,13 @@ from core.jobs._runner import LEASE_S, WORKER_ID, JobContext, housekeeping
 from core.jobs._types import ACTIVE, Job, JobCancelled, JobError, JobStatus
 
 
-def kind(name: str, *, max_attempts: int = 1) -> Callable:
+def kind(name: str, *, max_attempts: int = 1, on_lost: Callable[[Job], None] | None = None) -> Callable:
     """Register a job function under `name`. `max_attempts` > 1 only for work that is safe to run again from the
-    start after a worker died mid-way (a sync is: unchanged files are only hashed)."""
+    start after a worker died mid-way (a sync is: unchanged files are only hashed). `on_lost(job)` tidies what a
+    worker that died left behind, once the job is failed."""
 
     def decorate(fn):
-        _runner.register(name, fn, max_attempts)
+        _runner.register(name, fn, max_attempts, on_lost)
         return fn
 
     return decorate

@@ -31,13 +31,14 @@ class Kind:
     target: str  # module:function
     fn: Callable[..., Any]
     max_attempts: int
+    on_lost: Callable[[Any], None] | None = None  # tidies what a job killed mid-way left (called by the reaper)
 
 
 _kinds: dict[str, Kind] = {}
 
 
-def register(name: str, fn: Callable[..., Any], max_attempts: int) -> Kind:
-    kind = Kind(name, f"{fn.__module__}:{fn.__qualname__}", fn, max(1, int(max_attempts)))
+def register(name: str, fn: Callable[..., Any], max_attempts: int, on_lost=None) -> Kind:
+    kind = Kind(name, f"{fn.__module__}:{fn.__qualname__}", fn, max(1, int(max_attempts)), on_lost)
     _kinds[name] = kind
     return kind
 
@@ -247,9 +248,17 @@ def get_queue(start: bool = False) -> _Queue:
 def housekeeping(queue: _Queue | None = None) -> None:
     """Reap expired leases and resend lost messages; any replica (and `keel jobs`) may run it at any time."""
     queue = queue or get_queue()
-    retry, _ended = _store.reap()
+    retry, ended = _store.reap()
     for job_id in retry + _store.stale_queued(STALE_QUEUED_S):
         queue.send(job_id)
+    for job_id in ended:
+        job = _store.load(job_id)
+        try:
+            kind = resolve(job.kind, _store.target_of(job_id)[1])
+            if kind.on_lost is not None:
+                kind.on_lost(job)
+        except Exception:  # the job is already failed; tidying is best effort
+            _logger.exception("tidying after lost job %s failed", job_id)
 
 
 def stop(requeue: bool = True) -> None:

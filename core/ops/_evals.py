@@ -8,9 +8,7 @@ time (review queue, support escalations) run in their own segments, labelled by 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -536,32 +534,17 @@ def describe_suites() -> list[dict[str, Any]]:
 
 # --- Runs started from the UI --------------------------------------------------------------------------------------
 
-_background: dict[str, dict] = {}
-_background_lock = threading.Lock()
-
-
 def start_background_run(name: str, *, started_by: str | None = None, **kwargs) -> bool:
-    """Run a suite on a worker thread (one per suite at a time); its progress is the stored run's result count.
-    Returns False when that suite is already running. An error that stops it is kept for `background_status`."""
+    """Queue a run of the suite as a durable job (core.jobs; any replica runs it and shows it); its progress is the
+    stored run's result count. Returns False when that suite is already queued or running on any replica."""
+    from core.ops._eval_jobs import start
+
     get_suite(name)
-    with _background_lock:
-        if _background.get(name, {}).get("running"):
-            return False
-        _background[name] = {"running": True, "error": None, "started": time.time()}
-
-    def work():
-        try:
-            run_suite(name, started_by=started_by, **kwargs)
-        except Exception as exc:  # shown on the Evals page; the run row (if any) says where it stopped
-            logging.getLogger(__name__).warning("eval run of %s stopped: %s", name, exc)
-            _background[name]["error"] = str(exc)
-        finally:
-            _background[name]["running"] = False
-
-    threading.Thread(target=work, name=f"keel-eval-{name}", daemon=True).start()
-    return True
+    return start(name, started_by=started_by, **kwargs)
 
 
 def background_status() -> dict[str, dict]:
-    with _background_lock:
-        return {k: dict(v) for k, v in _background.items()}
+    """Per suite, its newest page-started run job: running, error, started (from SQL, so every replica agrees)."""
+    from core.ops._eval_jobs import status
+
+    return status()

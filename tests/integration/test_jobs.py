@@ -149,3 +149,26 @@ def test_search_sync_runs_as_a_job_with_progress_and_report(database, tmp_path):
     assert view.id == job.id and not view.running and view.started_by == "ivan"
     assert len(view.report.added) == 3 and view.progress.total == 3 and "3 added" in view.report.summary()
     forget_tables()
+
+
+from tests.integration.test_evals import eval_env, servers  # noqa: E402,F401  (fixtures: loopback model servers)
+
+
+def test_eval_runs_from_the_page_are_jobs_and_a_lost_one_never_stays_running(eval_env):
+    from core.ops import background_status, list_runs, start_background_run
+    from core.tables import EvalRun
+
+    assert start_background_run("qa", started_by="alice") is True
+    assert start_background_run("qa", started_by="bob") is False  # one run per suite at a time, any replica
+    job_id = background_status()["qa"]["job_id"]
+    job = jobs.wait(job_id, 120)
+    assert job.status == JobStatus.SUCCEEDED and job.result["status"] == "passed" and job.progress["done"] == 4
+    assert background_status()["qa"]["running"] is False and list_runs("qa")[0]["status"] == "passed"
+    # A run whose worker died: the job fails by its lease, and the eval_run row it left is closed as error.
+    job_id, _ = jobs.submit("eval_run", {"suite": "qa", "started_by": "carol"}, delay_s=3600)
+    _as_if_dead(job_id, attempts=1)
+    with db.session() as s:
+        s.add(EvalRun(suite="qa", started_at=time.time() - 30, status="running", cases=4, started_by="carol"))
+    jobs.housekeeping()
+    assert jobs.get(job_id).status == JobStatus.FAILED
+    assert sorted(r["status"] for r in list_runs("qa")) == ["error", "passed"]  # nothing left "running"
