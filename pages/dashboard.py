@@ -8,9 +8,10 @@ from core.llm import list_budgets
 from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
+from ui.eval_health import investigate_panel, migrations_due_panel
 from ui.session import require_principal
 
-require_principal("admin", "developer")
+principal = require_principal("admin", "developer")
 st.title("LLM dashboard")
 
 window = window_picker({"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}, default=0)
@@ -21,6 +22,7 @@ for budget in list_budgets():
     elif budget.over_soft:
         st.warning(f"Soft budget passed: {budget.scope} **{budget.key}** spent ${budget.spent_usd:,.2f} "
                    f"(soft limit ${budget.soft_usd:,.2f}) in {budget.month}.", icon=":material/warning:")
+migrations_due_panel()  # deprecations within 90 days, with each feature's readiness
 data = dashboard(window)
 t = data.totals
 
@@ -122,4 +124,5 @@ if picked.selection.rows:
             st.dataframe([{k: a[k] for k in ("attempt", "status", "provider", "model", "latency_ms", "error")}
                           for a in attempts], hide_index=True, width="stretch")
         st.json(record, expanded=True)
+        investigate_panel(record["request_id"], principal.email or principal.sub)
 st.caption(f"Dashboard queries took {data.elapsed_ms:.0f} ms.")

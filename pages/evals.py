@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.ops import describe_suites, list_runs
 from ui import charts
+from ui.eval_health import annotation_section, coverage_section, migrations_section
 from ui.evals import collected_cases, pick_runs, run_launcher, side_by_side, suite_table
 from ui.session import require_principal
 
@@ -30,3 +31,17 @@ st.subheader("Collected cases")
 st.caption("Cases from the review queue and support escalations: they run in their own segments, labelled by "
            "source, and do not move the gated score.")
 collected_cases()
+
+st.subheader("Agent branch coverage")
+st.caption("The support router's and the PR-review agent's decision branches (from their code), the eval cases that "
+           "take each, and its share of production. `keel eval coverage` fails CI on an uncovered production branch.")
+coverage_section()
+
+st.subheader("Model migrations")
+st.caption("Deprecation dates and owners of priced models; `keel eval compare --model A --model B` reports are stored "
+           "here with quality, cost and latency per suite and segment.")
+migrations_section(principal.email or principal.sub)
+
+st.subheader("Annotation drift")
+st.caption("Each case's rubric version and labeller; a re-label audit hides the old label and reports Cohen's kappa.")
+annotation_section(principal.email or principal.sub)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.config import get_settings
 from core.ops import load_suites, review_counts, review_queue
+from ui.eval_health import investigate_panel
 from ui.evals import review_card
 from ui.session import require_principal
 
@@ -30,3 +31,4 @@ if not items:
 suites = sorted(load_suites())
 for item in items:
     review_card(item, suites, principal.email or principal.sub)
+    investigate_panel(item["request_id"], principal.email or principal.sub)
