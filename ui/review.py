@@ -6,19 +6,18 @@ from __future__ import annotations
 import html
 import json
 import logging
-import threading
 import time
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.jobs import get as get_job
 from core.review import (
     CATEGORIES,
     DEMO_REPO,
     SEVERITIES,
     Comment,
     ReviewError,
-    ReviewOptions,
     accept,
     decode_diff,
     demo_git_repo,
@@ -26,10 +25,11 @@ from core.review import (
     github_review,
     list_refs,
     parse_diff,
-    review_diff,
-    review_refs,
+    review_job_error,
+    review_job_result,
     sample_prs,
     sarif,
+    submit_review,
     undo_decision,
 )
 from ui.text import code, model_markdown, plain
@@ -101,61 +101,37 @@ def review_form() -> dict | None:
 
 
 def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None):
-    """Run the review in a worker thread and show its progress here; returns the result or None (error shown)."""
-    options = ReviewOptions(use_llm=use_llm, use_cache=use_cache, user=user)
-    state = {"fraction": 0.0, "message": "starting", "result": None, "error": None}
-
-    def progress(fraction: float, message: str) -> None:
-        state["fraction"], state["message"] = fraction, message
-
-    def work():
-        try:
-            if request["kind"] == "refs":
-                state["result"] = review_refs(request["repo"], request["base"], request["head"], options,
-                                              progress=progress)
-            else:
-                state["result"] = review_diff(request["diff"], request["repo"], options, progress=progress)
-        except ReviewError as exc:
-            state["error"] = str(exc)
-        except Exception:  # shown to the user, never a stack trace or an exception name
-            logging.getLogger(__name__).exception("review failed")
-            state["error"] = "The review could not finish because of an internal problem; it was logged."
-
-    worker = threading.Thread(target=work, daemon=True)
-    started = time.monotonic()
-    worker.start()
-    bar = st.progress(0.0, text="Reviewing…")
-    while worker.is_alive():
-        worker.join(0.25)
-        bar.progress(min(1.0, state["fraction"]),
-                     text=f"{state['message']} · {time.monotonic() - started:.0f} s")
-    bar.empty()
-    if state["error"]:
-        st.error(state["error"], icon=":material/error:")
+    """Run the review as a durable job (core.jobs) and show its progress here; returns the result or None (error
+    shown). The job survives a page reload and is visible, and cancellable, with `keel jobs` from any replica."""
+    try:
+        job_id = submit_review(request, use_llm=use_llm, use_cache=use_cache, user=user)
+    except ReviewError as exc:
+        st.error(str(exc), icon=":material/error:")
         return None
-    return state["result"]
+    started = time.monotonic()
+    bar = st.progress(0.0, text="Reviewing…")
+    job = get_job(job_id)
+    while not job.status.finished:
+        time.sleep(0.25)
+        job = get_job(job_id)
+        bar.progress(job.fraction, text=f"{job.progress.get('message') or job.status} · "
+                                        f"{time.monotonic() - started:.0f} s")
+    bar.empty()
+    error = review_job_error(job)
+    if error:
+        if job.status == "failed":
+            logging.getLogger(__name__).error("review job %s failed: %s", job.id, job.error)
+        st.error(error, icon=":material/error:")
+        return None
+    return review_job_result(job)
 
 
 def start_model_pass(request: dict, *, use_cache: bool, user: str | None) -> dict:
-    """Run the review again with the model in a background thread; the page already shows the tool findings.
+    """Run the review again with the model as a background job; the page already shows the tool findings.
 
-    Returns the shared state the page polls: started, done, result, error.
-    """
-    state = {"started": time.monotonic(), "done": False, "result": None, "error": None}
-    options = ReviewOptions(use_llm=True, use_cache=use_cache, user=user)
-
-    def work():
-        try:
-            if request["kind"] == "refs":
-                state["result"] = review_refs(request["repo"], request["base"], request["head"], options)
-            else:
-                state["result"] = review_diff(request["diff"], request["repo"], options)
-        except Exception:  # noqa: BLE001 - the tool findings on the page stand; nothing internal is shown
-            state["error"] = "The model could not explain the findings this time; the comments below are the tools'."
-        state["done"] = True
-
-    threading.Thread(target=work, daemon=True).start()
-    return state
+    Returns the state the page polls: started and the job's id."""
+    return {"started": time.monotonic(), "job_id": submit_review(request, use_llm=True, use_cache=use_cache,
+                                                                 user=user)}
 
 
 @st.fragment(run_every=1.0)
@@ -164,16 +140,19 @@ def model_pass_status(key: str = "prr_model") -> None:
     state = st.session_state.get(key)
     if not state:
         return
-    if not state["done"]:
+    job = get_job(state["job_id"])
+    if not job.status.finished:
         st.info(f"The tool findings are below. The model is writing its explanations… "
                 f"{time.monotonic() - state['started']:.0f} s", icon=":material/hourglass_top:")
         return
     st.session_state.pop(key, None)
-    if state["result"] is not None:
-        st.session_state["prr_result"] = state["result"]
+    result = review_job_result(job)
+    if result is not None:
+        st.session_state["prr_result"] = result
         st.session_state["prr_note"] = "Updated with the model's explanations."
     else:
-        st.session_state["prr_note"] = state["error"]
+        st.session_state["prr_note"] = ("The model could not explain the findings this time; the comments below are "
+                                        "the tools'.")
     st.rerun()
 
 

@@ -11,7 +11,7 @@ a dead worker's job into failed or retried, never "running" forever.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from core.jobs import _runner, _store
 from core.jobs._runner import LEASE_S, WORKER_ID, JobContext, housekeeping

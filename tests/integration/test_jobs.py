@@ -172,3 +172,24 @@ def test_eval_runs_from_the_page_are_jobs_and_a_lost_one_never_stays_running(eva
     jobs.housekeeping()
     assert jobs.get(job_id).status == JobStatus.FAILED
     assert sorted(r["status"] for r in list_runs("qa")) == ["error", "passed"]  # nothing left "running"
+
+
+def test_a_page_review_runs_as_a_job_and_returns_the_same_result(database):
+    from core.review import (DEMO_REPO, ReviewOptions, get_sample, review_diff, review_job_error, review_job_result,
+                             submit_review)
+
+    diff = get_sample("01_sql_injection").diff
+    request = {"kind": "diff", "diff": diff.encode(), "repo": str(DEMO_REPO), "label": "sql"}
+    job = jobs.wait(submit_review(request, use_llm=False, use_cache=False, user="alice"), 120)
+    assert job.status == JobStatus.SUCCEEDED and job.kind == "review" and job.owner == "alice"
+    result = review_job_result(job)
+    direct = review_diff(diff, DEMO_REPO, ReviewOptions(use_llm=False, use_cache=False))
+    assert result.verdict == direct.verdict and result.diff_text == direct.diff_text
+    assert {(c.path, c.line, c.rule) for c in result.comments} == {(c.path, c.line, c.rule) for c in direct.comments}
+    assert any(c.category == "security" for c in result.comments)
+    # A review the agent refuses: the page gets the ReviewError's own words, no internal name.
+    bad = {"kind": "diff", "diff": diff, "repo": "/etc", "label": "outside"}
+    job = jobs.wait(submit_review(bad, use_llm=False, use_cache=False, user="alice"), 60)
+    assert job.status == JobStatus.FAILED and review_job_result(job) is None
+    message = review_job_error(job)
+    assert message and "Error" not in message.split(" ")[0] and "internal problem" not in message

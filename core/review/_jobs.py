@@ -1,0 +1,71 @@
+"""Reviews started from the PR review page as durable jobs: the page polls the job's progress from SQL (so a
+reload, or another replica behind the proxy, still finds it), and the result comes back as the job's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from core import jobs
+from core.jobs import Job, JobContext, JobStatus
+
+KIND = "review"
+
+
+@jobs.kind(KIND)
+def run_review_job(ctx: JobContext, request: dict, use_llm: bool, use_cache: bool, user: str | None = None) -> dict:
+    from core.review import ReviewOptions, review_diff, review_refs
+
+    options = ReviewOptions(use_llm=use_llm, use_cache=use_cache, user=user)
+
+    def progress(fraction: float, message: str) -> None:
+        ctx.progress(round(min(1.0, fraction) * 100), 100, message=message)
+
+    if request.get("kind") == "refs":
+        result = review_refs(request["repo"], request["base"], request["head"], options, progress=progress)
+    else:
+        result = review_diff(request["diff"], request["repo"], options, progress=progress)
+    return result.as_dict(with_diff=True)
+
+
+def submit_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None) -> str:
+    """Queue a review; an uploaded diff's bytes are decoded first (a DiffError says what is wrong with them)."""
+    if isinstance(request.get("diff"), (bytes, bytearray)):
+        from core.review._diff import decode_diff
+
+        request = dict(request, diff=decode_diff(bytes(request["diff"])))
+    params = {"request": {k: v for k, v in request.items() if k in ("kind", "repo", "base", "head", "diff", "label")},
+              "use_llm": use_llm, "use_cache": use_cache, "user": user}
+    job_id, _ = jobs.submit(KIND, params, owner=user or "", label=f"review {request.get('label') or ''}".strip())
+    return job_id
+
+
+def result_of(job: Job):
+    """The ReviewResult a finished review job returned (None unless it succeeded)."""
+    from core.review._agent import ReviewResult
+    from core.review._comments import Comment
+
+    if job.status != JobStatus.SUCCEEDED or not isinstance(job.result, dict):
+        return None
+    data = dict(job.result)
+    comments = [Comment.from_dict(c) for c in data.pop("comments", [])]
+    names = {f.name for f in fields(ReviewResult)}
+    return ReviewResult(comments=comments, **{k: v for k, v in data.items() if k in names and k != "comments"})
+
+
+def error_of(job: Job) -> str | None:
+    """What the page says when the review did not finish: a ReviewError's own words, never an internal name."""
+    if job.status == JobStatus.CANCELLED:
+        return "The review was cancelled."
+    if job.status != JobStatus.FAILED:
+        return None
+    from core.review._errors import ReviewError
+
+    error = job.error or ""
+    name, _, message = error.partition(": ")
+    if name in _names(ReviewError):
+        return message
+    return "The review could not finish because of an internal problem; it was logged."
+
+
+def _names(cls) -> set[str]:
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
