@@ -15,10 +15,12 @@ test: install system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory evals
 
-# The fast eval suites in a fresh data directory, gated by data/evals/baselines/*.json: exit 1 on a regression.
+# The fast eval suites in a fresh data directory, gated by data/evals/baselines/*.json: exit 1 on a regression,
+# then agent branch coverage: exit 1 when a branch production takes has no eval case.
 evals: install
 	home=$$(mktemp -d) && KEEL_HOME=$$home $(KEEL) demo seed --traffic 0 >/dev/null && \
-	KEEL_HOME=$$home $(KEEL) eval run --fast; status=$$?; rm -rf $$home; exit $$status
+	KEEL_HOME=$$home $(KEEL) eval run --fast && KEEL_HOME=$$home $(KEEL) eval coverage; status=$$?; \
+	rm -rf $$home; exit $$status
 
 install: $(VENV)/.installed
 
