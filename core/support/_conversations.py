@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -547,11 +546,11 @@ def escalate(conversation_id: int, reason: str, *, decision: RouteDecision | Non
                        **({"decision": decision.as_dict()} if decision else {})})  # its branch feeds coverage
     if summarize_async:
         # After a short pause: the customer's page and the agent's queue show the handoff first, before the
-        # model (which takes both cores while it runs) starts writing the summary.
-        timer = threading.Timer(SUMMARY_DELAY_S, improve_summary, args=(conversation_id,))
-        timer.daemon = True
-        timer.name = f"support-summary-{conversation_id}"
-        timer.start()
+        # model (which takes both cores while it runs) starts writing the summary. A durable job (core.jobs): any
+        # replica may write it, and it survives this process.
+        from core.support._jobs import schedule_summary
+
+        schedule_summary(conversation_id, SUMMARY_DELAY_S)
     else:
         improve_summary(conversation_id)
     return [message]

@@ -193,3 +193,24 @@ def test_a_page_review_runs_as_a_job_and_returns_the_same_result(database):
     assert job.status == JobStatus.FAILED and review_job_result(job) is None
     message = review_job_error(job)
     assert message and "Error" not in message.split(" ")[0] and "internal problem" not in message
+
+
+from tests.integration.test_support_db import HANA, llm  # noqa: E402,F401  (fixture: loopback model + demo company)
+
+
+def test_the_handoff_summary_is_a_delayed_job_any_replica_can_run(llm, monkeypatch):
+    from core.support import _conversations, get_handoff, open_conversation, send_message
+    from tests.integration.test_support_db import ANSWER
+
+    monkeypatch.setattr(_conversations, "SUMMARY_DELAY_S", 1.0)
+    conv = open_conversation(HANA)
+    t0 = time.time()
+    send_message(conv.id, HANA, "I was charged twice for INV-2026-0008, I want a refund", summarize_async=True)
+    assert get_handoff(conv.id).summary_source == "extractive"  # the handoff shows at once
+    [job] = jobs.list_jobs(kind="support_summary")
+    assert job.params == {"conversation_id": conv.id} and job.status == JobStatus.QUEUED
+    done = jobs.wait(job.id, 60)
+    assert done.status == JobStatus.SUCCEEDED and done.result["improved"] is True
+    assert done.started_at - t0 >= 0.9  # not before its delay
+    h = get_handoff(conv.id)
+    assert h.summary_source == "llm" and h.summary == ANSWER
