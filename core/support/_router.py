@@ -17,7 +17,8 @@ from core.support._classifier import Classification, classify
 ROUTES = ("faq_answer", "account_tool", "billing_tool", "human", "rephrase")
 MUTATING_TOOLS = frozenset({"change_plan", "resend_verification"})
 PLAN_IDS = ("basic", "plus", "pro", "business")
-COMPLAINT_FLOOR = 0.3  # a complaint this likely goes to a person even when the classifier is unsure
+COMPLAINT_FLOOR = 0.3  # a complaint (or a refund or dispute) this likely goes to a person even when the classifier
+# is unsure: asking to rephrase would only delay the person who handles it anyway
 
 _ORDER_ID = re.compile(r"\bORD-?(\d{5})\b", re.I)
 _BARE_ORDER = re.compile(r"\border\s*(?:no\.?|number|#)?\s*(\d{5})\b", re.I)
@@ -190,6 +191,10 @@ def plan_route(text: str, *, rephrased_already: bool = False,
         return decide("human", "the customer asked for a person", branch=SupportBranch.ASKED_FOR_HUMAN)
     if c.label == "COMPLAINT" and c.confidence >= COMPLAINT_FLOOR:
         return decide("human", "complaint: a person should handle it", branch=SupportBranch.COMPLAINT)
+    if c.label == "BILLING" and c.confidence >= COMPLAINT_FLOOR and _REFUND_OR_DISPUTE.search(text):
+        flags.append("refund_or_dispute")
+        return decide("human", "refunds and disputes are handled by the billing team",
+                      branch=SupportBranch.REFUND_OR_DISPUTE)
     if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
         if rephrased_already:
             return decide("human", f"still unclear after asking to rephrase ({_why_unclear(c)})",
