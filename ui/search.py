@@ -12,6 +12,7 @@ import streamlit as st
 from core.auth import CLEARANCE_NAMES
 from core.search import (
     NOT_COVERED,
+    DocumentUnavailable,
     SearchInputError,
     ask,
     audit_csv,
@@ -19,6 +20,7 @@ from core.search import (
     audit_users,
     current_sync,
     list_documents,
+    open_document,
     set_access,
     start_background_sync,
 )
@@ -41,6 +43,7 @@ def identity(principal) -> None:
 
 
 def ask_box(principal) -> None:
+    st.session_state["search_principal"] = principal  # the document viewer checks access as this person
     with st.form("search_form", border=True):
         question = st.text_input("Question", placeholder="e.g. What is the vacation policy?", max_chars=2000,
                                  key="search_question")
@@ -68,7 +71,7 @@ def answer_question(principal, question: str, k: int) -> None:
         return
     status.empty()
     if run.covered:
-        sources_list(run.sources, [])
+        sources_list(run.sources, [], run.chunks)
     st.markdown("##### Answer")
     with st.container(border=True):
         slot = st.empty()
@@ -90,18 +93,43 @@ def answer_question(principal, question: str, k: int) -> None:
     show_answer(answer, streamed=True)
 
 
-def sources_list(sources, citations) -> None:
+def sources_list(sources, citations, chunks=()) -> None:
+    """One line per source with an Open button: the document opens inside Keel (no intranet link that may not
+    exist), under the same access check, with the passages the answer read highlighted."""
     cited = set(citations)
     st.markdown(f"##### Sources ({len(sources)})")
     for s in sources:
         mark = "cited" if s.doc_id in cited else "retrieved"
-        st.markdown(f"**[{s.n}]** {plain(s.title)} · {code(s.path)} · {level_badge(s.clearance_level)} · :gray[{mark}]")
+        text_col, button_col = st.columns([6, 1], vertical_alignment="center")
+        text_col.markdown(f"**[{s.n}]** {plain(s.title)} · {code(s.path)} · {level_badge(s.clearance_level)} · "
+                          f":gray[{mark}]")
+        if button_col.button("Open", key=f"search-open-{s.n}", icon=":material/article:", width="stretch"):
+            read = {c.chunk_id for c in chunks if c.doc_id == s.doc_id}
+            document_viewer(st.session_state.get("search_principal"), s.doc_id, tuple(sorted(read)))
+
+
+@st.dialog("Document", width="large")
+def document_viewer(principal, doc_id: str, highlight: tuple[str, ...]) -> None:
+    try:
+        view = open_document(principal, doc_id)
+    except DocumentUnavailable as exc:
+        st.error(str(exc)[:1].upper() + str(exc)[1:] + ".", icon=":material/lock:")
+        return
+    st.markdown(f"#### {plain(view.title)}")
+    st.caption(f"{code(view.path)} · {level_badge(view.clearance_level)} · the passages the answer read are marked")
+    for passage in view.passages:
+        if passage.chunk_id in highlight:
+            with st.container(border=True):
+                st.caption(":orange-background[:material/format_quote: read for this answer]")
+                st.text(passage.text)
+        else:
+            st.text(passage.text)
 
 
 def show_answer(answer, *, streamed: bool, draft: str = "") -> None:
     if not streamed:
         if answer.covered:
-            sources_list(answer.sources, answer.citations)
+            sources_list(answer.sources, answer.citations, answer.chunks)
         st.markdown("##### Answer")
         with st.container(border=True):
             st.markdown(model_markdown(answer.text))

@@ -50,6 +50,7 @@ from core.search._retrieve import (
     retrieve,
     thesaurus_phrasings,
 )
+from core.search._viewer import DocumentUnavailable, DocumentView, open_document
 
 DEMO_CORPUS = REPO_ROOT / "data" / "search" / "corpus"
 
@@ -79,6 +80,8 @@ __all__ = [
     "AuditEntry",
     "DocumentInfo",
     "DocumentRefused",
+    "DocumentUnavailable",
+    "DocumentView",
     "ForbiddenSourceRetrieved",
     "IngestError",
     "IngestReport",
@@ -103,6 +106,7 @@ __all__ = [
     "get_table",
     "ingest_roots",
     "list_documents",
+    "open_document",
     "parse_document",
     "principal_for",
     "recheck",

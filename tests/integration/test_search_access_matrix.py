@@ -161,3 +161,24 @@ def test_vacation_question_finds_pto_guidelines_through_expansion(demo_index):
     sam = _principal(next(u for u in DEV_USERS if u.sub.startswith("sam")))
     result = retrieve(sam, "vacation policy", channel="test", use_llm_expansion=False)
     assert "hr/pto-accrual-guidelines.md" in result.doc_ids[:3]
+
+
+def test_the_in_app_viewer_opens_exactly_the_documents_each_user_may_read(demo_index):
+    """Issue 19 #6: sources open inside Keel under the same rule as retrieval; anything else reads as not found."""
+    from core.search import DocumentUnavailable, audit_log, open_document
+
+    for user in DEV_USERS:
+        principal = _principal(user)
+        for doc in demo_index.values():
+            if _allowed(principal, doc):
+                view = open_document(principal, doc.doc_id)
+                assert view.doc_id == doc.doc_id and view.passages
+                assert [p.index for p in view.passages] == sorted(p.index for p in view.passages)
+            else:
+                with pytest.raises(DocumentUnavailable):
+                    open_document(principal, doc.doc_id)
+    milo = _principal(next(u for u in DEV_USERS if u.sub.startswith("milo")))
+    for hostile in ("exec/project-nightjar-acquisition.md' OR 1=1 --", "", "x" * 5000):
+        with pytest.raises((DocumentUnavailable, ValueError)):
+            open_document(milo, hostile)
+    assert any(e.channel == "viewer" for e in audit_log(user=milo.sub))
