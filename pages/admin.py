@@ -67,6 +67,9 @@ for record in list_api_keys():
     cols[2].write(f"created {_when(record.created_at)}")
     cols[3].write(f"revoked {_when(record.revoked_at)}" if record.revoked_at else
                   f"last used {_when(record.last_used_at) or 'never'}")
-    if not record.revoked_at and cols[4].button("Revoke", key=f"revoke-{record.id}"):
-        revoke_api_key(record.id)
-        st.rerun()
+    if not record.revoked_at:
+        with cols[4].popover("Revoke", key=f"revoke-pop-{record.id}"):  # a revoked key breaks its callers at once
+            st.markdown(f"Revoke {code(record.prefix + '…')}? Every program using it stops working immediately.")
+            if st.button("Revoke key", type="primary", key=f"revoke-{record.id}"):
+                revoke_api_key(record.id)
+                st.rerun()

@@ -1,4 +1,4 @@
-"""Model playground: the Gradio app mounted at /playground, embedded here on the same origin."""
+"""Model playground (at /model-playground): the Gradio app mounted at /playground, framed here on the same origin."""
 
 import streamlit as st
 
@@ -7,4 +7,4 @@ from ui.session import require_principal
 require_principal("admin", "developer")
 st.title("Model playground")
 st.caption("Chat with any tier, or compare two tiers side by side. Every call is logged with feature `playground`.")
-st.iframe("/playground/", height=760)
+st.iframe("/playground/", height=980)  # the chat, its message box and Send fit without scrolling

@@ -27,12 +27,15 @@ with left:
     ws_id = st.selectbox("Workspace", list(spaces), format_func=lambda i: f"{spaces[i].name} ({spaces[i].plan})")
     w.credits_badge(ws_id)
     docs = list_documents(principal, ws_id)
-    with st.popover("New document", icon=":material/note_add:", width="stretch"):
-        title = st.text_input("Title", max_chars=200, key="new-doc-title")
-        if st.button("Create", type="primary"):
+    # A fresh key after each Create: the popover closes and its title box is empty for the next document.
+    made = st.session_state.get("ws_created", 0)
+    with st.popover("New document", icon=":material/note_add:", width="stretch", key=f"new-doc-{made}"):
+        title = st.text_input("Title", max_chars=200, key=f"new-doc-title-{made}")
+        if st.button("Create", type="primary", key=f"new-doc-create-{made}"):
             try:
                 doc = create_document(principal, ws_id, title or "Untitled")
                 st.session_state["ws_doc"] = st.session_state["ws_doc_last"] = doc.id
+                st.session_state["ws_created"] = made + 1
                 st.rerun()
             except WorkspaceError as exc:
                 st.error(str(exc))
@@ -48,10 +51,6 @@ with left:
     doc_id = st.radio("Documents", ids, key="ws_doc",
                       format_func=lambda i: plain(next(d.title for d in docs if d.id == i)))
     st.session_state["ws_doc_last"] = doc_id
-    if spaces[ws_id].role == "admin":
-        with st.expander("Usage this month by member"):
-            st.dataframe([{"member": u.user_sub, "responses": u.spent, "running": u.in_flight}
-                          for u in usage_by_member(principal, ws_id)], hide_index=True)
 
 doc = get_document(principal, doc_id)
 with main:
@@ -84,6 +83,8 @@ with main:
                    "start": state.start, "end": state.end, "doc": doc.id}
         st.session_state["ws_last_request"] = request
         st.session_state["ws_result"] = w.run_and_stream(principal, ws_id, request)
+        if st.session_state["ws_result"] is not None:
+            st.rerun()  # the credit badge above shows the response just spent
 
     result = st.session_state.get("ws_result")
     if result and result["doc"] == doc.id:
@@ -102,22 +103,27 @@ with main:
                 st.markdown(model_markdown(result["text"]))
                 output = result["text"]
             st.caption(result["meta"])
-            b = st.columns(5)
+            row = st.container(horizontal=True, wrap=True)  # full labels at any width, wrapping when narrow
             has_selection = result["end"] > result["start"]
-            if result["items"] is None and b[0].button("Replace selection", type="primary",
+            if result["items"] is None and row.button("Replace selection", type="primary",
                                                        disabled=not has_selection):
                 if w.accept(principal, doc, result, output, "replace"):
                     st.session_state.pop("ws_result")
                     st.rerun()
             label = "Insert as to-dos" if result["items"] is not None else "Insert below"
-            if b[1].button(label, disabled=not output) and w.accept(principal, doc, result, output, "insert"):
+            if row.button(label, disabled=not output) and w.accept(principal, doc, result, output, "insert"):
                 st.session_state.pop("ws_result")
                 st.rerun()
-            with b[2].popover("Copy", icon=":material/content_copy:"):
+            with row.popover("Copy", icon=":material/content_copy:"):
                 st.code(output, language=None, wrap_lines=True)
-            if b[3].button("Retry", icon=":material/refresh:"):
+            if row.button("Retry", icon=":material/refresh:"):
                 st.session_state["ws_result"] = w.run_and_stream(principal, ws_id, st.session_state["ws_last_request"])
                 st.rerun()
-            if b[4].button("Discard"):
+            if row.button("Discard"):
                 st.session_state.pop("ws_result")
                 st.rerun()
+
+if spaces[ws_id].role == "admin":  # full width: e-mail addresses do not fit the narrow left column
+    with st.expander("Usage this month by member"):
+        st.dataframe([{"member": u.user_sub, "responses": u.spent, "running": u.in_flight}
+                      for u in usage_by_member(principal, ws_id)], hide_index=True, width="stretch")

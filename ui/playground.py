@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import gradio as gr
+from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from core.auth import AuthError, Principal, principal_from_session
@@ -203,6 +204,12 @@ def build_completion_blocks() -> gr.Blocks:
     return blocks
 
 
+# The Keel page that frames each Gradio app. The pages live at other paths than the mounts, so a reload of a
+# page never lands in bare Gradio.
+PLAYGROUND_PAGE = "/model-playground"
+PAGE_FOR_MOUNT = {"/playground": PLAYGROUND_PAGE, "/playground/code": "/completion"}
+
+
 class PrefixRoute(BaseRoute):
     """Sends every request under `prefix` to `app` (which routes on the full path), and nothing else."""
 
@@ -219,6 +226,14 @@ class PrefixRoute(BaseRoute):
         raise NoMatchFound(name, params)
 
     async def handle(self, scope, receive, send):
+        # A person who opens or reloads a playground address in the browser tab itself (not in Keel's frame) gets
+        # the Keel page that frames it: its shell, its sign-in, and a plain "not for you" instead of raw JSON.
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            page = PAGE_FOR_MOUNT.get(scope.get("path", "").rstrip("/"))
+            if page and headers.get("sec-fetch-dest") == "document":
+                await RedirectResponse(page, status_code=303)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

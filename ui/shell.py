@@ -29,12 +29,17 @@ PAGES = [
 ]
 
 
+# Pages whose default address (the file name) would collide with a mounted app: /playground is Gradio's.
+URL_PATHS = {"pages/playground.py": "model-playground"}
+
+
 def visible_pages(principal) -> dict[str, list]:
     sections: dict[str, list] = {}
     for section, path, title, icon, roles in PAGES:
         if not roles or principal.has_role(*roles):
             sections.setdefault(section, []).append(
-                st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
+                st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"),
+                        url_path=URL_PATHS.get(path))
             )
     return sections
 

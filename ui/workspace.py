@@ -56,11 +56,11 @@ def task_toolbar(key: str) -> tuple[str, dict] | None:
     """Buttons for every task; returns (task_id, params) for the pressed one."""
     tasks = {t.id: t for t in list_tasks()}
     pressed = None
-    for group, ids in TASK_GROUPS.items():
-        cols = st.columns(len(ids))
-        for col, task_id in zip(cols, ids):
-            if col.button(tasks[task_id].label, key=f"{key}-{task_id}", width="stretch"):
-                pressed = (task_id, {})
+    for ids in TASK_GROUPS.values():
+        with st.container(horizontal=True, wrap=True):  # labels keep their full width and wrap to a new row
+            for task_id in ids:
+                if st.button(tasks[task_id].label, key=f"{key}-{task_id}", width="content"):
+                    pressed = (task_id, {})
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
         lang_param = tasks["translate"].params[0]
