@@ -48,8 +48,17 @@ def start_workers() -> None:
 
 
 def shutdown() -> None:
+    """Hand running jobs back, then write every queued row (completion telemetry, then the request log)."""
+    import sys
+
     from core.jobs import stop_workers
     from core.llm import shutdown_gateway
 
     stop_workers()  # jobs still running here go back to the queue for another replica (or fail on their last try)
+    if "core.completion._service" in sys.modules:  # only if completion ran in this process
+        from core.completion import set_completion_service
+
+        service = set_completion_service(None)
+        if service is not None:
+            service.telemetry.close()  # writes what is queued, then stops its thread
     shutdown_gateway()

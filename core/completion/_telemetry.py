@@ -4,27 +4,25 @@ keystroke path never waits for SQL. Acceptance arrives later and flips the row's
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 
 from sqlalchemy import insert, update
 
 from core import db
+from core.batching import BatchWriter
 
 _logger = logging.getLogger(__name__)
 
 
-class TelemetryWriter:
+class TelemetryWriter(BatchWriter):
+    """Completion telemetry's batch writer (core.batching), flushed on shutdown like the request log."""
+
     def __init__(self, flush_interval_s: float = 0.5):
-        self._queue: queue.Queue = queue.Queue()
-        self._interval = flush_interval_s
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        super().__init__("keel-completion-telemetry", flush_interval_s=flush_interval_s, batch=500)
         self.written = 0
 
     def record(self, session, outcome) -> None:
-        self._put(("row", {
+        self.put(("row", {
             "created_at": time.time(), "suggestion_id": outcome.id, "session_id": session.session_id[:64],
             "user": session.user, "customer": session.customer, "path": outcome.path[:300],
             "language": outcome.language[:32], "status": outcome.status, "source": outcome.source,
@@ -36,50 +34,27 @@ class TelemetryWriter:
         }))
 
     def mark_accepted(self, suggestion_id: str) -> None:
-        self._put(("accept", suggestion_id))
+        self.put(("accept", suggestion_id))
 
-    def flush(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def _put(self, item) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="keel-completion-telemetry", daemon=True)
-                    self._thread.start()
-        self._queue.put(item)
-
-    def _run(self) -> None:
+    def write_batch(self, items: list) -> None:
         from core.tables import CompletionEvent
 
         table = CompletionEvent.__table__
-        while True:
-            items = [self._queue.get()]
-            deadline = time.monotonic() + self._interval
-            while len(items) < 500:
-                try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            rows = [value for kind, value in items if kind == "row"]
-            accepted = {value for kind, value in items if kind == "accept"}
-            for row in rows:
-                if row["suggestion_id"] in accepted:
-                    row["accepted"] = True
-            try:
-                with db.get_engine().begin() as conn:
-                    if rows:
-                        conn.execute(insert(table), rows)
-                    if accepted:
-                        conn.execute(update(table).where(table.c.suggestion_id.in_(sorted(accepted)))
-                                     .values(accepted=True))
-                self.written += len(rows)
-            except Exception as exc:  # telemetry must never break completion
-                _logger.warning("completion telemetry write failed: %s", exc)
-            for _ in items:
-                self._queue.task_done()
+        rows = [value for kind, value in items if kind == "row"]
+        accepted = {value for kind, value in items if kind == "accept"}
+        for row in rows:
+            if row["suggestion_id"] in accepted:
+                row["accepted"] = True
+        try:
+            with db.get_engine().begin() as conn:
+                if rows:
+                    conn.execute(insert(table), rows)
+                if accepted:
+                    conn.execute(update(table).where(table.c.suggestion_id.in_(sorted(accepted)))
+                                 .values(accepted=True))
+            self.written += len(rows)
+        except Exception as exc:  # telemetry must never break completion
+            _logger.warning("completion telemetry write failed: %s", exc)
 
 
 def recent_events(limit: int = 200, user: str | None = None) -> list[dict]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import re
 import threading
 import time
@@ -25,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from core import db
+from core.batching import BatchWriter
 from core.llm._budgets import release_holds
 from core.llm._rollup import record
 from core.tables import ModelPrice, RequestLog, RequestLogQuarantine
@@ -217,22 +217,19 @@ class _Release:
     hold_ids: list[str] = field(default_factory=list)
 
 
-class RequestLogWriter:
-    """Queue + one writer thread that inserts in batches; `flush()` waits until all is written.
+class RequestLogWriter(BatchWriter):
+    """The request log's batch writer (core.batching): rows are inserted in batches; `flush()` waits until all is
+    written.
 
     `write(entry, urgent=True)` skips the batching delay and returns an event set when the row is committed, so an
     API response can be held until its log row is durable."""
 
     def __init__(self, prices: PriceBook, *, redact: bool = False, flush_interval_s: float = 0.2, batch: int = 500,
                  review_share: float = 0.0, failure_window_s: float = 300.0, quarantine_dir: Path | None = None):
+        super().__init__("keel-request-log", flush_interval_s=flush_interval_s, batch=batch)
         self._review_share = review_share
-        self._queue: queue.Queue[_Pending | _Release | None] = queue.Queue()
         self._prices = prices
         self._redact = redact
-        self._interval = flush_interval_s
-        self._batch = batch
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
         self.failure_window_s = failure_window_s
         self._quarantine_dir = quarantine_dir
         self.written = 0
@@ -245,35 +242,25 @@ class RequestLogWriter:
         return self._prices
 
     def write(self, entry: LogEntry, *, urgent: bool = False) -> threading.Event:
-        if self._thread is None:
-            self._start()
         done = threading.Event()
-        self._queue.put(_Pending(entry, done, urgent))
+        self.put(_Pending(entry, done, urgent))
         return done
 
     def release_holds(self, hold_ids: list[str]) -> None:
         """Delete budget holds in the same transaction as the rows queued before them (their cost rows)."""
         if hold_ids:
-            if self._thread is None:
-                self._start()
-            self._queue.put(_Release(list(hold_ids)))
+            self.put(_Release(list(hold_ids)))
 
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="keel-request-log", daemon=True)
-                self._thread.start()
+    def is_urgent(self, item) -> bool:
+        return isinstance(item, _Pending) and item.urgent
 
-    def flush(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def write_batch(self, items: list) -> None:
+        self._process(items)
 
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+    def after_batch(self, items: list) -> None:
+        for item in items:
+            if isinstance(item, _Pending) and item.done is not None:
+                item.done.set()
 
     def recent(self, window_s: float | None = None) -> dict:
         """Failures and quarantines in the last `window_s` seconds (health recovers once they age out)."""
@@ -284,41 +271,6 @@ class RequestLogWriter:
             "quarantined_recent": sum(1 for e in recent if e[1] == "quarantined"),
             "last_error": recent[-1][2] if recent else None,
         }
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                self._queue.task_done()
-                return
-            items = [first]
-            urgent = isinstance(first, _Pending) and first.urgent
-            deadline = time.monotonic() + (0.0 if urgent else self._interval)
-            stop = False
-            while len(items) < self._batch:
-                wait = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    self._queue.task_done()
-                    break
-                items.append(item)
-                if isinstance(item, _Pending) and item.urgent:
-                    deadline = 0.0  # take what is already queued, then write at once
-            try:
-                self._process(items)
-            except Exception:  # the writer thread must survive anything
-                _logger.exception("request log writer failed on a batch of %d items", len(items))
-            finally:
-                for item in items:
-                    if isinstance(item, _Pending) and item.done is not None:
-                        item.done.set()
-                    self._queue.task_done()
-            if stop:
-                return
 
     def _process(self, items: list) -> None:
         rows: list[dict] = []
