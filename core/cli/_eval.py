@@ -148,13 +148,14 @@ def _migration_report(args) -> int:
     report_id = start_migration_report(args.model[0], args.model[1], args.suite or None, limit=args.limit,
                                        created_by=_user())
     report = get_migration_report(report_id)
-    header = f"{'suite':<24} {'segment':<16} {'model':<30} {'score':>7} {'n':>4} {'cost $':>10} {'p50 ms':>9} {'p95 ms':>9}"
-    lines = [f"migration report {report_id}: {report['model_from']} → {report['model_to']} ({report['status']})",
-             header, "-" * len(header)]
+    header = f"{'suite':<24} {'model':<30} {'score':>7} {'n':>4} {'cost $':>10} {'p50 ms':>9} {'p95 ms':>9}  segment"
+    lines = [header, "-" * len(header)]
     for r in report_rows(report):
         score = "n/a" if r["score"] is None else f"{r['score']:.1%}"
-        lines.append(f"{r['suite'][:24]:<24} {r['segment'][:16]:<16} {r['model'][:30]:<30} {score:>7} {r['n']:>4} "
-                     f"{r['cost_usd'] or 0:>10.6f} {r['latency_p50_ms'] or 0:>9.1f} {r['latency_p95_ms'] or 0:>9.1f}")
+        lines.append(f"{r['suite'][:24]:<24} {r['model'][:30]:<30} {score:>7} {r['n']:>4} {r['cost_usd'] or 0:>10.6f} "
+                     f"{r['latency_p50_ms'] or 0:>9.1f} {r['latency_p95_ms'] or 0:>9.1f}  {r['segment']}")
+    lines.append(f"stored as migration report {report_id}: {report['model_from']} → {report['model_to']} "
+                 f"({report['status']})")
     for suite, verdict in report["report"].get("verdict", {}).items():
         lines.append(f"{suite}: {verdict}")
     if report["error"]:
