@@ -5,6 +5,9 @@ services, so any OpenAI SDK can use Keel as its LLM endpoint.
 """
 
 from core.api._complete import register_cookie_authenticator
-from core.api._routes import routes
+from core.api._ops import routes as _ops_routes
+from core.api._routes import routes as _routes
+
+routes = [*_routes, *_ops_routes]  # jobs, search sync, eval runs and the support chat/console as JSON
 
 __all__ = ["register_cookie_authenticator", "routes"]
