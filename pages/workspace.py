@@ -65,8 +65,10 @@ with main:
             st.session_state.pop("ws_doc", None)
             st.rerun()
 
-    state = editor(doc.content, version=w.editor_revision(doc.id), key=f"editor-{doc.id}",
+    state = editor(doc.content, version=w.editor_revision(doc.id), key="ws-editor", doc=str(doc.id),
                    select=st.session_state.pop("ws_select", None))
+    if state.other is not None:  # typed into the previous document just before the switch: save it there
+        w.save_handed_over(principal, *state.other)
     if state.text != doc.content:  # autosave what the user typed
         try:
             doc = update_document(principal, doc.id, content=state.text, expected_version=doc.version)

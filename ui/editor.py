@@ -25,22 +25,34 @@ _CSS = """
 """
 
 # The textarea is the source of truth while the user types; Python gets the text (debounced) and the selection
-# (start, end) whenever it settles. A new `data.version` from Python (after Replace/Insert/Undo) resets the text.
+# (start, end) whenever it settles, each tagged with the document and text version they belong to. One editor
+# element serves every document: when Python sends another document (or a new version after Replace/Insert/Undo)
+# the box is reset, and text typed but not yet sent is first sent for the document it was typed into, so a switch
+# or a new document never swallows a keystroke.
 _JS = """
 export default function(component) {
   const { data, setStateValue, parentElement } = component;
   const area = parentElement.querySelector('textarea.keel-editor');
   const status = parentElement.querySelector('.keel-editor-status');
   area._keelSend = setStateValue;  // the latest callback; listeners below are bound once per element
-  if (area.dataset.version === undefined && area.value && area.value !== (data.text || '')) {
+  const ident = `${data.doc}:${data.version}`;
+  if (area.dataset.ident === undefined && area.value && area.value !== (data.text || '')) {
     // Typed before the script bound the box (only possible if readonly was bypassed): keep it, never drop it.
+    area.dataset.ident = ident;
+    area.dataset.doc = String(data.doc);
     area.dataset.version = String(data.version);
     area._keelEarly = true;
   }
-  if (area.dataset.version !== String(data.version)) {
+  if (area.dataset.ident !== ident) {
+    if (area.dataset.ident !== undefined && area.value !== area._keelSentText) {
+      setStateValue('text', { value: area.value, version: Number(area.dataset.version), doc: area.dataset.doc });
+    }
     area.value = data.text || '';
+    area.dataset.ident = ident;
+    area.dataset.doc = String(data.doc);
     area.dataset.version = String(data.version);
     area._keelSentText = area.value;
+    area._keelSentSel = '';
     if (data.select && data.select.length === 2) {
       area.setSelectionRange(data.select[0], data.select[1]);
     }
@@ -56,15 +68,15 @@ export default function(component) {
   const sendText = () => {
     if (area.value === area._keelSentText) return;
     area._keelSentText = area.value;
-    area._keelSend('text', { value: area.value, version: version() });
+    area._keelSend('text', { value: area.value, version: version(), doc: area.dataset.doc });
   };
   const sendSelection = () => {
     const start = area.selectionStart, end = area.selectionEnd;
     status.textContent = end > start ? `${end - start} characters selected` : '';
-    const key = `${version()}:${start}:${end}`;
+    const key = `${area.dataset.ident}:${start}:${end}`;
     if (key === area._keelSentSel) return;
     area._keelSentSel = key;
-    area._keelSend('selection', { start, end, version: version() });
+    area._keelSend('selection', { start, end, version: version(), doc: area.dataset.doc });
   };
   area.addEventListener('input', () => { clearTimeout(textTimer); textTimer = setTimeout(sendText, 400); });
   const onSelect = () => { clearTimeout(selTimer); selTimer = setTimeout(sendSelection, 150); };
@@ -89,22 +101,31 @@ class EditorState:
     text: str
     start: int
     end: int
+    # Text the browser reported for another document (typed into it just before a switch): (doc, version, text).
+    other: tuple[str, int, str] | None = None
 
     @property
     def selection(self) -> str:
         return self.text[self.start:self.end]
 
 
-def editor(text: str, *, version: int, key: str, select: tuple[int, int] | None = None) -> EditorState:
-    """Render the editor; returns the current text and selection (clamped to the text)."""
-    result = _component(data={"text": text, "version": version, "select": list(select) if select else None},
+def editor(text: str, *, version: int, key: str, doc: str = "", select: tuple[int, int] | None = None) -> EditorState:
+    """Render the editor for document `doc`; returns the current text and selection (clamped to the text).
+
+    Keep `key` the same for every document: the one element then hands over unsent keystrokes (`other`)."""
+    result = _component(data={"text": text, "version": version, "doc": str(doc),
+                              "select": list(select) if select else None},
                         key=key, on_text_change=lambda: None, on_selection_change=lambda: None)
     reported = getattr(result, "text", None) or {}
-    # Only trust what the browser reports for the text version Python last sent (not a stale pre-replace copy).
-    current = reported.get("value", text) if reported.get("version") == version else text
+    ours = reported.get("doc", str(doc)) == str(doc)
+    # Only trust what the browser reports for this document at the version Python last sent (not a stale copy).
+    current = reported.get("value", text) if ours and reported.get("version") == version else text
+    other = None
+    if not ours and isinstance(reported.get("value"), str) and isinstance(reported.get("version"), int):
+        other = (str(reported["doc"]), reported["version"], reported["value"])
     sel = getattr(result, "selection", None) or {}
-    if sel.get("version") != version:
+    if sel.get("version") != version or sel.get("doc", str(doc)) != str(doc):
         sel = {"start": select[0], "end": select[1]} if select else {}
     start = max(0, min(int(sel.get("start", 0) or 0), len(current)))
     end = max(start, min(int(sel.get("end", 0) or 0), len(current)))
-    return EditorState(text=current, start=start, end=end)
+    return EditorState(text=current, start=start, end=end, other=other)
