@@ -11,6 +11,7 @@ run: install system-deps-run seed
 	$(KEEL) serve
 
 test: install system-deps
+	$(PY) -m ruff check core ui pages
 	$(KEEL) prompts lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory evals

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.ops import (
     INVESTIGATION_MAX_N, Factor, InvestigationError, MigrationError, RelabelError, annotation_summary, audit_items,
-    audit_report, branch_coverage, feature_readiness, get_investigation, investigation_to_eval_case, list_audits,
+    audit_report, branch_coverage, feature_readiness, investigation_to_eval_case, list_audits,
     list_investigations, list_lifecycle, list_migration_reports, load_suites, migrations_due, plan_investigation,
     record_label, report_rows, set_lifecycle, start_audit, start_investigation, start_migration_report, suite_labels,
 )
