@@ -15,11 +15,16 @@ prefix and the time to first token would not include evaluating the prompt.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
 import _common
 from _common import Report, median
+
+# The worker runs llama.cpp's OpenMP threads with passive waits (core/llm/_embedded.py); give the in-process arms
+# the same policy, before llama.cpp loads, so the comparison measures the process boundary and nothing else.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FILLER = (
     "The harbour town kept its ledgers in a stone building by the quay. Every morning the clerks counted "

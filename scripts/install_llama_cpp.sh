@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build llama-cpp-python for a portable x86-64 baseline (AVX2/FMA/F16C), never -march=native.
 # Why: pip caches built wheels by version only, and a native build from one CPU crashed another with SIGILL (AMX).
-# So: no pip cache (--no-cache-dir), always from source, and only the library Keel loads (no mtmd/llava,
-# tools, examples, tests or server). The flags are recorded beside the install so a test can check them.
+# So: no pip cache (--no-cache-dir), always from source, and only the libraries Keel loads (no mtmd/llava,
+# tools, examples, tests or server, and not llama.cpp's `common` library: llama-cpp-python forces it on, yet its
+# bindings never load it, and it is 52 of 127 files and the slowest to compile). The flags are recorded beside the
+# install so a test can check them.
 set -euo pipefail
 PY=${1:?usage: install_llama_cpp.sh PYTHON}
 VERSION=0.3.36
@@ -23,14 +25,25 @@ ONLY_LIB="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLL
 export CMAKE_ARGS="$CPU_FLAGS $ONLY_LIB"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 STAMP=$(dirname "$PY")/../.llama-build-flags
-WANT="llama-cpp-python==$VERSION $ARCH $CMAKE_ARGS"
+WANT="llama-cpp-python==$VERSION $ARCH common=off $CMAKE_ARGS"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$PY" -c "import llama_cpp" 2>/dev/null; then
   echo "llama-cpp-python $VERSION already built here with the portable flags"
   exit 0
 fi
 echo "building llama-cpp-python $VERSION from source, portable flags: $CMAKE_ARGS"
 start=$(date +%s)
-"$PY" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps \
-  --no-binary llama-cpp-python "llama-cpp-python==$VERSION"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$PY" -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps --no-binary :all: -d "$work" \
+  "llama-cpp-python==$VERSION"
+tar -xzf "$work/llama_cpp_python-$VERSION.tar.gz" -C "$work"
+src="$work/llama_cpp_python-$VERSION"
+forced='set(LLAMA_BUILD_COMMON ON CACHE BOOL "Build llama.cpp common library" FORCE)'
+if grep -qF "$forced" "$src/CMakeLists.txt"; then
+  sed -i "s/set(LLAMA_BUILD_COMMON ON CACHE BOOL/set(LLAMA_BUILD_COMMON OFF CACHE BOOL/" "$src/CMakeLists.txt"
+else
+  echo "note: llama-cpp-python's CMakeLists no longer forces the common library on; building it as is"
+fi
+"$PY" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps "$src"
 echo "$WANT" > "$STAMP"
 echo "llama-cpp-python built in $(( $(date +%s) - start )) s"
