@@ -112,7 +112,8 @@ def test_the_repo_suites_file_is_valid_and_names_real_datasets():
     assert {"support-intents", "support-routes", "workspace-action-items", "llm-replays"} <= set(suites)
     for suite in suites.values():
         assert suite.dataset.is_file(), suite.dataset
-    assert suites["support-intents"].where == {"split": "test"} and suites["support-intents"].min_score == 0.9
+    assert suites["support-intents"].where == {"split": "test"} and suites["support-intents"].min_score == 0.86
+    assert suites["support-intents"].extra_datasets["external"].name == "external_test.jsonl"
 
 
 def test_suite_file_errors_name_the_problem(tmp_path):
