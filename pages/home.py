@@ -5,6 +5,7 @@ import streamlit as st
 from core import health
 from core.llm import LLMError, LLMRequest, get_gateway
 from core.prompts import load
+from ui.feedback import failure_note
 from ui.session import require_principal
 from ui.text import plain
 
@@ -39,5 +40,5 @@ with left, st.container(border=True):
                 st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "
                            f"first token {result.ttft_ms or 0:.0f} ms · total {result.latency_ms:.0f} ms · "
                            f"request {result.request_id[:8]}")
-            except LLMError as exc:
-                st.error(f"The model call failed: {exc}")
+            except LLMError:
+                st.error(failure_note(kept=False))

@@ -22,7 +22,7 @@ principal = require_principal()
 st.title("Workspace")
 
 spaces = {ws.id: ws for ws in workspaces_for(principal)}
-left, main = st.columns([1, 3])
+left, main = st.columns([1.4, 3])  # wide enough for "New document" at 900 px
 with left:
     ws_id = st.selectbox("Workspace", list(spaces), format_func=lambda i: f"{spaces[i].name} ({spaces[i].plan})")
     w.credits_badge(ws_id)

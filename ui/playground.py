@@ -56,8 +56,10 @@ def _stream_reply(model: str, history: list[dict], user: str | None):
         result = stream.result
         yield reply + f"\n\n*{result.provider}/{result.model} · {result.tokens_out} tokens · " \
                       f"TTFT {result.ttft_ms or 0:.0f} ms · {result.latency_ms:.0f} ms*"
-    except LLMError as exc:
-        yield (reply + "\n\n" if reply else "") + f"⚠️ {exc}"
+    except LLMError as exc:  # the request log (Dashboard) has the detail under this id
+        note = ("The model stopped before it finished" if reply else "The model could not answer just now") + \
+            f" (busy or too slow); try again. Request {(exc.request_id or '?')[:8]} is in the Dashboard's log."
+        yield (reply + "\n\n" if reply else "") + f"⚠️ {note}"
 
 
 def _user_of(request: gr.Request | None) -> str | None:

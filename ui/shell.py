@@ -34,13 +34,16 @@ URL_PATHS = {"pages/playground.py": "model-playground"}
 
 
 def visible_pages(principal) -> dict[str, list]:
+    """The pages this person may use, by section; the others are registered hidden, so opening one by its address
+    shows the page's own "this page is for …" message instead of silently landing on Home."""
     sections: dict[str, list] = {}
+    hidden = []
     for section, path, title, icon, roles in PAGES:
-        if not roles or principal.has_role(*roles):
-            sections.setdefault(section, []).append(
-                st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"),
-                        url_path=URL_PATHS.get(path))
-            )
+        allowed = not roles or principal.has_role(*roles)
+        page = st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"), url_path=URL_PATHS.get(path),
+                       visibility="visible" if allowed else "hidden")
+        (sections.setdefault(section, []) if allowed else hidden).append(page)
+    sections[next(iter(sections))].extend(hidden)  # hidden pages draw nothing in the menu
     return sections
 
 

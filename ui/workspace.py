@@ -81,7 +81,7 @@ def task_toolbar(key: str) -> tuple[str, dict] | None:
                 if st.button(tasks[task_id].label, key=f"{key}-{task_id}", width="content"):
                     pressed = (task_id, {})
     with st.container(border=True):
-        c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+        c1, c2, c3, c4 = st.columns([3, 2, 3, 2], vertical_alignment="bottom")  # full button labels
         lang_param = tasks["translate"].params[0]
         tone_param = tasks["change_tone"].params[0]
         language = c1.selectbox("Translate to", lang_param.choices, key=f"{key}-lang")
