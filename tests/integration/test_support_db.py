@@ -290,7 +290,7 @@ def test_customer_without_an_account_is_handed_off_for_account_questions(llm):
 
 def test_llm_triage_for_unclear_messages_when_configured(llm, monkeypatch):
     monkeypatch.setenv("KEEL_SUPPORT_LLM_TRIAGE", "on")
-    monkeypatch.setenv("KEEL_SUPPORT_CONFIDENCE", "0.999")  # every message is "unsure"
+    monkeypatch.setenv("KEEL_SUPPORT_CONFIDENCE", "1.0")  # every message is "unsure"
     config.reset_settings()
     conv = open_conversation(HANA)
     [reply] = send_message(conv.id, HANA, "banana")  # the loopback model answers the schema's first enum: FAQ
