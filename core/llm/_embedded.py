@@ -96,13 +96,18 @@ class _Worker:
         # thread takes the core its partner needs and prompt evaluation was measured 5-30x slower. Sleeping
         # waits keep it fast under load (an operator can still set OMP_WAIT_POLICY=ACTIVE).
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER_SCRIPT), str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file,
-            env=env, close_fds=True, start_new_session=True,
-        )
-        child.close()
-        self._sock = parent
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(WORKER_SCRIPT), str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log_file,
+                stderr=self._log_file, env=env, close_fds=True, start_new_session=True,
+            )
+        except OSError:  # a failed start must not leak the socket pair and the log file on every retry
+            parent.close()
+            self._log_file.close()
+            raise
+        finally:
+            child.close()
         self.conn = Connection(os.dup(parent.fileno()))
         parent.close()
         self.pid = self.proc.pid

@@ -300,7 +300,7 @@ def _serve(conn) -> None:
                     "system_info": engine.system_info(), "n_ctx": engine.n_ctx(), "model_path": config["model_path"]}))
 
     jobs: queue.Queue = queue.Queue()
-    state = {"current": None, "cancelled": set()}
+    state = {"current": None, "queued": set(), "cancelled": set()}
     lock = threading.Lock()
 
     def reader() -> None:
@@ -308,12 +308,16 @@ def _serve(conn) -> None:
             while True:
                 message = conn.recv()
                 if message[0] == "cancel":
-                    with lock:
-                        state["cancelled"].add(message[1])
+                    with lock:  # a cancel for a request that already ended is dropped, so the set stays small
+                        if message[1] == state["current"] or message[1] in state["queued"]:
+                            state["cancelled"].add(message[1])
                 elif message[0] == "quit":
                     jobs.put(None)
                     return
                 else:
+                    if message[0] == "run":
+                        with lock:
+                            state["queued"].add(message[1])
                     jobs.put(message)
         except (EOFError, OSError):
             os._exit(0)  # the supervisor is gone: nobody will read what we generate
@@ -328,6 +332,7 @@ def _serve(conn) -> None:
             if op == "run":
                 with lock:
                     state["current"] = rid
+                    state["queued"].discard(rid)
 
                 def cancelled(rid=rid) -> bool:
                     return rid in state["cancelled"]
