@@ -234,3 +234,17 @@ def test_an_extra_dataset_is_scored_in_its_own_segment_outside_the_gated_score(t
     assert report.run["score"] == 1.0 and report.run["status"] == "passed"  # the failing extra case is not gated
     assert report.segments["external"] == {"n": 1, "passed": 0, "source": "extra_dataset", "score": 0.0}
     assert "missing" not in report.segments
+
+
+def test_the_labelled_file_is_what_the_generator_makes():
+    import importlib.util
+    import json
+
+    from core.support._data import INTENTS_FILE
+
+    spec = importlib.util.spec_from_file_location("make_support_intents",
+                                                  INTENTS_FILE.parents[2] / "scripts" / "make_support_intents.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in module.build())
+    assert made == INTENTS_FILE.read_text(encoding="utf-8"), "run scripts/make_support_intents.py"
