@@ -79,6 +79,8 @@ def cmd_bench_completion(args) -> int:
         command.append("--json")
     if args.baseline_keystrokes is not None:
         command += ["--baseline-keystrokes", str(args.baseline_keystrokes)]
+    if args.inprocess:
+        command.append("--inprocess")
     return subprocess.call(command, cwd=REPO_ROOT)
 
 
@@ -93,3 +95,5 @@ def add_completion_commands(sub, add) -> None:
     p = add("completion", cmd_bench_completion, "replay a typing trace through /api/complete", bench)
     p.add_argument("--trace", required=True, help="JSON lines: {t_ms, path, text, cursor} or {t_ms, accept}")
     p.add_argument("--baseline-keystrokes", type=int, help="replay only this many events for the naive baseline")
+    p.add_argument("--inprocess", action="store_true",
+                   help="also replay with the model in-process (as before the worker) and report worker/in-process")
