@@ -12,10 +12,10 @@ st.caption("An agent runs ripgrep, ruff, bandit and AST checks in parallel on th
 
 with st.container(border=True):
     request = r.review_form()
-    left, mid, right = st.columns([2, 2, 3])
-    use_llm = left.toggle("Model explains findings", value=True, key="prr_llm")
-    fresh = mid.toggle("Ignore the cache", value=False, key="prr_fresh")
-    go = right.button("Review", type="primary", icon=":material/rate_review:", disabled=request is None)
+    row = st.container(horizontal=True, wrap=True, vertical_alignment="center")  # full labels, wrapping when narrow
+    use_llm = row.toggle("Model explains findings", value=True, key="prr_llm")
+    fresh = row.toggle("Ignore the cache", value=False, key="prr_fresh")
+    go = row.button("Review", type="primary", icon=":material/rate_review:", disabled=request is None)
 
 if go and request is not None:
     # The tools answer in about a second: show their findings now, and let the model's explanations follow.
@@ -36,7 +36,7 @@ r.header(result)
 r.model_pass_status()
 if st.session_state.get("prr_note"):
     st.caption(st.session_state["prr_note"])
-rerun_col, export_col, _ = st.columns([1, 2, 2])
+rerun_col, export_col, _ = st.columns([1.4, 2, 1.6])
 if rerun_col.button("Re-run review", icon=":material/refresh:", key="prr_rerun", width="stretch"):
     again = r.run_review(st.session_state["prr_request"], use_llm=False, use_cache=True, user=principal.sub)
     if again is not None:

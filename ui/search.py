@@ -100,10 +100,10 @@ def sources_list(sources, citations, chunks=()) -> None:
     st.markdown(f"##### Sources ({len(sources)})")
     for s in sources:
         mark = "cited" if s.doc_id in cited else "retrieved"
-        text_col, button_col = st.columns([6, 1], vertical_alignment="center")
+        text_col, button_col = st.columns([5, 1], vertical_alignment="center")
         text_col.markdown(f"**[{s.n}]** {plain(s.title)} · {code(s.path)} · {level_badge(s.clearance_level)} · "
                           f":gray[{mark}]")
-        if button_col.button("Open", key=f"search-open-{s.n}", icon=":material/article:", width="stretch"):
+        if button_col.button("Open", key=f"search-open-{s.n}", width="stretch", help="Read the document here"):
             read = {c.chunk_id for c in chunks if c.doc_id == s.doc_id}
             document_viewer(st.session_state.get("search_principal"), s.doc_id, tuple(sorted(read)))
 
