@@ -6,7 +6,7 @@ Schema changes go through Alembic migrations in `core/migrations`; these classes
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -741,6 +741,17 @@ class DecayReport(SQLModel, table=True):
     distance: float = 0.5
     created_at: float = 0.0
     report: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+
+
+class DecayVector(SQLModel, table=True):
+    """A cached embedding of one input text (migration 0014): decay reports re-encode only texts not seen before."""
+
+    __tablename__ = "decay_vector"
+    __table_args__ = (Index("ix_decay_vector_created", "created_at"),)
+
+    key: str = Field(primary_key=True, max_length=32)  # blake2b of encoder name + text
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, unit length
+    created_at: float = 0.0
 
 
 # --- Durable jobs (migration 0013) ---------------------------------------------------------------------------------

@@ -183,6 +183,31 @@ def cmd_eval_coverage(args) -> int:
     return 1 if report.uncovered else 0
 
 
+def cmd_eval_decay(args) -> int:
+    from core import services
+    from core.ops import DECAY_DEFAULT_DISTANCE, decay_reports
+
+    services.prepare()
+    distance = DECAY_DEFAULT_DISTANCE if args.distance is None else args.distance
+    reports = decay_reports(args.feature, args.days, distance)
+    lines = []
+    for r in reports:
+        p = r["production"]
+        share = "-" if r["uncovered_share"] is None else f"{r['uncovered_share']:.1%}"
+        cap = f" (newest {p['sampled']} of {p['in_window']})" if p["capped"] else ""
+        lines.append(f"{r['feature']}: {share} of {p['sampled']} production inputs{cap} have no eval input within "
+                     f"{r['distance']:g} (last {r['days']:g} days, {r['eval_inputs']} eval inputs; report {r['id']}, "
+                     f"{r['timings']['total_ms'] / 1000:.1f} s)")
+        for c in r["clusters"]:
+            lines.append(f"    cluster {c['cluster']}: {c['size']} inputs, e.g. "
+                         + " | ".join(repr(e[:60]) for e in c["examples"]))
+        for d in r["discrimination"]:
+            spread = "" if d["spread"] is None else f" spread {d['spread']:.1%} (tolerance {d['tolerance']:.0%})"
+            lines.append(f"    {d['suite']}: {d['verdict']}{spread}")
+    _print(args, reports, "\n".join(lines))
+    return 0
+
+
 def cmd_eval_investigate(args) -> int:
     from core import services
     from core.ops import get_investigation, plan_investigation, start_investigation
@@ -268,6 +293,12 @@ def add_eval_commands(sub, add) -> None:
     p = add("coverage", cmd_eval_coverage, "agent branches: eval cases, production share, last failure; exit 1 when "
             "a branch production takes has no eval case", ev)
     p.add_argument("--days", type=float, default=30.0, help="production window (default 30 days)")
+    p = add("decay", cmd_eval_decay, "snapshot eval decay: production inputs with no eval input nearby, their "
+            "clusters, and whether each suite still separates two models (stored as decay reports)", ev)
+    p.add_argument("--feature", help="one feature (default: every feature with an eval suite)")
+    p.add_argument("--days", type=float, default=7.0, help="production window (default 7 days)")
+    p.add_argument("--distance", type=float, default=None,
+                   help="cosine distance under which an eval input covers a production input (default 0.45)")
     p = add("investigate", cmd_eval_investigate, "rerun a logged call N times varying one factor, with a hypothesis",
             ev)
     p.add_argument("request_id", nargs="?")

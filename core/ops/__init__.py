@@ -253,6 +253,11 @@ from core.ops._evals import (  # noqa: E402
     get_suite, list_runs, load_cases, load_suites, run_suite, start_background_run,
 )
 from core.ops._coverage import Agent, BranchRow, CoverageReport, agent_branches, branch_coverage  # noqa: E402
+from core.ops._decay import (  # noqa: E402
+    DEFAULT_DAYS as DECAY_DEFAULT_DAYS, DEFAULT_DISTANCE as DECAY_DEFAULT_DISTANCE, MAX_SEND as DECAY_MAX_SEND,
+    PRODUCTION_CAP as DECAY_PRODUCTION_CAP, DecayError, Discrimination, decay_features, decay_report, decay_reports,
+    get_decay_report, latest_decay_reports, send_cluster_to_review, user_text,
+)
 from core.ops._investigate import (  # noqa: E402
     MAX_N as INVESTIGATION_MAX_N, Factor, InvestigationError, InvestigationPlan, get_investigation,
     investigation_to_eval_case, list_investigations, plan_investigation, start_investigation,
@@ -266,7 +271,7 @@ from core.ops._relabel import (  # noqa: E402
     record_label, start_audit, suite_labels,
 )
 from core.ops._review_queue import (  # noqa: E402
-    ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, review_counts, review_queue,
-    review_to_eval_case,
+    ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, queue_for_review, review_counts,
+    review_queue, review_to_eval_case,
 )
 from core.ops._worker_health import WORKER_CRASH_MARKERS, model_worker  # noqa: E402

@@ -59,6 +59,32 @@ def _answered_attempts(session, request_ids: list[str]) -> dict[str, dict]:
     return {r.request_id: r.model_dump() for r in sorted(rows, key=lambda r: r.attempt)}
 
 
+def queue_for_review(request_ids: list[str], *, session=None) -> list[str]:
+    """Put answered calls in the review queue (as the log writer's sampling does), newest on top; a call already in
+    the queue keeps its place and verdict. Returns the request ids added."""
+    def run(s) -> list[str]:
+        ids = list(dict.fromkeys(str(r) for r in request_ids))
+        calls = _answered_attempts(s, ids)
+        queued = set(s.exec(select(ReviewItem.request_id).where(ReviewItem.request_id.in_(ids))).all()) if ids else set()
+        now = time.time()
+        rows = [{"request_id": rid, "sampled_at": now, "feature": calls[rid]["feature"], "model": calls[rid]["model"],
+                 "prompt_version": calls[rid]["prompt_version"]} for rid in ids if rid in calls and rid not in queued]
+        if rows:
+            if s.get_bind().dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            s.execute(dialect_insert(ReviewItem.__table__).on_conflict_do_nothing(), rows)
+        return [r["request_id"] for r in rows]
+
+    if session is not None:
+        return run(session)  # the caller commits
+    with db.session() as s:
+        added = run(s)
+        s.commit()
+        return added
+
+
 def review_counts(features: tuple[str, ...] = ()) -> dict[str, int]:
     stmt = select(ReviewItem.verdict, func.count()).group_by(ReviewItem.verdict)
     if features:
