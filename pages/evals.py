@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.ops import describe_suites, list_runs
 from ui import charts
-from ui.eval_health import annotation_section, coverage_section, migrations_section
+from ui.eval_health import annotation_section, coverage_section, decay_section, migrations_section
 from ui.evals import collected_cases, pick_runs, run_launcher, side_by_side, suite_table
 from ui.session import require_principal
 
@@ -36,6 +36,12 @@ st.subheader("Agent branch coverage")
 st.caption("The support router's and the PR-review agent's decision branches (from their code), the eval cases that "
            "take each, and its share of production. `keel eval coverage` fails CI on an uncovered production branch.")
 coverage_section()
+
+st.subheader("Snapshot eval decay")
+st.caption("How much of each feature's recent production no eval input resembles (nearest-neighbour cosine distance "
+           "of all-MiniLM-L6-v2 embeddings), what the uncovered inputs are about, and whether each suite still scores "
+           "two models apart. Send a sample of a cluster to the review queue to turn it into eval cases.")
+decay_section(principal.email or principal.sub)
 
 st.subheader("Model migrations")
 st.caption("Deprecation dates and owners of priced models; `keel eval compare --model A --model B` reports are stored "

@@ -1,4 +1,4 @@
-"""Widgets for eval health: branch coverage, model migrations, annotation drift (re-label audits) and the
+"""Widgets for eval health: branch coverage, snapshot eval decay, model migrations, annotation drift (re-label audits) and the
 Investigate panel shared by the Dashboard call detail and the Review queue. Background work is read back from SQL,
 so progress survives a reload and shows in every server process."""
 
@@ -8,7 +8,12 @@ import datetime as dt
 
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
+from core.ops import (
+    DECAY_DEFAULT_DAYS, DECAY_DEFAULT_DISTANCE, DECAY_PRODUCTION_CAP, DecayError, decay_features, decay_reports,
+    latest_decay_reports, send_cluster_to_review,
+)
 from core.ops import (
     INVESTIGATION_MAX_N, Factor, InvestigationError, MigrationError, RelabelError, annotation_summary, audit_items,
     audit_report, branch_coverage, feature_readiness, investigation_to_eval_case, list_audits,
@@ -51,6 +56,77 @@ def coverage_section() -> None:
                                                       f"({when(r.last_failure['at'])})",
                    "status": "UNCOVERED" if r.uncovered else ("not in code" if not r.in_code else "ok")}
                   for r in report.rows], hide_index=True, width="stretch")
+
+
+# -- snapshot eval decay ---------------------------------------------------------------------------------------------
+
+
+def decay_figure(reports: list[dict], shown: dict | None) -> go.Figure:
+    """Left: the share of each feature's production inputs no eval input covers; right: the shown report's clusters."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], subplot_titles=(
+        "uncovered production inputs per feature",
+        f"uncovered clusters: {shown['feature']}" if shown else "uncovered clusters"))
+    fig.add_bar(x=[r["feature"] for r in reports], y=[100 * (r["uncovered_share"] or 0) for r in reports],
+                text=[f"{100 * r['uncovered_share']:.0f}%" if r["uncovered_share"] is not None else "no traffic"
+                      for r in reports], marker_color="#d62728", name="% uncovered", row=1, col=1)
+    clusters = (shown or {}).get("clusters", [])
+    fig.add_bar(x=[f"#{c['cluster']}: {c['examples'][0][:24]}" for c in clusters], y=[c["size"] for c in clusters],
+                marker_color="#ff7f0e", name="inputs", row=1, col=2)
+    fig.update_yaxes(title_text="% of sampled inputs", range=[0, 100], row=1, col=1)
+    fig.update_yaxes(title_text="production inputs", row=1, col=2)
+    fig.update_layout(height=340, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def decay_section(user: str) -> None:
+    features = sorted(decay_features())
+    with st.form("decay"):
+        c = st.columns([2, 1, 1, 1])
+        feature = c[0].selectbox("Feature", ["every feature", *features])
+        days = c[1].number_input("Production window (days)", min_value=0.1, max_value=3650.0,
+                                 value=float(DECAY_DEFAULT_DAYS))
+        distance = c[2].number_input("Covered within (cosine distance)", min_value=0.0, max_value=2.0,
+                                     value=float(DECAY_DEFAULT_DISTANCE), step=0.05)
+        c[3].write("")
+        if c[3].form_submit_button("Compute decay", type="primary"):
+            try:
+                with st.spinner("Embedding production and eval inputs…"):
+                    decay_reports(None if feature == "every feature" else feature, float(days), float(distance))
+            except (DecayError, ValueError) as exc:
+                st.error(str(exc))
+    reports = latest_decay_reports()
+    if not reports:
+        st.info("No decay report yet: compute one above, or run `keel eval decay`.")
+        return
+    with_clusters = [r for r in reports if r["clusters"]]
+    pick = st.selectbox("Clusters of", [r["feature"] for r in with_clusters] or ["–"], key="decay_feature")
+    shown = next((r for r in with_clusters if r["feature"] == pick), None)
+    st.plotly_chart(decay_figure(reports, shown))
+    st.dataframe([{"feature": r["feature"], "uncovered": pct(r["uncovered_share"]),
+                   "production sampled": f"{r['production']['sampled']} of {r['production']['in_window']}",
+                   "eval inputs": r["eval_inputs"], "within": r["distance"], "days": r["days"],
+                   "suites still separating two models": "; ".join(
+                       f"{d['suite']}: {d['verdict']}" + ("" if d["spread"] is None else f" ({pct(d['spread'])})")
+                       for d in r["discrimination"]),
+                   "report": f"#{r['id']} · {when(r['created_at'])}"} for r in reports],
+                 hide_index=True, width="stretch")
+    if any(r["production"]["capped"] for r in reports):
+        st.caption(f"Each report embeds the newest {DECAY_PRODUCTION_CAP:,} answered calls of its window.")
+    for c in (shown or {}).get("clusters", []):
+        left = c["size"] - len(c["sent"])
+        with st.expander(f"Cluster #{c['cluster']}: {c['size']} inputs ({pct(c['share'])}), "
+                         f"{len(c['sent'])} sent to review"):
+            for example in c["examples"]:
+                st.code(example, language=None, wrap_lines=True)
+            n = min(5, left)
+            if st.button(f"Send {n} to the review queue" if n else "All sent", key=f"decay_send_{shown['id']}_"
+                         f"{c['cluster']}", disabled=not n):
+                try:
+                    added = send_cluster_to_review(shown["id"], c["cluster"], n)
+                    st.toast(f"{len(added)} call(s) added to the review queue")
+                    st.rerun()
+                except DecayError as exc:
+                    st.error(str(exc))
 
 
 # -- model migrations --------------------------------------------------------------------------------------------------
