@@ -6,7 +6,7 @@ Schema changes go through Alembic migrations in `core/migrations`; these classes
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -763,7 +763,11 @@ class JobRow(SQLModel, table=True):
 
     __tablename__ = "job"
     __table_args__ = (Index("ix_job_status_lease", "status", "lease_until"),
-                      Index("ix_job_kind_created", "kind", "created_at"))
+                      Index("ix_job_kind_created", "kind", "created_at"),
+                      # One active job per kind and key, enforced by the database across replicas (migration 0015).
+                      Index("ux_job_active_dedupe", "kind", "dedupe_key", unique=True,
+                            postgresql_where=text("status IN ('queued', 'running')"),
+                            sqlite_where=text("status IN ('queued', 'running')")))
 
     id: str = Field(primary_key=True, max_length=32)
     kind: str = Field(max_length=64)

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import db
 from core.jobs._types import ACTIVE, Job, JobError, JobStatus
@@ -58,23 +59,37 @@ def to_job(row) -> Job:
 
 def insert_job(*, kind: str, target: str, params: dict, owner: str, label: str, max_attempts: int,
                dedupe_key: str | None, run_after: float) -> tuple[str, bool]:
-    """A new queued job, or (when `dedupe_key` names an active job) that job's id; returns (id, created)."""
+    """A new queued job, or (when `dedupe_key` names an active job) that job's id; returns (id, created).
+    The select is only a shortcut: the partial unique index on (kind, dedupe_key) over active jobs decides, so two
+    replicas inserting at the same moment get one job (the loser's IntegrityError is answered with the winner)."""
     params_text = _json(params, "parameters")
-    now = time.time()
-    with db.get_engine().begin() as conn:
+    for _ in range(5):  # the winner may finish between our failed insert and the look-up: then insert again
         if dedupe_key:
-            existing = conn.execute(select(T.c.id).where(T.c.kind == kind, T.c.dedupe_key == dedupe_key,
-                                                         T.c.status.in_([str(s) for s in ACTIVE]))
-                                    .order_by(T.c.created_at.desc()).limit(1)).scalar()
+            existing = _active_with_key(kind, dedupe_key)
             if existing:
                 return existing, False
         job_id = uuid.uuid4().hex
-        conn.execute(insert(T).values(
-            id=job_id, kind=kind, target=target, label=label[:300], owner=(owner or "")[:255], dedupe_key=dedupe_key,
-            status=str(JobStatus.QUEUED), params_json=params_text, progress_json="{}", attempts=0,
-            max_attempts=max(1, int(max_attempts)), cancel_requested=False, created_at=now, enqueued_at=now,
-            run_after=run_after))
-    return job_id, True
+        now = time.time()
+        try:
+            with db.get_engine().begin() as conn:
+                conn.execute(insert(T).values(
+                    id=job_id, kind=kind, target=target, label=label[:300], owner=(owner or "")[:255],
+                    dedupe_key=dedupe_key, status=str(JobStatus.QUEUED), params_json=params_text, progress_json="{}",
+                    attempts=0, max_attempts=max(1, int(max_attempts)), cancel_requested=False, created_at=now,
+                    enqueued_at=now, run_after=run_after))
+        except IntegrityError:
+            if not dedupe_key:
+                raise
+            continue
+        return job_id, True
+    raise JobError(f"could not queue a {kind} job for {dedupe_key!r}: its key kept changing hands")
+
+
+def _active_with_key(kind: str, dedupe_key: str) -> str | None:
+    with db.get_engine().connect() as conn:
+        return conn.execute(select(T.c.id).where(T.c.kind == kind, T.c.dedupe_key == dedupe_key,
+                                                 T.c.status.in_([str(s) for s in ACTIVE]))
+                            .order_by(T.c.created_at.desc()).limit(1)).scalar()
 
 
 def load(job_id: str) -> Job | None:

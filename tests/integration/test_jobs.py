@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import db, jobs
 from core.jobs import JobError, JobStatus
@@ -214,3 +215,40 @@ def test_the_handoff_summary_is_a_delayed_job_any_replica_can_run(llm, monkeypat
     assert done.started_at - t0 >= 0.9  # not before its delay
     h = get_handoff(conv.id)
     assert h.summary_source == "llm" and h.summary == ANSWER
+
+
+def test_concurrent_submits_with_one_dedupe_key_make_one_job(database):
+    """Eight threads (as eight replicas would) submit the same keyed job at once, five times over: one job each time,
+    and the database itself refuses a second active row with that key."""
+    for round_ in range(5):
+        key = f"same-folder-{round_}"
+        barrier = threading.Barrier(8)
+        results: list[tuple[str, bool]] = []
+        errors: list[BaseException] = []
+
+        def submit():
+            barrier.wait()
+            try:
+                results.append(jobs.submit("test_steps", {"n": 1}, dedupe_key=key, delay_s=600))
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=submit) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        ids = {job_id for job_id, _ in results}
+        assert len(results) == 8 and len(ids) == 1, f"round {round_}: {len(ids)} jobs for one key"
+        assert sum(created for _, created in results) == 1
+    with db.get_engine().connect() as conn:
+        active = conn.execute(select(func.count()).select_from(JobRow).where(
+            JobRow.dedupe_key == "same-folder-0", JobRow.status.in_(["queued", "running"]))).scalar()
+    assert active == 1
+    row = jobs.get(next(iter(ids)))
+    with pytest.raises(IntegrityError), db.get_engine().begin() as conn:
+        conn.execute(insert(JobRow.__table__).values(
+            id="dup" * 5, kind=row.kind, target="x:y", label="", owner="", dedupe_key=key,
+            status="queued", params_json="{}", progress_json="{}", attempts=0, max_attempts=1,
+            cancel_requested=False, created_at=time.time(), enqueued_at=time.time(), run_after=0.0))
