@@ -14,33 +14,43 @@ KIND = "eval_run"
 
 
 def _lost(job) -> None:
-    _close_open_run(job.params.get("suite", ""), job.started_at or job.created_at, job.error or "worker lost")
+    _close_run(job.progress.get("run_id"), job.error or "worker lost")
 
 
 @jobs.kind(KIND, on_lost=_lost)
 def run_eval(ctx: JobContext, suite: str, started_by: str | None = None, options: dict | None = None) -> dict:
     from core.ops._evals import run_suite
 
-    started = time.time()
+    # The id of the eval_run row this job created rides in every progress report, so a replica that finds the job
+    # lost closes exactly that run, never another run of the suite (a CLI run started at the same time).
+    run_id: list[int] = []
+
+    def created(new_id: int) -> None:
+        run_id.append(new_id)
+        ctx.progress(0, None, message="started", force=True, run_id=new_id)
+
+    def progress(done, total, info) -> None:
+        ctx.progress(done, total, message=str(info.get("case")), run_id=run_id[0] if run_id else None)
+
     try:
-        report = run_suite(suite, started_by=started_by, **(options or {}),
-                           progress=lambda done, total, info: ctx.progress(done, total, message=str(info.get("case"))))
+        report = run_suite(suite, started_by=started_by, **(options or {}), on_run=created, progress=progress)
     except BaseException as exc:
-        _close_open_run(suite, started, f"stopped: {exc or type(exc).__name__}")
+        _close_run(run_id[0] if run_id else None, f"stopped: {exc or type(exc).__name__}")
         raise
     run = getattr(report, "run", {}) or {}
     return {"run_id": run.get("id"), "status": run.get("status"), "score": run.get("score")}
 
 
-def _close_open_run(suite: str, since: float, message: str) -> None:
+def _close_run(run_id: int | None, message: str) -> None:
+    """Mark this job's own eval_run error if it is still running (no id: the job never created one)."""
     from core.ops._evals import RunStatus
     from core.tables import EvalRun
 
-    from sqlmodel import select
-
+    if run_id is None:
+        return
     with db.session() as s:
-        for run in s.exec(select(EvalRun).where(EvalRun.suite == suite, EvalRun.status == RunStatus.RUNNING,
-                                                EvalRun.started_at >= since - 1)):
+        run = s.get(EvalRun, int(run_id))
+        if run is not None and run.status == RunStatus.RUNNING:
             run.status, run.finished_at = RunStatus.ERROR, time.time()
             run.summary = json.dumps({"message": message[:500]})
             s.add(run)

@@ -231,8 +231,10 @@ Progress = Callable[[int, int, dict], None]
 
 def run_suite(name: str, *, model: str | None = None, prompt_version: str | None = None,
               baseline: str | int | None = "auto", include_collected: bool = True, limit: int | None = None,
-              progress: Progress | None = None, started_by: str | None = None) -> RunReport:
-    """Run one suite, store every result, compare with the baseline and decide pass or fail."""
+              progress: Progress | None = None, started_by: str | None = None,
+              on_run: Callable[[int], None] | None = None) -> RunReport:
+    """Run one suite, store every result, compare with the baseline and decide pass or fail. `on_run(id)` hears
+    the new eval_run row's id before any case runs (a job records it to close exactly that run if lost)."""
     suite = get_suite(name)
     if model and not suite.uses_model:
         raise EvalError(f"suite {suite.name} does not call a model (target {suite.target}); --model does not apply")
@@ -258,6 +260,8 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
         session.commit()
         session.refresh(run)
         run_id = run.id
+    if on_run:
+        on_run(run_id)
     results: list[dict] = []
     passed = 0
     for index, case in enumerate(cases, 1):

@@ -165,14 +165,25 @@ def test_eval_runs_from_the_page_are_jobs_and_a_lost_one_never_stays_running(eva
     job = jobs.wait(job_id, 120)
     assert job.status == JobStatus.SUCCEEDED and job.result["status"] == "passed" and job.progress["done"] == 4
     assert background_status()["qa"]["running"] is False and list_runs("qa")[0]["status"] == "passed"
+    assert job.progress["run_id"] == list_runs("qa")[0]["id"]  # the job records the eval_run it created
     # A run whose worker died: the job fails by its lease, and the eval_run row it left is closed as error.
     job_id, _ = jobs.submit("eval_run", {"suite": "qa", "started_by": "carol"}, delay_s=3600)
     _as_if_dead(job_id, attempts=1)
     with db.session() as s:
-        s.add(EvalRun(suite="qa", started_at=time.time() - 30, status="running", cases=4, started_by="carol"))
+        lost = EvalRun(suite="qa", started_at=time.time() - 30, status="running", cases=4, started_by="carol")
+        cli = EvalRun(suite="qa", started_at=time.time() - 5, status="running", cases=4, started_by="dave")
+        s.add(lost)
+        s.add(cli)
+        s.commit()
+        lost_id, cli_id = lost.id, cli.id
+    with db.get_engine().begin() as conn:  # what the dead worker had reported before it vanished
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id).values(
+            progress_json=json.dumps({"done": 1, "total": 4, "run_id": lost_id})))
     jobs.housekeeping()
     assert jobs.get(job_id).status == JobStatus.FAILED
-    assert sorted(r["status"] for r in list_runs("qa")) == ["error", "passed"]  # nothing left "running"
+    by_id = {r["id"]: r["status"] for r in list_runs("qa")}
+    assert by_id[lost_id] == "error"
+    assert by_id[cli_id] == "running"  # a CLI run of the same suite started after the job is not this job's
 
 
 def test_a_page_review_runs_as_a_job_and_returns_the_same_result(database):
