@@ -65,11 +65,16 @@ def _view(job: Job) -> SyncJob:
                    finished_at=job.finished_at)
 
 
+def sync_params(root: str | Path, allowed_roots: list[Path] | None) -> dict:
+    """The job's parameters. An empty allow-list stays empty (nothing may be synced), never None (no limit)."""
+    return {"root": str(root), "allowed_roots": [str(a) for a in allowed_roots] if allowed_roots is not None else None}
+
+
 def start_background_sync(root: str | Path, *, started_by: str, allowed_roots: list[Path] | None = None) -> SyncJob:
     """Queue a sync of `root` unless a sync is queued or running on any replica (then return that one): two syncs
     would write the same LanceDB table at once."""
-    params = {"root": str(root), "allowed_roots": [str(a) for a in allowed_roots] if allowed_roots else None}
-    job_id, _ = jobs.submit(KIND, params, owner=started_by, label=f"sync {root}", dedupe_key=KIND)
+    job_id, _ = jobs.submit(KIND, sync_params(root, allowed_roots), owner=started_by, label=f"sync {root}",
+                            dedupe_key=KIND)
     return _view(jobs.get(job_id))
 
 
