@@ -29,9 +29,10 @@ playground_mount, playground_host = mount_route()
 @asynccontextmanager
 async def lifespan(_app):
     services.prepare()
-    services.start_workers()
-    idp = services.start_identity_provider()
-    try:
+    idp = None
+    try:  # workers and the identity provider start inside: if either fails, shutdown() still stops what started
+        services.start_workers()
+        idp = services.start_identity_provider()
         async with playground_host.router.lifespan_context(playground_host):
             yield {}
     finally:
