@@ -9,13 +9,13 @@ as erin.exec@keel.dev and, on each page, presses the main button and polls the p
 - done: the page's finished state.
 
 Baseline in the same run: before issue 19 the pages showed nothing of their own until the model's first words
-(Workspace, Search: the sources only after the whole answer) or until the model had finished (PR review: tool
-findings and model explanations together). So "before" is read from the same run's events — the moment the
-model's first words (Workspace), the finished answer (Search) or the model's pass (PR review) appeared — and
+(Workspace; Search, whose sources came only after the whole answer) or until the model had finished (PR review:
+tool findings and model explanations together). So "before" is read from the same run's events — the moment the
+model's first words (Workspace, Search) or the end of the model's pass (PR review) appeared — and
 the ratio is before/now for the time to a first useful result. Support chat had no change in this path and is
 reported without a ratio.
 
-    .venv/bin/python bench/page_feedback.py [--json] [--keep]
+    .venv/bin/python bench/page_feedback.py [--json] [--keep] [--url http://localhost:8501]
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ def search(page, base: str) -> dict[str, float]:
 
 def pr_review(page, base: str) -> dict[str, float]:
     page.goto(base + "/pr_review")
-    page.get_by_label("Ignore the cache").check()
+    page.get_by_text("Ignore the cache").click()  # the switch's label takes the click
+    page.wait_for_timeout(1500)
     watch = Watch(page, {"feedback": "!!document.querySelector('[data-testid=stProgress]') || "
                                      f"{TEXT}.includes('Reviewing')",
                          "first_result": "!!document.querySelector(\"[class*='st-key-prr_card_']\")",
@@ -172,7 +173,8 @@ def support(page, base: str) -> dict[str, float]:
     page.wait_for_timeout(1500)
     box = page.get_by_placeholder("Write your message…")
     box.fill("How long does standard shipping take?")
-    watch = Watch(page, {"feedback": f"{TEXT}.includes('How long does standard shipping take?')",
+    watch = Watch(page, {"feedback": f"{TEXT}.includes('The bot is thinking') || "
+                                     f"{TEXT}.includes('How long does standard shipping take?')",
                          "first_result": f"{TEXT}.includes('Read more')",
                          "done": f"{TEXT}.includes('Read more')"})
     return watch.run(lambda: box.press("Enter"), "done")
@@ -182,6 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away home (server log)")
+    parser.add_argument("--url", help="use a Keel server already running there (demo data seeded) instead")
     args = parser.parse_args()
     report = Report("page_feedback", "click → first feedback / first result / done, per page")
     home = Path(tempfile.mkdtemp(prefix="keel-bench-pages-")) / "keel"
@@ -190,14 +193,17 @@ def main() -> int:
     try:
         from playwright.sync_api import sync_playwright
 
-        print("seeding and starting the server…", file=sys.stderr)
-        proc, base = start_server(home)
+        if args.url:
+            base = args.url.rstrip("/")
+        else:
+            print("seeding and starting the server…", file=sys.stderr)
+            proc, base = start_server(home)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             page.set_default_timeout(60_000)
             sign_in(page, base)
-            for name, run, before_key in (("workspace", workspace, "first_result"), ("search", search, "done"),
+            for name, run, before_key in (("workspace", workspace, "first_result"), ("search", search, "answer_first_words"),
                                           ("pr_review", pr_review, "done"), ("support", support, None)):
                 print(f"{name}…", file=sys.stderr)
                 seen = run(page, base)
@@ -216,8 +222,8 @@ def main() -> int:
                     report.metric(f"{name}.ratio_before_over_now", before / max(now, 1e-3), "x")
             browser.close()
         report.note("before = the moment the old page first showed anything of the answer, read from this run: "
-                    "Workspace the model's first words, Search the finished answer (its sources were listed last), "
-                    "PR review the end of the model's pass (tool findings waited for it)")
+                    "Workspace the model's first words, Search the answer's first words (its sources were listed only "
+                    "after the whole answer), PR review the end of the model's pass (tool findings waited for it)")
     except Exception as exc:  # noqa: BLE001 - a benchmark reports its failure as a line, not a traceback
         report.fail(f"{type(exc).__name__}: {str(exc)[:500]}")
     finally:
