@@ -31,6 +31,7 @@ from core.review import (
     sarif,
     submit_review,
     undo_decision,
+    wait_for_review,
 )
 from ui.text import code, model_markdown, plain
 
@@ -110,12 +111,17 @@ def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | Non
         return None
     started = time.monotonic()
     bar = st.progress(0.0, text="Reviewing…")
-    job = get_job(job_id)
-    while not job.status.finished:
-        time.sleep(0.25)
-        job = get_job(job_id)
+
+    def show(job) -> None:
         bar.progress(job.fraction, text=f"{job.progress.get('message') or job.status} · "
                                         f"{time.monotonic() - started:.0f} s")
+
+    try:
+        job = wait_for_review(job_id, on_poll=show)  # a deadline: no worker means a plain message, not a hang
+    except ReviewError as exc:
+        bar.empty()
+        st.error(str(exc), icon=":material/hourglass_disabled:")
+        return None
     bar.empty()
     error = review_job_error(job)
     if error:

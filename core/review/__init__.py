@@ -38,7 +38,8 @@ from core.review._samples import ExpectedFinding, SamplePR, demo_git_repo, get_s
 from core.review._sandbox import ProcessResult, Sandbox
 from core.review._store import decide, decisions, recent_reviews, undo_decision
 from core.review._tools import TOOLS, ToolCall, ToolResult, ToolSpec, execute
-from core.review._jobs import error_of as review_job_error, result_of as review_job_result, submit_review
+from core.review._jobs import (error_of as review_job_error, result_of as review_job_result, submit_review,
+                               wait_for_review)
 
 
 def review_diff(diff_text: str | bytes, repo: str | Path = DEMO_REPO, options: ReviewOptions | None = None, *,
@@ -77,6 +78,6 @@ __all__ = [
     "allowed_roots", "at_least", "check_repo", "choose_files", "collapse", "comment_body", "decide", "decisions",
     "decode_diff", "demo_git_repo", "diff_hash", "dismiss", "execute", "fingerprint", "get_sample", "git_refs",
     "github_review", "list_refs", "parse_diff", "plan", "recent_reviews", "repo_key", "review_async", "review_diff",
-    "review_job_error", "review_job_result", "review_refs", "review_refs_async", "review_sample", "submit_review", "sample_prs", "sarif", "severity_rank", "specificity",
+    "review_job_error", "review_job_result", "review_refs", "review_refs_async", "review_sample", "submit_review", "wait_for_review", "sample_prs", "sarif", "severity_rank", "specificity",
     "triage", "undo_decision", "verdict",
 ]

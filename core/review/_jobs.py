@@ -3,7 +3,9 @@ reload, or another replica behind the proxy, still finds it), and the result com
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
+from typing import Callable
 
 from core import jobs
 from core.jobs import Job, JobContext, JobStatus
@@ -37,6 +39,42 @@ def submit_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | 
               "use_llm": use_llm, "use_cache": use_cache, "user": user}
     job_id, _ = jobs.submit(KIND, params, owner=user or "", label=f"review {request.get('label') or ''}".strip())
     return job_id
+
+
+def wait_limit_s() -> float:
+    """How long the page waits for a review: the review's own time budget plus a minute for queueing and set-up."""
+    from core.review._agent import ReviewOptions
+
+    return ReviewOptions().time_budget_s + 60.0
+
+
+def wait_for_review(job_id: str, *, timeout_s: float | None = None, interval_s: float = 0.25,
+                    on_poll: Callable[[Job], None] | None = None) -> Job:
+    """Poll the job until it finishes or the wait limit passes; then it is cancelled (so it does not run later for
+    nobody) and a ReviewError says plainly why: no worker picked it up, or it ran past its limit."""
+    from core.review._errors import ReviewError
+
+    limit = wait_limit_s() if timeout_s is None else timeout_s
+    deadline = time.monotonic() + limit
+    job = jobs.get(job_id)
+    while not job.status.finished:
+        if time.monotonic() >= deadline:
+            try:
+                jobs.cancel(job_id, by="the review page (wait limit)")
+            except jobs.JobError:
+                job = jobs.get(job_id)  # it finished just now after all
+                if job.status.finished:
+                    break
+            if job.status == JobStatus.QUEUED:
+                raise ReviewError(f"No worker picked this review up within {limit:.0f} s, so it was cancelled. "
+                                  "No server process is running background jobs right now (KEEL_JOB_WORKERS=0 on "
+                                  "every replica, or they are all busy); try again later.")
+            raise ReviewError(f"The review did not finish within {limit:.0f} s, so it was cancelled.")
+        time.sleep(interval_s)
+        job = jobs.get(job_id)
+        if on_poll:
+            on_poll(job)
+    return job
 
 
 def result_of(job: Job):

@@ -207,6 +207,22 @@ def test_a_page_review_runs_as_a_job_and_returns_the_same_result(database):
     assert message and "Error" not in message.split(" ")[0] and "internal problem" not in message
 
 
+
+def test_the_review_page_stops_waiting_when_no_worker_picks_the_review_up(database, monkeypatch):
+    from core.review import DEMO_REPO, ReviewError, get_sample, submit_review, wait_for_review
+    from core.review._jobs import wait_limit_s
+
+    monkeypatch.setenv("KEEL_JOB_WORKERS", "0")  # no replica runs jobs: the review stays queued
+    request = {"kind": "diff", "diff": get_sample("01_sql_injection").diff, "repo": str(DEMO_REPO), "label": "sql"}
+    job_id = submit_review(request, use_llm=False, use_cache=False, user="alice")
+    polled = []
+    started = time.monotonic()
+    with pytest.raises(ReviewError, match="No worker picked this review up within 2 s"):
+        wait_for_review(job_id, timeout_s=2, on_poll=polled.append)
+    assert 2 <= time.monotonic() - started < 10 and polled
+    assert jobs.get(job_id).status == JobStatus.CANCELLED  # not left to run later for nobody
+    assert wait_limit_s() == 150 + 60  # the review's own time budget plus a minute
+
 from tests.integration.test_support_db import HANA, llm  # noqa: E402,F401  (fixture: loopback model + demo company)
 
 
