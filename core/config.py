@@ -41,6 +41,9 @@ class ProviderSettings:
 class Settings:
     home: Path
     database_url: str
+    # Derived artefacts keyed by a content hash (the support intent head): shared by every data directory on the
+    # machine, so a fresh KEEL_HOME does not retrain what another one already built from the same inputs.
+    cache_dir: Path = Path.home() / ".cache" / "keel"
     host: str = "127.0.0.1"
     port: int = 8501
     public_url: str = "http://localhost:8501"
@@ -167,6 +170,7 @@ def load_settings() -> Settings:
     port = int(_env_number("PORT", 8501, int))
     return Settings(
         home=home,
+        cache_dir=Path(_env("CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keel"),
         database_url=_env("DATABASE_URL", f"sqlite:///{home / 'keel.db'}"),
         host=_env("HOST", "127.0.0.1"),
         port=port,

