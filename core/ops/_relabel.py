@@ -107,6 +107,9 @@ def annotation_summary() -> list[dict]:
     return out
 
 
+CASE_ID_MAX = 128  # relabel_item.case_id
+
+
 def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed: int | None = None) -> int:
     """Sample k labelled cases of the suite into a new audit (all rows in one transaction)."""
     from core.ops._evals import get_suite, load_cases
@@ -119,6 +122,11 @@ def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed:
         raise RelabelError(f"suite {suite.name} has no categorical label ({', '.join(LABEL_KEYS)}) to re-label")
     if k > len(labelled):
         raise RelabelError(f"suite {suite.name} has {len(labelled)} labelled cases; k={k} is more")
+    # An audit item's case id column holds 128 characters; a longer id could be stored but never found again.
+    too_long = [c.id for c in labelled if len(c.id) > CASE_ID_MAX]
+    if too_long:
+        raise RelabelError(f"suite {suite.name} has case ids longer than {CASE_ID_MAX} characters, which an audit "
+                           f"cannot hold (first: {too_long[0][:40]!r}…); shorten them in the dataset")
     notes = {a["case_id"]: a for a in case_annotations(suite.name)}
     sample = random.Random(seed).sample(labelled, k)
     with db.session() as s:
@@ -128,7 +136,7 @@ def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed:
         s.flush()
         for position, case in enumerate(sample):
             note = notes.get(case.id, {})
-            s.add(RelabelItem(audit_id=audit.id, case_id=case.id[:128], position=position,
+            s.add(RelabelItem(audit_id=audit.id, case_id=case.id, position=position,
                               input_text=case.input[:20_000], old_label=_label_of(case.expected)[:128],
                               old_labelled_by=note.get("labelled_by"), old_rubric_version=note.get("rubric_version")))
         s.commit()

@@ -325,6 +325,23 @@ def test_a_relabel_audit_hides_old_labels_and_reports_kappa(env):
     assert "old_label" in audit_items(audit_id)[0]  # revealed once the audit is done
 
 
+
+def test_an_audit_refuses_case_ids_too_long_to_store_and_finds_every_id_it_stored(env):
+    _, _, tmp_path = env
+    long_id = "case-" + "x" * 130
+    with open(tmp_path / "labels.jsonl", "a") as f:
+        f.write(json.dumps({"id": long_id, "input": "where is my refund", "expected": {"label": "BILLING"}}) + "\n")
+    with pytest.raises(RelabelError, match="longer than 128 characters"):
+        start_audit("labels", 7, created_by="carol", seed=1)
+    assert list_audits() == []
+    exact = "c" * 128  # the longest id that fits is stored whole and labelled by that same id
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()[:-1]]
+    rows[0]["id"] = exact
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    audit_id = start_audit("labels", 6, created_by="carol", seed=1)
+    assert exact in {i["case_id"] for i in audit_items(audit_id)}
+    record_label(audit_id, exact, "BILLING", labelled_by="carol")
+
 def test_cohens_kappa_values():
     assert cohens_kappa([("a", "a"), ("b", "b")]) == 1.0
     assert cohens_kappa([("a", "b"), ("b", "a")]) == -1.0
