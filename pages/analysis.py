@@ -22,7 +22,10 @@ k = st.columns(4)
 k[0].metric("Top 1% of customers", f"{100 * conc.top1_share:.0f}% of cost")
 k[1].metric("Top 10% of customers", f"{100 * conc.top10_share:.0f}% of cost")
 k[2].metric("Gini", f"{conc.gini:.2f}")
-k[3].metric("Cost more than they pay", f"{conc.over_cost} of {len(conc.customers)}")
+paid = [c for c in conc.customers if c["plan"] != "free"]  # a free plan pays $0: every free customer "costs more"
+k[3].metric("Paid customers costing more than they pay",
+            f"{sum(c['over_cost'] for c in paid)} of {len(paid)}" if paid else "no paid customers",
+            help=f"{len(conc.customers) - len(paid)} free customers are not counted: they pay $0 by design.")
 left, right = st.columns(2)
 left.plotly_chart(charts.lorenz(conc))
 right.plotly_chart(charts.cost_vs_revenue(conc))

@@ -170,11 +170,25 @@ def sync_panel(roots, user: str) -> None:
         job = start_background_sync(labels[choice], started_by=user, allowed_roots=list(roots))
         if job.root != str(labels[choice]):
             st.toast(f"A sync of {job.root} is already running")
+    _index_status()
     job = current_sync()
     if job is not None and job.running:
         st.fragment(_sync_progress, run_every=0.5)()
     elif job is not None:
         _sync_result(job)
+
+
+def _index_status() -> None:
+    """What the index holds now, shown before any sync has run in this process (issue 19 #10)."""
+    docs = list_documents()
+    if not docs:
+        st.info("The index is empty: pick a folder and run an ingest.", icon=":material/folder_off:")
+        return
+    newest = max(d.indexed_at for d in docs)
+    when = datetime.fromtimestamp(newest, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    roots = len({d.root for d in docs})
+    st.success(f"Index ready: {len(docs)} documents ({sum(d.chunks for d in docs)} passages) from {roots} "
+               f"folder(s); last indexed {when}.", icon=":material/check_circle:")
 
 
 def _sync_progress() -> None:

@@ -217,3 +217,12 @@ def test_model_playground_has_its_own_address_and_no_json_for_the_intern(server,
     shot(intern, "playground-2-intern")
     assert_nothing_internal(intern)
     intern.context.close()
+
+
+def test_search_admin_shows_the_index_before_any_sync(server, sized):
+    page, base = sized, server["url"]
+    _sign_in(page, base, "erin.exec@keel.dev")
+    page.get_by_role("link", name="Search admin").click()
+    expect(page.get_by_text(re.compile(r"Index ready: \d+ documents"))).to_be_visible()
+    shot(page, "search-admin")
+    assert_nothing_internal(page)
