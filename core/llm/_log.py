@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
 from core import db
@@ -205,6 +205,9 @@ def clean_row(row: dict) -> dict:
 # -- the writer ------------------------------------------------------------------------------------------------
 
 
+_WRITTEN, _REFUSED, _UNAVAILABLE = "written", "refused", "unavailable"  # what one insert attempt came to
+
+
 @dataclass
 class _Pending:
     entry: LogEntry
@@ -225,7 +228,8 @@ class RequestLogWriter(BatchWriter):
     API response can be held until its log row is durable."""
 
     def __init__(self, prices: PriceBook, *, redact: bool = False, flush_interval_s: float = 0.2, batch: int = 500,
-                 review_share: float = 0.0, failure_window_s: float = 300.0, quarantine_dir: Path | None = None):
+                 review_share: float = 0.0, failure_window_s: float = 300.0, quarantine_dir: Path | None = None,
+                 unavailable_wait_s: float = 120.0):
         super().__init__("keel-request-log", flush_interval_s=flush_interval_s, batch=batch)
         self._review_share = review_share
         self._prices = prices
@@ -236,6 +240,7 @@ class RequestLogWriter(BatchWriter):
         self.failed = 0  # rows missing from request_log altogether (since start)
         self.quarantined = 0  # rows the database refused; kept in the quarantine, a scrubbed copy logged
         self._events: deque[tuple[float, str, str]] = deque(maxlen=1000)  # (when, "failed"|"quarantined", error)
+        self.unavailable_wait_s = unavailable_wait_s  # how long one batch waits out a locked or unreachable database
 
     @property
     def prices(self) -> PriceBook:
@@ -283,30 +288,50 @@ class RequestLogWriter(BatchWriter):
                 rows.append(self._row(item.entry))
             except Exception as exc:  # a value no cleaning anticipated: keep the entry, lose nothing else
                 self._quarantine([_raw_entry(item.entry)], f"cannot build the row: {exc!r}")
-        if self._insert(rows, hold_ids):
+        outcome = self._insert_waiting(rows, hold_ids)
+        if outcome == _WRITTEN:
             return
-        for row in rows:  # the batch was refused: find the bad row(s), keep every good one
-            if not self._insert([row], []):
+        if outcome == _UNAVAILABLE:  # down for longer than we wait: keep every row, blame none of them
+            self._quarantine(rows, "the database stayed unavailable; rows kept here, not refused")
+            return
+        for index, row in enumerate(rows):  # the batch was refused for its data: find the bad row(s)
+            outcome = self._insert_waiting([row], [])
+            if outcome == _UNAVAILABLE:
+                self._quarantine(rows[index:], "the database became unavailable; rows kept here, not refused")
+                return
+            if outcome == _REFUSED:
                 self._quarantine_row(row)
         if hold_ids:
             self._insert([], hold_ids, tries=1)
 
-    def _insert(self, rows: list[dict], hold_ids: list[str], tries: int = 3) -> bool:
+    def _insert_waiting(self, rows: list[dict], hold_ids: list[str]) -> str:
+        """Insert, retrying the same rows with growing pauses while the database is locked or unreachable (up to
+        `unavailable_wait_s`): an outage must not look like bad data, or every row of the batch is quarantined."""
+        deadline = time.monotonic() + self.unavailable_wait_s
+        pause = 0.1
+        while True:
+            outcome = self._insert(rows, hold_ids, tries=1)
+            if outcome != _UNAVAILABLE or time.monotonic() + pause > deadline:
+                return outcome
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+    def _insert(self, rows: list[dict], hold_ids: list[str], tries: int = 3) -> str:
         for attempt in range(tries):
             try:
                 with db.get_engine().begin() as conn:
                     record(conn, rows, review_share=0.0 if self._redact else self._review_share)
                     release_holds(conn, hold_ids)
                 self.written += len(rows)
-                return True
-            except OperationalError as exc:  # locked or unreachable database: worth another try
+                return _WRITTEN
+            except (OperationalError, InterfaceError) as exc:  # locked or unreachable database: worth another try
                 _logger.warning("request log insert of %d rows failed (try %d): %s", len(rows), attempt + 1, exc)
                 if attempt + 1 < tries:
                     time.sleep(0.2 * (attempt + 1))
-            except Exception as exc:  # the data itself: retrying the same batch cannot help
+            except Exception as exc:  # the data itself (DataError, IntegrityError, ValueError…): retrying cannot help
                 _logger.warning("request log insert of %d rows refused: %s", len(rows), exc)
-                return False
-        return False
+                return _REFUSED
+        return _UNAVAILABLE
 
     def _quarantine_row(self, row: dict) -> None:
         error = self._last_error(row)
@@ -315,7 +340,7 @@ class RequestLogWriter(BatchWriter):
                         **{k: _ascii(v, _COLUMNS[k][1]) for k, v in row.items()
                            if isinstance(v, str) and k not in _TEXT_COLUMNS_FREE})
         self._quarantine([row], error, counted=False)
-        if self._insert([scrubbed], [], tries=1):
+        if self._insert([scrubbed], [], tries=1) == _WRITTEN:
             self.quarantined += 1
             self._events.append((time.time(), "quarantined", error[:300]))
         else:

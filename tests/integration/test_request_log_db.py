@@ -175,3 +175,55 @@ def test_request_attempts_lists_a_fallback_chain_in_order(database):
     chain = request_attempts("chain")
     assert [(a["attempt"], a["status"], a["provider"]) for a in chain] == [(0, "error", "bad"), (1, "fallback", "good")]
     assert request_attempts("'; DROP TABLE request_log; --") == []
+
+
+def _make_unavailable(kind: str):
+    """Make the database refuse the writer for real: SQLite locked by another connection (with a short busy
+    timeout on the writer's connections), PostgreSQL closed to connections and its sessions ended."""
+    from sqlalchemy import event
+
+    engine = db.get_engine()
+    if kind == "sqlite":
+        event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=100"))
+        engine.dispose()
+        import sqlite3
+
+        holder = sqlite3.connect(engine.url.database, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        return lambda: (holder.execute("COMMIT"), holder.close())
+    import psycopg
+
+    name = engine.url.database
+    admin = psycopg.connect(engine.url.set(database="postgres").render_as_string(hide_password=False)
+                            .replace("postgresql+psycopg", "postgresql"), autocommit=True)
+    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    def restore():
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.close()
+
+    return restore
+
+
+def test_an_unavailable_database_delays_the_batch_and_quarantines_nothing(database):
+    ensure_default_prices()
+    writer = RequestLogWriter(PriceBook(0.05, 0.10, ttl_s=0))
+    writer.write(_entry(request_id="warm"))  # the writer's connections exist before the outage
+    assert writer.flush(30)
+    restore = _make_unavailable(database)
+    started = time.monotonic()
+    try:
+        for i in range(30):
+            writer.write(_entry(request_id=f"down{i}"))
+        time.sleep(3.0)  # the writer meets the outage meanwhile (longer than one batch and one row of old retries)
+        assert writer.written == 1  # nothing got in while the database was unavailable
+    finally:
+        restore()
+    assert writer.flush(60)
+    writer.close()
+    assert writer.written == 31 and writer.failed == 0 and writer.quarantined == 0
+    assert time.monotonic() - started < 30
+    with db.get_engine().connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM request_log")).scalar() == 31
+        assert conn.execute(text("SELECT COUNT(*) FROM request_log_quarantine")).scalar() == 0
