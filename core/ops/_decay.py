@@ -398,3 +398,16 @@ def send_cluster_to_review(report_id: int, cluster: int, n: int = 5, *, seed: in
         s.add(row)
         s.commit()
     return added
+
+
+def sent_by_decay(request_id: str) -> int | None:
+    """The decay report that sent this call to the review queue, if one did (its eval case then has source decay)."""
+    if not re.fullmatch(r"[0-9A-Za-z_-]{1,40}", request_id or ""):
+        return None
+    with db.session() as s:
+        rows = s.exec(select(DecayReport.id, DecayReport.report).where(DecayReport.report.like(f'%"{request_id}"%'))
+                      .order_by(DecayReport.id.desc()).limit(20)).all()
+    for report_id, payload in rows:
+        if any(request_id in c.get("sent", []) for c in json.loads(payload or "{}").get("clusters", [])):
+            return int(report_id)
+    return None

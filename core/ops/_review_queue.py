@@ -149,7 +149,10 @@ def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str 
         call = _answered_attempts(session, [request_id]).get(request_id)
     if call is None or not (call.get("input_text") or "").strip():
         raise ReviewError("this call's input was not kept (redacted log?), so it cannot become an eval case")
-    case_id = add_eval_case(suite, call["input_text"], expected, notes or (item.note or ""), source="review_queue",
+    from core.ops._decay import sent_by_decay
+
+    source = "decay" if sent_by_decay(request_id) is not None else "review_queue"  # decay: an uncovered cluster
+    case_id = add_eval_case(suite, call["input_text"], expected, notes or (item.note or ""), source=source,
                             source_ref=request_id, created_by=created_by)
     with db.session() as session:
         item = session.get(ReviewItem, request_id)

@@ -18,8 +18,8 @@ from sqlmodel import select
 from core import config, db
 from core.llm import latency_bucket, record_log_rows
 from core.ops import (
-    DecayError, Discrimination, decay_report, decay_reports, get_decay_report, latest_decay_reports, review_queue,
-    send_cluster_to_review, user_text,
+    DecayError, Discrimination, decay_report, decay_reports, get_decay_report, latest_decay_reports, list_eval_cases,
+    mark_review, queue_for_review, review_queue, review_to_eval_case, send_cluster_to_review, user_text,
 )
 from core.tables import DecayReport, DecayVector, EvalRun, ReviewItem
 
@@ -172,6 +172,20 @@ def test_a_cluster_sample_goes_to_the_review_queue(env):
         send_cluster_to_review(report["id"], 0, n=500)
     with db.session() as s:
         assert len(s.exec(select(ReviewItem)).all()) == len(far_ids)
+
+    # A reviewed call the decay report sent becomes an eval case of source "decay"; a sampled one stays review_queue.
+    mark_review(first[0], "good", reviewer="r")
+    case_id = review_to_eval_case(first[0], "support-cases", {"label": "recipe"}, created_by="r")
+    (case,) = [c for c in list_eval_cases("support-cases") if c["id"] == case_id]
+    assert case["source"] == "decay" and case["source_ref"] == first[0]
+    (sampled,) = _log(["how do I knit a scarf"])
+    queue_for_review([sampled])
+    mark_review(sampled, "bad", reviewer="r")
+    other = review_to_eval_case(sampled, "support-cases", {"label": "knit"}, created_by="r")
+    assert [c["source"] for c in list_eval_cases("support-cases") if c["id"] == other] == ["review_queue"]
+    # the collected cases join the eval inputs (as the user wrote them): the next report finds less uncovered
+    after = decay_report("support", days=7)
+    assert after["eval_inputs"] == len(EVAL_INPUTS) + 2 and after["uncovered"] < len(FAR)
 
 
 def test_bad_input_is_refused_and_stores_nothing(env):
