@@ -21,7 +21,7 @@ from core.jobs._types import ACTIVE, Job, JobCancelled, JobError, JobStatus
 def kind(name: str, *, max_attempts: int = 1, on_lost: Callable[[Job], None] | None = None) -> Callable:
     """Register a job function under `name`. `max_attempts` > 1 only for work that is safe to run again from the
     start after a worker died mid-way (a sync is: unchanged files are only hashed). `on_lost(job)` tidies what a
-    worker that died left behind, once the job is failed."""
+    worker that died left behind, once the job is failed (and a job cancelled before it ran)."""
 
     def decorate(fn):
         _runner.register(name, fn, max_attempts, on_lost)
@@ -72,8 +72,12 @@ def latest(kind_name: str) -> Job | None:
 
 
 def cancel(job_id: str, *, by: str = "") -> JobStatus:
-    """Cancel from any replica: a queued job at once, a running one at its next progress report."""
-    return _store.request_cancel(job_id, by)
+    """Cancel from any replica: a queued job at once (its kind's `on_lost` tidies up, since its function never
+    runs), a running one at its next progress report."""
+    status = _store.request_cancel(job_id, by)
+    if status == JobStatus.CANCELLED:
+        _runner.tidy(job_id)
+    return status
 
 
 def wait(job_id: str, timeout: float = 60.0, interval: float = 0.2) -> Job:

@@ -252,13 +252,21 @@ def housekeeping(queue: _Queue | None = None) -> None:
     for job_id in retry + _store.stale_queued(STALE_QUEUED_S):
         queue.send(job_id)
     for job_id in ended:
-        job = _store.load(job_id)
-        try:
-            kind = resolve(job.kind, _store.target_of(job_id)[1])
-            if kind.on_lost is not None:
-                kind.on_lost(job)
-        except Exception:  # the job is already failed; tidying is best effort
-            _logger.exception("tidying after lost job %s failed", job_id)
+        tidy(job_id)
+
+
+def tidy(job_id: str) -> None:
+    """Call the kind's `on_lost` for a job that ended without its function finishing (reaped, or cancelled while
+    queued), so what it stands for (a report row, an eval run) is closed rather than left "running"."""
+    job = _store.load(job_id)
+    if job is None:
+        return
+    try:
+        kind = resolve(job.kind, _store.target_of(job_id)[1])
+        if kind.on_lost is not None:
+            kind.on_lost(job)
+    except Exception:  # the job is already failed or cancelled; tidying is best effort
+        _logger.exception("tidying after lost job %s failed", job_id)
 
 
 def stop(requeue: bool = True) -> None:

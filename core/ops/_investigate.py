@@ -3,7 +3,9 @@
 `eval`. The outcome distribution, tokens and cost are stored with the hypothesis (table `investigation`), so a
 conclusion rests on a distribution rather than on one lucky or unlucky sample, and it can become an eval case.
 
-Progress lives in the row (done/total, updated_at): any server process and a reloaded page see it.
+Progress lives in the row (done/total, updated_at): any server process and a reloaded page see it. A page-started
+investigation is a durable job (kind `investigation`): any replica can cancel it, and one whose worker died is
+marked error by the reaper instead of staying "running".
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from enum import StrEnum
 
 from sqlmodel import select
 
-from core import db
+from core import db, jobs
+from core.jobs import JobCancelled, JobContext
 from core.tables import Investigation, RequestLog
 
 MAX_N = 20  # reruns per value
@@ -28,6 +30,7 @@ MAX_RUNS = 40  # reruns per investigation, all values together
 MAX_HYPOTHESIS_CHARS = 2000
 MAX_RERUN_TOKENS = 512
 STALLED_AFTER_S = 600  # a running row not updated this long lost its worker (the process stopped)
+JOB_KIND = "investigation"
 
 
 class Factor(StrEnum):
@@ -227,15 +230,42 @@ def start_investigation(plan: InvestigationPlan, *, created_by: str | None = Non
         s.refresh(row)
         investigation_id = int(row.id)
     if background:
-        threading.Thread(target=run_investigation, args=(investigation_id,), daemon=True,
-                         name=f"keel-investigation-{investigation_id}").start()
+        jobs.submit(JOB_KIND, {"investigation_id": investigation_id}, owner=created_by or "",
+                    label=f"investigation {investigation_id}", dedupe_key=str(investigation_id))
     else:
         run_investigation(investigation_id)
     return investigation_id
 
 
-def run_investigation(investigation_id: int) -> dict:
-    """Rerun every value N times; after each rerun the row's progress and distribution are updated."""
+def _investigation_lost(job) -> None:
+    """The job ended without running to the end (its worker died, or it was cancelled before it started)."""
+    reason = job.error or "the worker running it stopped"
+    close_investigation(job.params.get("investigation_id"), f"stopped: {reason}")
+
+
+@jobs.kind(JOB_KIND, on_lost=_investigation_lost)
+def _investigation_job(ctx: JobContext, investigation_id: int) -> dict:
+    inv = run_investigation(int(investigation_id), ctx=ctx)
+    if inv["status"] == InvestigationStatus.ERROR:
+        raise InvestigationError(inv["error"] or "the investigation stopped")  # the job shows it failed, and why
+    return {"investigation_id": inv["id"], "status": inv["status"], "done": inv["done"], "cost_usd": inv["cost_usd"]}
+
+
+def close_investigation(investigation_id: int | None, reason: str) -> bool:
+    """Mark a queued or running investigation error with `reason`; False when it had already finished."""
+    if investigation_id is None:
+        return False
+    with db.session() as s:
+        row = s.get(Investigation, int(investigation_id))
+        if row is None or row.status not in (InvestigationStatus.QUEUED, InvestigationStatus.RUNNING):
+            return False
+    _update(int(investigation_id), status=InvestigationStatus.ERROR, error=reason[:2000], finished_at=time.time())
+    return True
+
+
+def run_investigation(investigation_id: int, *, ctx: JobContext | None = None) -> dict:
+    """Rerun every value N times; after each rerun the row's progress and distribution are updated (and the job's,
+    whose cancel stops it between reruns)."""
     from core.llm import LLMError, get_gateway
 
     with db.session() as s:
@@ -272,8 +302,15 @@ def run_investigation(investigation_id: int) -> dict:
                 done += 1
                 _update(investigation_id, done=int(done), cost_usd=round(cost, 8), tokens_in=tokens_in,
                         tokens_out=tokens_out, outcomes=json.dumps({"plan": plan, "variants": distribution(samples)}))
+                if ctx is not None:
+                    ctx.progress(done, len(values) * n, message=f"{factor}={value}", force=True)
         gateway.log.flush()
         _update(investigation_id, status=InvestigationStatus.DONE, finished_at=time.time())
+    except JobCancelled:
+        gateway.log.flush()
+        _update(investigation_id, status=InvestigationStatus.ERROR, error="cancelled before every rerun ran",
+                finished_at=time.time())
+        raise
     except Exception as exc:  # stored on the row: the page shows why it stopped
         logging.getLogger(__name__).warning("investigation %s stopped: %s", investigation_id, exc)
         _update(investigation_id, status=InvestigationStatus.ERROR, error=str(exc)[:2000], finished_at=time.time())

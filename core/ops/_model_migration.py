@@ -2,7 +2,9 @@
 due soon are listed; `keel eval compare --model A --model B` is stored as a migration report (quality, cost,
 latency p50/p95 per suite and segment), and each feature shows whether it is ready to move off a retiring model.
 
-A report's progress is in its row, so every server process and a reloaded page see it.
+A report's progress is in its row, so every server process and a reloaded page see it. A page-started report is a
+durable job (kind `migration_report`): any replica can cancel it, and one whose worker died is marked error by the
+reaper, together with the eval runs it had started, instead of staying "running".
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ import datetime as dt
 import json
 import logging
 import math
-import threading
 import time
 from enum import StrEnum
 
 from sqlalchemy import func
 from sqlmodel import select
 
-from core import db
+from core import db, jobs
+from core.jobs import JobCancelled, JobContext
 from core.tables import MigrationReport, ModelLifecycle, ModelPrice, RequestLog
 
 DUE_WITHIN_DAYS = 90
+JOB_KIND = "migration_report"
 
 
 class MigrationError(ValueError):
@@ -138,14 +141,64 @@ def start_migration_report(model_from: str, model_to: str, suites: list[str] | N
         s.refresh(row)
         report_id = int(row.id)
     if background:
-        threading.Thread(target=run_migration_report, args=(report_id,), kwargs={"limit": limit}, daemon=True,
-                         name=f"keel-migration-{report_id}").start()
+        jobs.submit(JOB_KIND, {"report_id": report_id, "limit": limit}, owner=created_by or "",
+                    label=f"migration report {report_id}: {model_from} → {model_to}", dedupe_key=str(report_id))
     else:
         run_migration_report(report_id, limit=limit)
     return report_id
 
 
-def run_migration_report(report_id: int, *, limit: int | None = None, progress=None) -> dict:
+def _report_lost(job) -> None:
+    """The job ended without running to the end (its worker died, or it was cancelled before it started): the report
+    and the eval runs this job created (their ids ride in its progress) are closed as error."""
+    reason = f"stopped: {job.error or 'the worker running it stopped'}"
+    close_migration_report(job.params.get("report_id"), reason)
+    _close_runs(job.progress.get("run_ids") or [], reason)
+
+
+@jobs.kind(JOB_KIND, on_lost=_report_lost)
+def _report_job(ctx: JobContext, report_id: int, limit: int | None = None) -> dict:
+    run_ids: list[int] = []
+
+    def created(run_id: int) -> None:
+        run_ids.append(int(run_id))
+        ctx.progress(None, None, message=f"eval run {run_id} started", force=True, run_ids=run_ids)
+
+    def progress(done, total, info) -> None:
+        ctx.progress(done, total, message=f"case {info.get('case')}", run_ids=run_ids)
+
+    try:
+        report = run_migration_report(int(report_id), limit=limit, progress=progress, on_run=created)
+    except BaseException as exc:
+        _close_runs(run_ids, "stopped: cancelled" if isinstance(exc, JobCancelled)
+                    else f"stopped: {exc or type(exc).__name__}")
+        raise
+    if report["status"] == "error":
+        _close_runs(run_ids, f"stopped: {report['error']}")
+        raise MigrationError(report["error"] or "the migration report stopped")  # the job shows it failed, and why
+    return {"report_id": report["id"], "status": report["status"], "run_ids": run_ids}
+
+
+def close_migration_report(report_id: int | None, reason: str) -> bool:
+    """Mark a running report error with `reason`; False when it had already finished."""
+    if report_id is None:
+        return False
+    with db.session() as s:
+        row = s.get(MigrationReport, int(report_id))
+        if row is None or row.status != "running":
+            return False
+    _save(int(report_id), status="error", error=reason[:2000], finished_at=time.time())
+    return True
+
+
+def _close_runs(run_ids: list, reason: str) -> None:
+    from core.ops._eval_jobs import _close_run
+
+    for run_id in run_ids:
+        _close_run(int(run_id), reason)
+
+
+def run_migration_report(report_id: int, *, limit: int | None = None, progress=None, on_run=None) -> dict:
     from core.ops._evals import get_run, get_suite, run_suite
 
     with db.session() as s:
@@ -158,13 +211,18 @@ def run_migration_report(report_id: int, *, limit: int | None = None, progress=N
             suite = get_suite(name)
             entry = {"feature": suite.feature, "tolerance": suite.tolerance, "models": {}}
             for model in models:
-                run = run_suite(name, model=model, baseline=None, started_by=user, limit=limit, progress=progress).run
+                run = run_suite(name, model=model, baseline=None, started_by=user, limit=limit, progress=progress,
+                                on_run=on_run).run
                 entry["models"][model] = _run_figures(get_run(run["id"]))
                 done += 1
                 report["suites"][name] = entry
                 _save(report_id, done=done, report=json.dumps(report))
         report["verdict"] = _verdict(report, models)
         _save(report_id, status="done", report=json.dumps(report), finished_at=time.time())
+    except JobCancelled:
+        _save(report_id, status="error", error="cancelled before every suite ran", report=json.dumps(report),
+              finished_at=time.time())
+        raise
     except Exception as exc:  # kept on the row: the page and CLI say why the report stopped
         logging.getLogger(__name__).warning("migration report %s stopped: %s", report_id, exc)
         _save(report_id, status="error", error=str(exc)[:2000], report=json.dumps(report), finished_at=time.time())

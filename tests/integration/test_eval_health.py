@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
-from core import config, db
+from core import config, db, jobs
+from core.jobs import JobStatus
 from core.llm import LLMRequest, get_gateway, save_prices, set_gateway
 from core.ops import (
     EvalError, InvestigationError, MigrationError, RelabelError, agent_branches, audit_items, audit_report,
@@ -24,7 +26,9 @@ from core.ops import (
     plan_investigation, record_label, report_rows, set_lifecycle, start_audit, start_investigation,
     start_migration_report,
 )
-from core.tables import EvalCase, EvalResult, EvalRun, RequestLog, ReviewRun, SupportConversation, SupportMessage
+from core.tables import (
+    EvalCase, EvalResult, EvalRun, JobRow, RequestLog, ReviewRun, SupportConversation, SupportMessage,
+)
 from tests.conftest import wait_until
 from tests.support.fault_server import FaultServer
 
@@ -294,6 +298,99 @@ def test_compare_is_stored_as_a_migration_report_and_sets_feature_readiness(env)
     assert [(r["feature"], r["readiness"], r["report_id"]) for r in ready] == [("playground", "regresses", report["id"])]
     due = migrations_due()
     assert due[0]["features"][0]["readiness"] == "regresses"
+
+
+# -- investigations and migration reports started from a page are durable jobs -----------------------------------
+
+
+def _job_for(kind: str, key: str, value: int):
+    return next(j for j in jobs.list_jobs(kind=kind, limit=100) if j.params.get(key) == value)
+
+
+def _as_if_dead(job_id: str, progress: dict | None = None) -> None:
+    """The job's row as a worker on another machine left it when it vanished mid-way."""
+    values = dict(status="running", worker="ghost:1:dead", attempts=1, started_at=time.time() - 60,
+                  heartbeat_at=time.time() - 60, lease_until=time.time() - 1)
+    if progress is not None:
+        values["progress_json"] = json.dumps(progress)
+    with db.get_engine().begin() as conn:
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id).values(**values))
+
+
+def test_background_investigations_and_migration_reports_run_as_jobs(env):
+    request_id = _logged_call()
+    plan = plan_investigation(request_id, "temperature makes it wander", "temperature", ["0", "1"], 2)
+    inv_id = start_investigation(plan, created_by="alice", background=True)
+    job = _job_for("investigation", "investigation_id", inv_id)
+    assert job.owner == "alice" and str(inv_id) in job.label
+    job = jobs.wait(job.id, 60)
+    assert job.status == JobStatus.SUCCEEDED and job.result["status"] == "done" and job.progress["done"] == 4
+    assert get_investigation(inv_id)["status"] == "done" and get_investigation(inv_id)["done"] == 4
+
+    report_id = start_migration_report("good/m1", "other/m2", ["qa"], limit=2, created_by="bob", background=True)
+    job = jobs.wait(_job_for("migration_report", "report_id", report_id).id, 120)
+    report = get_migration_report(report_id)
+    assert job.status == JobStatus.SUCCEEDED and job.owner == "bob" and report["status"] == "done"
+    made = sorted(fig["run_id"] for fig in report["report"]["suites"]["qa"]["models"].values())
+    assert sorted(job.result["run_ids"]) == made and len(made) == 2  # the job knows which eval runs it created
+
+
+def test_a_lost_investigation_or_migration_report_ends_in_error_never_running(env):
+    from core.tables import Investigation, MigrationReport
+
+    now = time.time()
+    with db.session() as s:
+        inv = Investigation(request_id="r1", hypothesis="h", factor="model", variants='["good/m1"]', n=2,
+                            status="running", total=2, created_by="alice", created_at=now, updated_at=now)
+        rep = MigrationReport(model_from="good/m1", model_to="other/m2", status="running", total=2, suites='["qa"]',
+                              created_at=now)
+        mine = EvalRun(suite="qa", started_at=now - 30, status="running", cases=3, started_by="carol")
+        other = EvalRun(suite="qa", started_at=now - 5, status="running", cases=3, started_by="dave")
+        for row in (inv, rep, mine, other):
+            s.add(row)
+        s.commit()
+        inv_id, rep_id, mine_id, other_id = inv.id, rep.id, mine.id, other.id
+    inv_job, _ = jobs.submit("investigation", {"investigation_id": inv_id}, delay_s=3600)
+    rep_job, _ = jobs.submit("migration_report", {"report_id": rep_id, "limit": None}, delay_s=3600)
+    _as_if_dead(inv_job)
+    _as_if_dead(rep_job, {"done": 1, "total": 3, "run_ids": [mine_id]})  # what it reported before it vanished
+    jobs.housekeeping()  # any replica's reaper
+    assert jobs.get(inv_job).status == JobStatus.FAILED and jobs.get(rep_job).status == JobStatus.FAILED
+    lost = get_investigation(inv_id)
+    assert lost["status"] == "error" and "stopped answering" in lost["error"] and lost["finished_at"]
+    report = get_migration_report(rep_id)
+    assert report["status"] == "error" and "stopped answering" in report["error"]
+    with db.session() as s:
+        assert s.get(EvalRun, mine_id).status == "error"  # the eval run this report created is closed
+        assert s.get(EvalRun, other_id).status == "running"  # another run of the suite is not its to close
+
+
+def test_cancelling_the_job_stops_an_investigation_or_report_and_closes_its_row(env):
+    from core.tables import MigrationReport
+
+    good, _, _ = env
+    request_id = _logged_call()
+    good.token_delay = 0.05
+    plan = plan_investigation(request_id, "temperature makes it wander", "temperature", ["0", "1.2"], 10)
+    inv_id = start_investigation(plan, created_by="alice", background=True)
+    job_id = _job_for("investigation", "investigation_id", inv_id).id
+    wait_until(lambda: get_investigation(inv_id)["done"] >= 1, timeout=60)
+    assert jobs.cancel(job_id, by="bob") == JobStatus.RUNNING
+    job = jobs.wait(job_id, 60)
+    inv = get_investigation(inv_id)
+    assert job.status == JobStatus.CANCELLED and inv["status"] == "error" and "cancelled" in inv["error"]
+    assert inv["done"] < 20
+    # Cancelled while still queued: its function never runs, and the row is closed all the same.
+    with db.session() as s:
+        rep = MigrationReport(model_from="good/m1", model_to="other/m2", status="running", total=2, suites='["qa"]',
+                              created_at=time.time())
+        s.add(rep)
+        s.commit()
+        rep_id = rep.id
+    queued, _ = jobs.submit("migration_report", {"report_id": rep_id, "limit": None}, delay_s=3600)
+    assert jobs.cancel(queued, by="carol") == JobStatus.CANCELLED
+    report = get_migration_report(rep_id)
+    assert report["status"] == "error" and "cancelled by carol" in report["error"]
 
 
 # -- 4. annotation drift --------------------------------------------------------------------------------------------
