@@ -72,7 +72,7 @@ def build_blocks() -> gr.Blocks:
                     "(feature `playground`).")
         with gr.Tab("Chat"):
             model = gr.Dropdown(choices=_tiers(), value="capable", label="Tier or model")
-            chat = gr.Chatbot(label="Conversation", height=420)
+            chat = gr.Chatbot(label="Conversation", height=300)  # the message box stays in a 900 px window
             box = gr.Textbox(label="Message", placeholder="Type and press Enter", max_lines=6)
             clear = gr.Button("Clear")
 
