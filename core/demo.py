@@ -32,7 +32,9 @@ def seed(traffic_rows: int = 2000) -> dict:
     if traffic_rows and not marker.exists():
         from core.ops._synthetic import insert_synthetic
 
-        added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share)
+        # only configured models, so a fresh install's charts never name a model it does not have
+        added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share,
+                                 tiers=settings.tiers)
         marker.write_text(str(added))
     from core.search import sync_demo_corpus
 
@@ -40,3 +42,67 @@ def seed(traffic_rows: int = 2000) -> dict:
     return {"search_documents_indexed": len(search.added) + len(search.updated), "search_refused": search.refused,
             "workspace": DEMO_WORKSPACE, "api_key_file": str(key_file), "synthetic_rows_added": added,
             "support_rows_added": support}
+
+
+def clear() -> dict:
+    """Delete exactly what the demo seed and `keel demo traffic` wrote as demo data, and nothing else: request-log
+    rows with a demo request id (taken back out of the rollups), their review-queue items, the seeded support
+    conversations (with their messages and ratings) and the synthetic customers' workspaces that nobody joined.
+    The demo workspace, its key and the support bot's demo company (plans, accounts, orders) stay: sign-in and the
+    bot need them. Re-running `keel demo seed` afterwards seeds the traffic again."""
+    from sqlalchemy import delete, select
+
+    from core import db
+    from core.llm._rollup import unrecord
+    from core.ops._synthetic import demo_id_bounds
+    from core.support._seed import DEMO_HISTORY_PREFIX
+    from core.tables import (
+        RequestLog,
+        ReviewItem,
+        SupportConversation,
+        SupportCsat,
+        SupportHandoff,
+        SupportMessage,
+        SupportToolRun,
+        ApiKey,
+        Workspace,
+        WorkspaceCredit,
+        WorkspaceDocument,
+        WorkspaceMember,
+        WorkspaceUsage,
+    )
+
+    low, high = demo_id_bounds()
+    log = RequestLog.__table__
+    removed = {"request_log": 0, "review_item": 0, "support_conversations": 0, "workspaces": 0}
+    engine = db.get_engine()
+    while True:  # in batches, each its own transaction, so a million demo rows never sit in memory at once
+        with engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(log).where(log.c.request_id >= low, log.c.request_id < high).limit(5000))]
+            if not rows:
+                break
+            unrecord(conn, rows)
+            conn.execute(delete(log).where(log.c.id.in_([r["id"] for r in rows])))
+            removed["request_log"] += len(rows)
+    review = ReviewItem.__table__
+    with engine.begin() as conn:
+        removed["review_item"] = conn.execute(
+            delete(review).where(review.c.request_id >= low, review.c.request_id < high)).rowcount
+        conv = SupportConversation.__table__
+        ids = [r[0] for r in conn.execute(select(conv.c.id).where(conv.c.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%")))]
+        if ids:
+            for table in (SupportCsat, SupportMessage, SupportHandoff, SupportToolRun):
+                conn.execute(delete(table.__table__).where(table.__table__.c.conversation_id.in_(ids)))
+            conn.execute(delete(conv).where(conv.c.id.in_(ids)))
+        removed["support_conversations"] = len(ids)
+        ws = Workspace.__table__
+        used = [~ws.c.id.in_(select(t.__table__.c.workspace_id))  # a workspace someone used is no longer demo
+                for t in (WorkspaceMember, WorkspaceDocument, ApiKey, WorkspaceUsage, WorkspaceCredit)]
+        synthetic = conn.execute(select(ws.c.id).where(
+            ws.c.id.like("cust-%"), ws.c.name.like("Synthetic customer %"), *used)).scalars().all()
+        if synthetic:
+            conn.execute(delete(ws).where(ws.c.id.in_(synthetic)))
+        removed["workspaces"] = len(synthetic)
+    (get_settings().home / ".demo_traffic_seeded").unlink(missing_ok=True)
+    return removed

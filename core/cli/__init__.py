@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.cli._app import cmd_db_upgrade, cmd_llm_chat, cmd_logs_tail, cmd_serve, cmd_users  # noqa: E402
 from core.cli._completion import add_completion_commands  # noqa: E402
-from core.cli._demo import cmd_demo_seed, cmd_demo_traffic  # noqa: E402
+from core.cli._demo import cmd_demo_clear, cmd_demo_seed, cmd_demo_traffic  # noqa: E402
 from core.cli._eval import add_eval_commands  # noqa: E402
 from core.cli._jobs import add_jobs_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     p = add("seed", cmd_demo_seed, "create the demo workspace, API key and sample traffic", demo)
     p.add_argument("--traffic", type=int, default=2000, help="synthetic request-log rows to add (0 for none)")
+    p = add("clear", cmd_demo_clear, "delete exactly the demo data (demo traffic, its review items, seeded support "
+            "history, unused synthetic customers)", demo)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = add("traffic", cmd_demo_traffic, "generate synthetic request-log traffic", demo)
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--days", type=float, default=30)

@@ -15,6 +15,26 @@ def cmd_demo_seed(args) -> int:
     return 0
 
 
+def cmd_demo_clear(args) -> int:
+    from core import services
+    from core.demo import clear
+
+    if not args.yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            print("keel demo clear deletes every demo row; add --yes to confirm", file=sys.stderr)
+            return 2
+        if input("Delete all demo data (demo traffic, its review items, seeded support history)? [y/N] ").strip().lower() \
+                not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    services.prepare()
+    report = clear()
+    _print(args, report, "removed " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in report.items()))
+    return 0
+
+
 def cmd_demo_traffic(args) -> int:
     import time
 

@@ -115,3 +115,15 @@ def record(conn: Connection, rows: list[dict], *, review_share: float = 0.0) -> 
     samples = review_samples(rows, review_share)
     if samples:
         _insert_ignoring_duplicates(conn, ReviewItem.__table__, samples)
+
+
+def unrecord(conn: Connection, rows: list[dict]) -> None:
+    """Take log rows back out of every rollup (before the caller deletes them), so totals match the log again;
+    rollup cells left with no calls are dropped. The caller owns the transaction."""
+    if not rows:
+        return
+    for table, keys, measures in _ROLLUPS:
+        negated = [{k: (-v if k in measures else v) for k, v in cell.items()}
+                   for cell in aggregate(rows, keys, drift=len(measures) > len(_MEASURES))]
+        _upsert(conn, table, keys, measures, negated)
+        conn.execute(table.delete().where(table.c.n <= 0))

@@ -272,6 +272,6 @@ from core.ops._relabel import (  # noqa: E402
 )
 from core.ops._review_queue import (  # noqa: E402
     ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, queue_for_review, review_counts,
-    review_queue, review_to_eval_case,
+    review_queue, review_to_eval_case, review_total, ReviewSource,
 )
 from core.ops._worker_health import WORKER_CRASH_MARKERS, model_worker  # noqa: E402

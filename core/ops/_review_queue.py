@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 
 from sqlalchemy import func
 from sqlmodel import select
 
 from core import db
+from core.ops._synthetic import demo_id_bounds, is_demo
 from core.tables import EvalCase, RequestLog, ReviewItem
 
 VERDICTS = ("good", "bad")
@@ -22,10 +24,14 @@ class ReviewError(ValueError):
     """A review or eval-case request that cannot be taken; the message says why."""
 
 
-def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] = (), limit: int = 50,
-                 offset: int = 0) -> list[dict]:
-    """Sampled calls, newest first, with the answered attempt's input and output. verdict: pending|good|bad|None (all)."""
-    stmt = select(ReviewItem)
+class ReviewSource(StrEnum):
+    """Where a queued call came from: `demo` traffic (the demo seed, `keel demo traffic`) or real `live` calls."""
+
+    DEMO = "demo"
+    LIVE = "live"
+
+
+def _filtered(stmt, verdict: str | None, features: tuple[str, ...], source: str | None):
     if verdict == "pending":
         stmt = stmt.where(ReviewItem.verdict.is_(None))
     elif verdict in VERDICTS:
@@ -34,7 +40,24 @@ def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] =
         raise ReviewError(f"unknown verdict filter {verdict!r}: use pending, good, bad or all")
     if features:
         stmt = stmt.where(ReviewItem.feature.in_(features))
-    stmt = stmt.order_by(ReviewItem.sampled_at.desc()).offset(max(0, offset)).limit(max(1, min(limit, 500)))
+    if source is not None:
+        try:
+            source = ReviewSource(source)
+        except ValueError:
+            raise ReviewError(f"unknown source filter {source!r}: use demo, live or all") from None
+        low, high = demo_id_bounds()
+        in_demo = (ReviewItem.request_id >= low) & (ReviewItem.request_id < high)
+        stmt = stmt.where(in_demo if source is ReviewSource.DEMO else ~in_demo)
+    return stmt
+
+
+def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] = (), limit: int = 50,
+                 offset: int = 0, source: str | None = None) -> list[dict]:
+    """Sampled calls, newest first, with the answered attempt's input and output. verdict: pending|good|bad|None (all);
+    source: demo|live|None (all). Each item says whether it is demo data (`demo`)."""
+    stmt = _filtered(select(ReviewItem), verdict, features, source)
+    stmt = stmt.order_by(ReviewItem.sampled_at.desc(), ReviewItem.request_id).offset(max(0, offset)) \
+        .limit(max(1, min(limit, 500)))
     with db.session() as session:
         items = session.exec(stmt).all()
         calls = _answered_attempts(session, [i.request_id for i in items])
@@ -45,9 +68,16 @@ def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] =
             "task": call.get("task"), "tier": call.get("tier"), "customer": call.get("customer"),
             "input_text": call.get("input_text") or "", "output_text": call.get("output_text") or "",
             "latency_ms": call.get("latency_ms"), "cost_usd": call.get("cost_usd"), "status": call.get("status"),
-            "log_id": call.get("id"),
+            "log_id": call.get("id"), "demo": is_demo(item.request_id),
         })
     return out
+
+
+def review_total(*, verdict: str | None = "pending", features: tuple[str, ...] = (), source: str | None = None) -> int:
+    """How many items review_queue would page through with the same filters."""
+    stmt = _filtered(select(func.count()).select_from(ReviewItem), verdict, features, source)
+    with db.session() as session:
+        return int(session.exec(stmt).one())
 
 
 def _answered_attempts(session, request_ids: list[str]) -> dict[str, dict]:

@@ -97,13 +97,14 @@ def seed_demo_company(*, history: bool = True, warm: bool = False) -> dict:
     return added
 
 
-_HISTORY = (  # (intent, first message, handled_by, model, score or None)
-    ("FAQ", "How long does standard shipping take?", "bot", "embedded/smollm2-135m-instruct", 5),
-    ("FAQ", "What is your return policy?", "bot", "embedded/smollm2-135m-instruct", 4),
-    ("FAQ", "Can I install the thermostat without a C-wire?", "bot", "embedded/smollm2-135m-instruct", 2),
-    ("FAQ", "How do I enable motion zones?", "bot", "embedded/smollm2-135m-instruct", 3),
-    ("FAQ", "Is my video data encrypted?", "bot", "openai/gpt-4o-mini", 5),
-    ("FAQ", "Do you ship to Canada?", "bot", "openai/gpt-4o-mini", 4),
+DEMO_HISTORY_PREFIX = "demo-history:"  # customer_sub of every seeded conversation: how `keel demo clear` finds them
+_HISTORY = (  # (intent, first message, handled_by, model or the tier whose configured model answered, score or None)
+    ("FAQ", "How long does standard shipping take?", "bot", "fast", 5),
+    ("FAQ", "What is your return policy?", "bot", "fast", 4),
+    ("FAQ", "Can I install the thermostat without a C-wire?", "bot", "fast", 2),
+    ("FAQ", "How do I enable motion zones?", "bot", "fast", 3),
+    ("FAQ", "Is my video data encrypted?", "bot", "capable", 5),
+    ("FAQ", "Do you ship to Canada?", "bot", "capable", 4),
     ("ACCOUNT_ACTION", "Where is my order?", "bot", "classifier", 5),
     ("ACCOUNT_ACTION", "Please upgrade me to Pro", "bot", "classifier", 4),
     ("ACCOUNT_ACTION", "I never got the verification email", "bot", "classifier", 3),
@@ -119,17 +120,25 @@ _HISTORY = (  # (intent, first message, handled_by, model, score or None)
 )
 
 
+def _history_model(model: str) -> str:
+    """A tier name becomes the tier's first configured target, so CSAT by model names only models Keel has."""
+    from core.config import get_settings
+
+    chain = get_settings().tiers.get(model)
+    return chain[0] if chain else model
+
+
 def _seed_history(now: float) -> int:
     with db.session() as s:
-        if s.exec(select(SupportConversation).where(SupportConversation.customer_sub.like("demo-history:%"))).first():
+        if s.exec(select(SupportConversation).where(SupportConversation.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%"))).first():
             return 0
         for n, (intent, text, handled_by, model, score) in enumerate(_HISTORY):
             started = now - (len(_HISTORY) - n) * 1.3 * DAY
             escalated = handled_by == "human"
             conv = SupportConversation(
-                customer_sub=f"demo-history:{DEMO_CUSTOMERS[6 + n % 6][0]}", account_id=f"ACC-{1007 + n % 6}",
+                customer_sub=f"{DEMO_HISTORY_PREFIX}{DEMO_CUSTOMERS[6 + n % 6][0]}", account_id=f"ACC-{1007 + n % 6}",
                 status="resolved", intent=intent, route="human" if escalated else "faq_answer",
-                handled_by=handled_by, model=model, bot_confidence=0.8 if intent != "UNKNOWN" else 0.2,
+                handled_by=handled_by, model=_history_model(model), bot_confidence=0.8 if intent != "UNKNOWN" else 0.2,
                 priority=("high" if intent == "COMPLAINT" else "normal") if escalated else None,
                 assigned_to="sam.support@keel.dev" if escalated else None, created_at=started,
                 updated_at=started + 600, escalated_at=started + 30 if escalated else None,
