@@ -3,6 +3,7 @@ ingest progress with ETA, the access editor and the audit table."""
 
 from __future__ import annotations
 
+import html
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from core.search import (
     current_sync,
     list_documents,
     open_document,
+    passage_blocks,
     set_access,
     start_background_sync,
 )
@@ -121,9 +123,25 @@ def document_viewer(principal, doc_id: str, highlight: tuple[str, ...]) -> None:
         if passage.chunk_id in highlight:
             with st.container(border=True):
                 st.caption(":orange-background[:material/format_quote: read for this answer]")
-                st.text(passage.text)
+                _passage(passage.text)
         else:
-            st.text(passage.text)
+            _passage(passage.text)
+
+
+def _passage(text: str) -> None:
+    """Prose as plain text; table rows as a table whose every cell is HTML-escaped text, never the source's markup."""
+    for kind, block in passage_blocks(text):
+        if kind == "text":
+            if block.strip():
+                st.text(block)
+        else:
+            st.markdown(table_html(block), unsafe_allow_html=True)
+
+
+def table_html(rows: list[list[str]]) -> str:
+    """A passage's table, every cell escaped: a document's own markup shows as text and never runs."""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="keel-doc-table">{body}</table>'
 
 
 def show_answer(answer, *, streamed: bool, draft: str = "") -> None:

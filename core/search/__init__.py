@@ -50,7 +50,7 @@ from core.search._retrieve import (
     retrieve,
     thesaurus_phrasings,
 )
-from core.search._viewer import DocumentUnavailable, DocumentView, open_document
+from core.search._viewer import DocumentUnavailable, DocumentView, open_document, passage_blocks
 
 DEMO_CORPUS = REPO_ROOT / "data" / "search" / "corpus"
 
@@ -107,6 +107,7 @@ __all__ = [
     "ingest_roots",
     "list_documents",
     "open_document",
+    "passage_blocks",
     "parse_document",
     "principal_for",
     "recheck",

@@ -235,6 +235,9 @@ def _pdf_text(relative: str, raw: bytes) -> str:
         raise DocumentRefused(relative, f"the PDF cannot be read: {type(exc).__name__}: {exc}") from None
 
 
+CELL_SEPARATOR = "|"  # between an HTML table row's cells in extracted text; the document viewer shows a table
+
+
 class _TextExtractor(HTMLParser):
     _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "table",
               "ul", "ol", "pre", "blockquote", "header", "footer"}
@@ -244,22 +247,35 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping = 0
+        self._cells = 0  # cells seen in the current table row
+        self._tables = 0  # open <table> elements: whitespace between their rows is layout, not text
 
     def handle_starttag(self, tag, attrs):
         if tag in self._SKIP:
             self._skipping += 1
+        elif tag in ("td", "th"):  # a row's cells stay on one line, apart: "Starter | 19 euros per seat"
+            if self._cells:
+                self.parts.append(f" {CELL_SEPARATOR} ")
+            self._cells += 1
+        elif tag == "tr":
+            self._cells = 0
+            self.parts.append("\n")
         elif tag in self._BLOCK:
+            self._tables += tag == "table"
             self.parts.append("\n\n" if tag != "br" else "\n")
 
     def handle_endtag(self, tag):
         if tag in self._SKIP and self._skipping:
             self._skipping -= 1
+        elif tag == "tr":
+            self._cells = 0  # the next row starts its own line
         elif tag in self._BLOCK:
+            self._tables -= tag == "table" and self._tables > 0
             self.parts.append("\n\n")
 
     def handle_data(self, data):
-        if not self._skipping:
-            self.parts.append(data)
+        if not self._skipping and not (self._tables and not self._cells and not data.strip()):
+            self.parts.append(data.replace("\n", " ") if self._cells else data)
 
 
 def html_to_text(html: str) -> str:

@@ -25,6 +25,44 @@ class Passage:
     text: str
 
 
+def passage_blocks(text: str) -> list[tuple[str, str | list[list[str]]]]:
+    """A passage as ("text", str) and ("table", rows of cells) blocks, so the viewer shows an HTML table's rows
+    (extracted as "a | b" lines, see core.search._corpus) or a Markdown table as a table, never as raw markup.
+    A table is two or more consecutive lines with the same number (two or more) of "|"-separated cells."""
+    blocks: list[tuple[str, str | list[list[str]]]] = []
+    lines = text.split("\n")
+    i = 0
+    prose: list[str] = []
+
+    def cells(line: str) -> list[str] | None:
+        stripped = line.strip()
+        if stripped.count("|") < 1:
+            return None
+        parts = [c.strip() for c in stripped.strip("|").split("|")]
+        return parts if len(parts) >= 2 else None
+
+    while i < len(lines):
+        row = cells(lines[i])
+        j = i
+        rows: list[list[str]] = []
+        while row is not None and j < len(lines) and (r := cells(lines[j])) is not None and len(r) == len(row):
+            if not all(set(c) <= set("-: ") and c for c in r):  # a Markdown header rule, not a row
+                rows.append(r)
+            j += 1
+        if len(rows) >= 2:
+            if prose:
+                blocks.append(("text", "\n".join(prose)))
+                prose = []
+            blocks.append(("table", rows))
+            i = j
+        else:
+            prose.append(lines[i])
+            i += 1
+    if prose:
+        blocks.append(("text", "\n".join(prose)))
+    return blocks
+
+
 @dataclass(frozen=True)
 class DocumentView:
     doc_id: str
