@@ -8,11 +8,14 @@ from core.llm import list_budgets
 from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
+from ui.demo import demo_cleared_notice, demo_data_panel
 from ui.eval_health import investigate_panel, migrations_due_panel
 from ui.session import require_principal
 
 principal = require_principal("admin", "developer")
 st.title("LLM dashboard")
+demo_cleared_notice()
+demo_data_panel(principal)
 
 window = window_picker({"Last 24 hours": 24, "Last 7 days": 24 * 7, "Last 30 days": 24 * 30}, default=0)
 for budget in list_budgets():

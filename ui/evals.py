@@ -193,8 +193,11 @@ def review_card(item: dict, suites: list[str], reviewer: str) -> None:
         head.markdown(f"**{item['feature']} · {item['task'] or ''}** — {item['model']} · "
                       f"{when(item['sampled_at'])} · {item['latency_ms'] or 0:.0f} ms · "
                       f"customer {item['customer'] or '–'}")
+        badges = [":orange-badge[demo]"] if item.get("demo") else []  # sample data, never a real customer's call
         if item["verdict"]:
-            badge.markdown(f":{'green' if item['verdict'] == 'good' else 'red'}-badge[{item['verdict']}]")
+            badges.append(f":{'green' if item['verdict'] == 'good' else 'red'}-badge[{item['verdict']}]")
+        if badges:
+            badge.markdown(" ".join(badges))
         left, right = st.columns(2)
         left.caption("Input")
         left.code(item["input_text"][:3000] or "(not kept)", language=None, wrap_lines=True)
