@@ -144,12 +144,21 @@ def drift(drift_data, metric: str) -> go.Figure:
         fig.add_scatter(x=[datetime.fromtimestamp(p["day_start"], tz=timezone.utc) for p in points],
                         y=[None if p[metric] is None else (100 * p[metric] if percent else p[metric]) for p in points],
                         name=key, mode="lines+markers", connectgaps=False)
+    by_day: dict[float, list[str]] = {}  # one marker per day, its changes stacked in one label (no overlap)
     for change in drift_data.changes:
-        x = datetime.fromtimestamp(change["day_start"], tz=timezone.utc)
+        by_day.setdefault(change["day_start"], []).append(f"{change['tier']}: {change['from']} → {change['to']}")
+    rows = 1
+    for i, (day, labels) in enumerate(sorted(by_day.items())):
+        x = datetime.fromtimestamp(day, tz=timezone.utc)
         fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color="#9270CA", dash="dash"))
-        fig.add_annotation(x=x, y=1, yref="paper", showarrow=False, yanchor="bottom",
-                           text=f"{change['tier']}: {change['from']} → {change['to']}", font=dict(size=10))
+        # neighbouring markers alternate between two heights, so labels of close days do not sit on each other
+        shift = (i % 2) * 14 * (len(labels) + 1) if len(by_day) > 1 else 0
+        rows = max(rows, len(labels) * (2 if len(by_day) > 1 else 1))
+        fig.add_annotation(x=x, y=1, yref="paper", showarrow=False, yanchor="bottom", yshift=shift,
+                           text="<br>".join(labels), font=dict(size=10), bgcolor="rgba(255,255,255,0.85)")
     fig.update_layout(title=title, **_LAYOUT)
+    if by_day:  # room above the plot for the stacked labels, under the title
+        fig.update_layout(margin=dict(t=60 + 14 * rows))
     fig.update_yaxes(rangemode="tozero")
     return fig
 
