@@ -191,7 +191,8 @@ def build_completion_blocks() -> gr.Blocks:
                     for index, file in enumerate(demo_files()):
                         with gr.Tab(Path(file["path"]).name):
                             gr.Code(value=file["text"], language=file["language"], label=file["path"],
-                                    interactive=True, lines=20, max_lines=20, elem_id=f"keel-code-{index}")
+                                    interactive=True, lines=20, max_lines=20, elem_id=f"keel-code-{index}",
+                                    wrap_lines=True)  # long lines wrap instead of running off the editor
             with gr.Column(scale=1, min_width=260):
                 gr.Button("Accept suggestion (Tab)", elem_id="keel-accept", variant="primary")
                 gr.HTML(

@@ -219,6 +219,60 @@
     active = { view, path: file.path };
     requestAnimationFrame(() => onChange(view, file.path));
   }
+  // The file's own indent unit (the editor's default is 2 spaces, which breaks a 4-space Python file): a tab if
+  // the file indents with tabs, else the smallest space indent its lines use, else 4 spaces.
+  function indentUnit(text) {
+    let smallest = 0, tabs = 0, spaces = 0;
+    for (const line of text.split("\n")) {
+      const m = /^([ \t]+)\S/.exec(line);
+      if (!m) continue;
+      if (m[1][0] === "\t") { tabs += 1; continue; }
+      spaces += 1;
+      if (!smallest || m[1].length < smallest) smallest = m[1].length;
+    }
+    if (tabs > spaces) return "\t";
+    return " ".repeat(smallest >= 2 && smallest <= 8 ? smallest : 4);
+  }
+  function indentKey(e, view) {
+    const state = view.state;
+    const unit = indentUnit(state.doc.toString());
+    const sel = state.selection.main;
+    const line = state.doc.lineAt(sel.head);
+    if (e.key === "Backspace") {  // in the leading whitespace: back to the previous indent stop
+      const col = sel.head - line.from;
+      const lead = /^ */.exec(line.text)[0].length;
+      if (!sel.empty || unit === "\t" || col === 0 || col > lead) return false;
+      const cut = col % unit.length || unit.length;
+      view.dispatch({ changes: { from: sel.head - cut, to: sel.head }, userEvent: "delete" });
+      return true;
+    }
+    if (e.key === "Enter") {  // keep the line's indent, one unit more after a block opener
+      const before = line.text.slice(0, sel.head - line.from);
+      let indent = /^[ \t]*/.exec(line.text)[0].slice(0, before.length);
+      if (/[:{[(]\s*$/.test(before)) indent += unit;
+      const insert = "\n" + indent;
+      view.dispatch({ changes: { from: sel.from, to: sel.to, insert }, selection: { anchor: sel.from + insert.length },
+                      scrollIntoView: true, userEvent: "input" });
+      return;
+    }
+    const first = state.doc.lineAt(sel.from).number, last = state.doc.lineAt(sel.to).number;
+    if (!e.shiftKey && sel.empty) {  // Tab: to the next indent stop
+      const col = sel.head - line.from;
+      const insert = unit === "\t" ? "\t" : " ".repeat(unit.length - (col % unit.length));
+      view.dispatch({ changes: { from: sel.head, insert }, selection: { anchor: sel.head + insert.length },
+                      userEvent: "input" });
+      return;
+    }
+    const changes = [];
+    for (let n = first; n <= last; n++) {
+      const l = state.doc.line(n);
+      if (!e.shiftKey) { changes.push({ from: l.from, insert: unit }); continue; }
+      const lead = /^[ \t]*/.exec(l.text)[0];
+      const cut = lead.startsWith("\t") ? 1 : Math.min(lead.length, unit === "\t" ? 4 : unit.length);
+      if (cut) changes.push({ from: l.from, to: l.from + cut });
+    }
+    if (changes.length) view.dispatch({ changes, userEvent: "input" });
+  }
   document.addEventListener("keydown", (e) => {
     if (!e.target.closest || !e.target.closest("[id^='keel-code-']")) return;
     if (e.key === "Tab" && !e.shiftKey && ghost && ghost.text) {
@@ -228,6 +282,19 @@
     } else if (e.key === "Escape" && ghost) {
       e.preventDefault();
       clearGhost();
+    } else if ((e.key === "Tab" || e.key === "Backspace" || (e.key === "Enter" && !e.shiftKey)) && !e.ctrlKey
+               && !e.metaKey && !e.altKey) {
+      const view = viewOf(e.target.closest(".cm-editor"));
+      if (!view) return;
+      if (e.key === "Backspace") {
+        if (!indentKey(e, view)) return;  // not in the indent: the editor deletes one character as usual
+      } else {
+        if (e.key === "Enter") clearGhost();
+        indentKey(e, view);
+      }
+      e.preventDefault();
+      e.stopPropagation();
+      schedule(e.target);
     }
   }, true);
   for (const type of ["keyup", "input", "mouseup", "paste", "cut"]) {
