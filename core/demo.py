@@ -106,3 +106,23 @@ def clear() -> dict:
         removed["workspaces"] = len(synthetic)
     (get_settings().home / ".demo_traffic_seeded").unlink(missing_ok=True)
     return removed
+
+
+def demo_counts() -> dict:
+    """How much demo data there is, so pages can say which of what they show is sample data."""
+    from sqlalchemy import func, select
+
+    from core import db
+    from core.ops._synthetic import demo_id_bounds
+    from core.support._seed import DEMO_HISTORY_PREFIX
+    from core.tables import RequestLog, ReviewItem, SupportConversation
+
+    low, high = demo_id_bounds()
+    with db.get_engine().connect() as conn:
+        def count(column, *where) -> int:
+            return int(conn.execute(select(func.count()).select_from(column.table).where(*where)).scalar() or 0)
+
+        log, review, conv = RequestLog.__table__, ReviewItem.__table__, SupportConversation.__table__
+        return {"request_log": count(log.c.id, log.c.request_id >= low, log.c.request_id < high),
+                "review_item": count(review.c.request_id, review.c.request_id >= low, review.c.request_id < high),
+                "support_conversations": count(conv.c.id, conv.c.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%"))}
