@@ -271,8 +271,13 @@ class EmbeddedProvider:
         return detail
 
     def kv_stats(self) -> dict:
+        """The worker's KV statistics as of its last answer (zeros before the first one)."""
         worker = self._worker
-        return dict(worker.kv_stats) if worker is not None else {}
+        stats = {"active": None, "slots": 0, "saves": 0, "loads": 0, "bytes": 0, "tokens_reused": 0,
+                 "tokens_evaluated": 0}
+        if worker is not None:
+            stats.update(worker.kv_stats)
+        return stats
 
     # -- lifecycle --------------------------------------------------------------------------------------
 

@@ -370,7 +370,7 @@ def test_cancelling_the_job_stops_an_investigation_or_report_and_closes_its_row(
 
     good, _, _ = env
     request_id = _logged_call()
-    good.token_delay = 0.05
+    good.token_delay = 0.3  # each rerun takes seconds, so the cancel lands well before the 20th on a fast machine
     plan = plan_investigation(request_id, "temperature makes it wander", "temperature", ["0", "1.2"], 10)
     inv_id = start_investigation(plan, created_by="alice", background=True)
     job_id = _job_for("investigation", "investigation_id", inv_id).id
