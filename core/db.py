@@ -113,3 +113,16 @@ def ping(engine: Engine | None = None) -> None:
     """Raise if the database cannot answer a trivial query."""
     with (engine or get_engine()).connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def insert_ignoring_duplicates(conn, table, rows: list[dict]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING on either database: replicas seeding the same rows at once both succeed.
+    Returns how many rows this call inserted."""
+    if not rows:
+        return 0
+    dialect = conn.get_bind().dialect if hasattr(conn, "get_bind") else conn.dialect  # a Session or a Connection
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return conn.execute(insert(table).on_conflict_do_nothing(), rows).rowcount or 0

@@ -24,14 +24,12 @@ def ensure_default_prices() -> int:
     settings = get_settings()
     defaults = dict(LIST_PRICES)
     defaults[EMBEDDED_MODEL] = (settings.embedded_price_in, settings.embedded_price_out)
-    added = 0
     with db.session() as s:
         existing = {p.model for p in s.exec(select(ModelPrice)).all()}
-        for model, (p_in, p_out) in defaults.items():
-            if model not in existing:
-                s.add(ModelPrice(model=model, input_per_mtok=p_in, output_per_mtok=p_out, updated_at=time.time()))
-                added += 1
-    return added
+        rows = [{"model": model, "input_per_mtok": p_in, "output_per_mtok": p_out, "updated_at": time.time()}
+                for model, (p_in, p_out) in defaults.items() if model not in existing]
+        # another replica starting at the same moment may insert the same defaults: theirs and ours are equal
+        return db.insert_ignoring_duplicates(s, ModelPrice.__table__, rows)
 
 
 def list_prices() -> list[dict]:

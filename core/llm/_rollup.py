@@ -8,6 +8,7 @@ from collections import defaultdict
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
+from core import db
 from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog, ReviewItem
 
 _MEASURES = ("n", "cost_usd", "tokens_in", "tokens_out", "latency_sum", "ttft_sum", "ttft_n", "refusals")
@@ -97,14 +98,6 @@ def review_samples(rows: list[dict], share: float) -> list[dict]:
     return list(samples.values())
 
 
-def _insert_ignoring_duplicates(conn: Connection, table, values: list[dict]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(), values)
-
-
 def record(conn: Connection, rows: list[dict], *, review_share: float = 0.0) -> None:
     """Insert log rows, fold them into every rollup and sample some for review; the caller owns the transaction."""
     if not rows:
@@ -114,7 +107,7 @@ def record(conn: Connection, rows: list[dict], *, review_share: float = 0.0) -> 
         _upsert(conn, table, keys, measures, aggregate(rows, keys, drift=len(measures) > len(_MEASURES)))
     samples = review_samples(rows, review_share)
     if samples:
-        _insert_ignoring_duplicates(conn, ReviewItem.__table__, samples)
+        db.insert_ignoring_duplicates(conn, ReviewItem.__table__, samples)
 
 
 def unrecord(conn: Connection, rows: list[dict]) -> None:

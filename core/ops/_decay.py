@@ -148,11 +148,7 @@ def vectors(texts: list[str]) -> tuple[np.ndarray, int]:
         rows = [{"key": keys[i], "vector": fresh[j].astype(np.float32).tobytes(), "created_at": now}
                 for j, i in enumerate(missing)]
         with db.get_engine().begin() as conn:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            conn.execute(dialect_insert(DecayVector.__table__).on_conflict_do_nothing(), rows)
+            db.insert_ignoring_duplicates(conn, DecayVector.__table__, rows)
             conn.execute(text("DELETE FROM decay_vector WHERE created_at < :old"), {"old": now - VECTOR_TTL_S})
         for j, i in enumerate(missing):
             found[keys[i]] = fresh[j]

@@ -99,12 +99,7 @@ def queue_for_review(request_ids: list[str], *, session=None) -> list[str]:
         now = time.time()
         rows = [{"request_id": rid, "sampled_at": now, "feature": calls[rid]["feature"], "model": calls[rid]["model"],
                  "prompt_version": calls[rid]["prompt_version"]} for rid in ids if rid in calls and rid not in queued]
-        if rows:
-            if s.get_bind().dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            s.execute(dialect_insert(ReviewItem.__table__).on_conflict_do_nothing(), rows)
+        db.insert_ignoring_duplicates(s, ReviewItem.__table__, rows)
         return [r["request_id"] for r in rows]
 
     if session is not None:

@@ -152,6 +152,8 @@ _QUESTIONS = (("parental leave policy", "Employees get {n} weeks of paid parenta
               ("laptop refresh cycle", "Laptops are replaced every {n} years [2]."),
               ("on-call allowance", "On-call pays {n}0 euros per weekend [1]."),
               ("expense deadline", ""))
+_OFFICES = ("Berlin", "Lagos", "Lisbon", "Osaka", "Toronto", "Warsaw")
+_MODULES = ("utils", "stats", "text", "maths", "helpers", "core", "lib", "tools")
 _CODE = (("def fib(n):\n    ", "return n if n < 2 else fib(n - 1) + fib(n - 2)"),
          ("def mean(xs):\n    ", "return sum(xs) / len(xs)"),
          ("def is_even(k):\n    ", "return k % 2 == 1"),
@@ -185,13 +187,16 @@ def review_text(feature: str, rng: random.Random) -> tuple[str, str]:
         ))
     if feature == "search":
         question, answer = rng.choice(_QUESTIONS)
-        return f"[user] What is the {question}?", answer.format(n=n) if not bad else f"The {question} is {n * 7} days."
+        office = rng.choice(_OFFICES)
+        return (f"[user] What is the {question} for the {office} office?",
+                answer.format(n=n) if not bad else f"The {question} is {n * 7} days.")
     if feature == "review":
         secret = rng.choice(("password", "api_key", "token"))
         return (f"[user] Review this diff: + {secret} = 'x{n}{who.lower()}'",
                 '{"findings": [{"line": 1, "issue": "hard-coded secret"}]}' if not bad else '{"findings": []}')
     if feature == "completion":
-        return rng.choice(_CODE)
+        prefix, suggestion = rng.choice(_CODE)
+        return f"# {rng.choice(_MODULES)}.py\n{prefix}", suggestion
     return rng.choice((
         (f"[user] What month is {topic} due?", f"{topic.capitalize()} is due in {month}."),
         (f"[user] Write a haiku about {item}s", f"A small {item} waits / every call a quiet stone / the dashboard "
