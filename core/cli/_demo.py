@@ -36,22 +36,24 @@ def cmd_demo_clear(args) -> int:
 
 
 def cmd_demo_traffic(args) -> int:
+    """Demo rows name only the configured models (settings.tiers): a chart must never show a model this install
+    does not have. Every row is marked demo (its request id), so pages label it and `keel demo clear` removes it."""
     import time
 
     from core import services
     from core.config import get_settings
-    from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, ensure_customer_workspaces, insert_synthetic
+    from core.ops._synthetic import ensure_customer_workspaces, insert_synthetic
 
     services.prepare()
+    settings = get_settings()
     end = time.time()
     workspaces = 0 if args.no_workspaces else ensure_customer_workspaces(args.customers)
     n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers,
-                         review_share=get_settings().review_sample_share)
-    switch = end - args.days * 86400 / 2
+                         review_share=settings.review_sample_share, tiers=settings.tiers)
+    models = sorted({target.partition("/")[2] for chain in settings.tiers.values() for target in chain})
     payload = {"rows": n, "days": args.days, "customers": args.customers, "workspaces_created": workspaces,
-               "model_change": {"tier": "capable", "from": CAPABLE_BEFORE[1], "to": CAPABLE_AFTER[1],
-                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(switch))}}
-    _print(args, payload, f"wrote {n:,} synthetic request-log rows over {args.days:g} days for {args.customers} "
-                          f"customers ({workspaces} workspace rows created); the capable tier switches from "
-                          f"{CAPABLE_BEFORE[1]} to {CAPABLE_AFTER[1]} at {payload['model_change']['at']}")
+               "models": models, "demo": True}
+    _print(args, payload, f"wrote {n:,} demo request-log rows over {args.days:g} days for {args.customers} "
+                          f"customers ({workspaces} workspace rows created), on the configured models "
+                          f"{', '.join(models)}; `keel demo clear` removes them")
     return 0

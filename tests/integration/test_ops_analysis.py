@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from core import db
+from core.config import get_settings
 from core.llm import latency_bucket, record_log_rows
 from core.ops import Window, capability_drift, cost_concentration, gini, lorenz_points, time_of_day
 from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, insert_synthetic, model_switch_time
@@ -177,10 +178,17 @@ def test_demo_traffic_command_writes_rows_rollups_and_workspaces(database, capsy
 
     assert main(["demo", "traffic", "--days", "4", "--rows", "1500", "--customers", "50", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["rows"] == 1500 and out["workspaces_created"] == 50
-    assert out["model_change"]["from"] == CAPABLE_BEFORE[1] and out["model_change"]["to"] == CAPABLE_AFTER[1]
+    assert out["rows"] == 1500 and out["workspaces_created"] == 50 and out["demo"] is True
+    # demo rows name only the configured models (the embedded one by default): never gpt-4o & co.
+    configured = {t.partition("/")[2] for chain in get_settings().tiers.values() for t in chain}
+    assert set(out["models"]) == configured
     with db.get_engine().connect() as conn:
+        logged = {m for (m,) in conn.execute(text("SELECT DISTINCT model FROM request_log"))}
+        demo_ids = conn.execute(text("SELECT COUNT(*) FROM request_log WHERE request_id LIKE 'demo-%'")).scalar()
         n = conn.execute(text("SELECT COUNT(*) FROM request_log")).scalar()
+    assert logged == configured and CAPABLE_BEFORE[1] not in logged and CAPABLE_AFTER[1] not in logged
+    assert demo_ids == 1500  # every row is marked demo, so pages label it and `keel demo clear` finds it
+    with db.get_engine().connect() as conn:
         rolled = conn.execute(text("SELECT SUM(n), SUM(json_asked) FROM log_rollup_dims")).one()
         plans = dict(conn.execute(text(
             "SELECT plan, COUNT(*) FROM workspace WHERE id LIKE 'cust-%' GROUP BY plan")).all())
