@@ -1,6 +1,6 @@
-"""Dashboard read speed at 1,000,000 request-log rows: `core.ops.dashboard()` vs a naive GROUP BY.
+"""Dashboard read speed at 1,000,000 request-log rows: `core.observe.dashboard()` vs a naive GROUP BY.
 
-The SQLite database of synthetic rows (`core.ops._synthetic.insert_synthetic`) is generated once and cached as
+The SQLite database of synthetic rows (`core.observe._synthetic.insert_synthetic`) is generated once and cached as
 `var/bench/dashboard-<rows>.db` (+ `.json` with the generation time and schema revision); a re-run reuses it,
 and it is rebuilt when the row count or the schema revision differs. The window is the 30 days ending at the
 generation time (`Window.last(24*30, now=<generated at>)`), so a cached file gives the same answer every day.
@@ -55,7 +55,7 @@ def ensure_database(rows: int, home: str, rebuild: bool) -> tuple[str, dict, boo
     from sqlalchemy import text
 
     from core import db
-    from core.ops._synthetic import insert_synthetic
+    from core.observe._synthetic import insert_synthetic
 
     BENCH_VAR.mkdir(parents=True, exist_ok=True)
     path = BENCH_VAR / f"dashboard-{rows}.db"
@@ -100,7 +100,7 @@ def body(report: Report, rows: int, runs: int, rebuild: bool) -> None:
     from sqlalchemy import text
 
     from core import db
-    from core.ops import Window, dashboard
+    from core.observe import Window, dashboard
 
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as home:
         path, meta, built = ensure_database(rows, home, rebuild)
@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="measured runs per arm (default 5)")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the cached database")
     args = parser.parse_args()
-    report = Report("dashboard", f"core.ops.dashboard at {args.rows:,} rows vs a naive GROUP BY")
+    report = Report("dashboard", f"core.observe.dashboard at {args.rows:,} rows vs a naive GROUP BY")
     return _common.run(report, lambda r: body(r, args.rows, args.runs, args.rebuild), args.json)
 
 

@@ -70,8 +70,8 @@ def body(report: Report) -> None:
     from core import db
     from core.embeddings import embed, get_encoder
     from core.llm import record_log_rows
-    from core.ops import decay_features, decay_report
-    from core.ops._decay import eval_inputs, nearest_distance, vectors
+    from core.observe import decay_features, decay_report
+    from core.observe._decay import eval_inputs, nearest_distance, vectors
 
     train = _jsonl("data/support/intents.jsonl", {"split": "train"})
     search = _jsonl("data/evals/search.jsonl")

@@ -28,14 +28,13 @@ def log(message: str) -> None:
 def body(report: Report, skip_model: bool) -> None:
     home = tempfile.mkdtemp(prefix="keel-bench-evals-")
     _common.fresh_core(HOME=home)
-    from core.ops import load_cases, load_suites, run_suite
-    from core.ops._eval_targets import TARGETS, RunOptions
+    from core.evals import RunOptions, get_target, load_cases, load_suites, run_suite
 
     suites = load_suites()
     for name in ("support-intents", "support-routes"):
         suite = suites[name]
         cases = load_cases(suite, include_collected=False)
-        target = TARGETS[suite.target]
+        target = get_target(suite.target)
         options = RunOptions(suite=name, settings=suite.options)
         target.prepare(options)
         target.run(cases[0], options)  # load the encoder and the classifier once, outside both timings

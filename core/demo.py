@@ -30,7 +30,7 @@ def seed(traffic_rows: int = 2000) -> dict:
     marker = settings.home / ".demo_traffic_seeded"
     added = 0
     if traffic_rows and not marker.exists():
-        from core.ops._synthetic import insert_synthetic
+        from core.observe._synthetic import insert_synthetic
 
         # only configured models, so a fresh install's charts never name a model it does not have
         added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share,
@@ -54,7 +54,7 @@ def clear() -> dict:
 
     from core import db
     from core.llm._rollup import unrecord
-    from core.ops._synthetic import demo_id_bounds
+    from core.observe._synthetic import demo_id_bounds
     from core.support._seed import DEMO_HISTORY_PREFIX
     from core.tables import (
         RequestLog,
@@ -113,7 +113,7 @@ def demo_counts() -> dict:
     from sqlalchemy import func, select
 
     from core import db
-    from core.ops._synthetic import demo_id_bounds
+    from core.observe._synthetic import demo_id_bounds
     from core.support._seed import DEMO_HISTORY_PREFIX
     from core.tables import RequestLog, ReviewItem, SupportConversation
 

@@ -632,7 +632,8 @@ class ReviewDecision(SQLModel, table=True):
     created_at: float
 
 
-# -- Eval health (core.ops, migration 0011): reruns, model lifecycle and migration reports, re-label audits, decay.
+# -- Eval health (core.evals, core.observe; migration 0011): reruns, model lifecycle and migration reports, relabel audits,
+# decay.
 # -- Background work keeps its progress in these rows, so any server process and a reloaded page see it.
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.ops import capability_drift, cost_concentration, time_of_day
+from core.observe import capability_drift, cost_concentration, time_of_day
 from ui import charts
 from ui.controls import window_picker
 from ui.session import require_principal

@@ -15,11 +15,14 @@ from core.support import (
     segments,
 )
 from ui import support as ui
+from ui.demo import demo_cleared_notice, demo_data_panel, has_demo, label_demo
 from ui.session import require_principal
 from ui.text import plain
 
 principal = require_principal("support_agent", "admin")
 st.title("Customer satisfaction")
+demo_cleared_notice()
+demo_data_panel(principal)
 
 WINDOWS = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "All time": None}
 options = filter_options()
@@ -43,7 +46,7 @@ rows = segments(**filters)
 if not rows:
     st.info("No conversations in this window.")
     st.stop()
-st.plotly_chart(ui.csat_figure(rows), width="stretch")
+st.plotly_chart(label_demo(ui.csat_figure(rows), has_demo("support_conversations")), width="stretch")
 st.dataframe(pd.DataFrame([{"intent": s.intent, "handled by": s.handled_by, "model": s.model,
                             "avg CSAT": None if s.avg_csat is None else round(s.avg_csat, 2), "rated": s.rated,
                             "conversations": s.conversations, "escalation rate": s.escalation_rate} for s in rows]),

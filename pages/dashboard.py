@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import streamlit as st
 
 from core.llm import list_budgets
-from core.ops import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
+from core.observe import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
 from ui.demo import demo_cleared_notice, demo_data_panel

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.ops import describe_suites, list_runs
+from core.evals import describe_suites, list_runs
 from ui import charts
 from ui.eval_health import annotation_section, coverage_section, decay_section, migrations_section
 from ui.evals import collected_cases, pick_runs, run_launcher, side_by_side, suite_table

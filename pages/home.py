@@ -5,7 +5,7 @@ import streamlit as st
 from core import health
 from core.llm import LLMError, LLMRequest, get_gateway
 from core.prompts import load
-from ui.feedback import failure_note
+from ui.feedback import failure_note, working
 from ui.session import require_principal
 from ui.text import plain
 
@@ -33,12 +33,16 @@ with left, st.container(border=True):
             prompt = load("playground/chat")
             request = LLMRequest.from_prompt(prompt, {"message": question}, tier=tier or "fast", feature="home",
                                              task="quick_chat", user=principal.sub)
+            box = st.empty()
+            working(box)  # from the click to the first token; the streamed answer replaces it
             try:
                 stream = get_gateway().stream(request)
-                st.write_stream(chunk.text for chunk in stream if chunk.text)
+                if not box.write_stream(chunk.text for chunk in stream if chunk.text):
+                    box.caption("The model returned no text this time. Please try again.")
                 result = stream.result
                 st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "
                            f"first token {result.ttft_ms or 0:.0f} ms · total {result.latency_ms:.0f} ms · "
                            f"request {result.request_id[:8]}")
             except LLMError:
+                box.empty()
                 st.error(failure_note(kept=False))

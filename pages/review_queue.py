@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core.config import get_settings
-from core.ops import load_suites, review_counts, review_queue, review_total
+from core.annotation import review_counts, review_queue, review_total
+from core.evals import load_suites
 from ui.eval_health import investigate_panel
 from ui.demo import demo_cleared_notice, demo_data_panel
 from ui.evals import review_card

@@ -1,4 +1,4 @@
-"""Plotly figures for the Dashboard, built from `core.ops.Dashboard` data and nothing else."""
+"""Plotly figures for the Dashboard, built from `core.observe.Dashboard` data and nothing else."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def breakdown(rows: list[dict], dimension: str, top: int = 15) -> go.Figure:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Analysis page: built from `core.ops.Concentration`, `TimeOfDay` and `Drift`.
+# Analysis page: built from `core.observe.Concentration`, `TimeOfDay` and `Drift`.
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _PLAIN = dict(margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))

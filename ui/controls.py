@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.ops import Window
+from core.observe import Window
 
 
 def window_picker(windows: dict[str, int], default: int = 0) -> Window:

@@ -30,6 +30,22 @@ def demo_data_panel(principal: Principal) -> None:
             st.rerun()
 
 
+def has_demo(kind: str = "request_log") -> bool:
+    """Whether any demo rows of this kind (request_log, review_item, support_conversations) exist."""
+    from core.demo import demo_counts
+
+    return demo_counts()[kind] > 0
+
+
+def label_demo(fig, demo: bool):
+    """A chart drawn partly from demo rows says so under its title, so sample data never passes for real."""
+    if demo:
+        title = fig.layout.title.text or ""
+        top = fig.layout.margin.t if fig.layout.margin.t is not None else 40
+        fig.update_layout(title=dict(text=f"{title}<br><sup>includes demo data</sup>"), margin=dict(t=top + 18))
+    return fig
+
+
 def demo_cleared_notice() -> None:
     removed = st.session_state.pop("demo_cleared", None)
     if removed is not None:

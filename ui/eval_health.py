@@ -10,15 +10,18 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.ops import (
+from core.observe import (
     DECAY_DEFAULT_DAYS, DECAY_DEFAULT_DISTANCE, DECAY_PRODUCTION_CAP, DecayError, decay_features, decay_reports,
     latest_decay_reports, send_cluster_to_review,
 )
-from core.ops import (
-    INVESTIGATION_MAX_N, Factor, InvestigationError, MigrationError, RelabelError, annotation_summary, audit_items,
-    audit_report, branch_coverage, feature_readiness, investigation_to_eval_case, list_audits,
-    list_investigations, list_lifecycle, list_migration_reports, load_suites, migrations_due, plan_investigation,
-    record_label, report_rows, set_lifecycle, start_audit, start_investigation, start_migration_report, suite_labels,
+from core.evals import (
+    RelabelError, annotation_summary, audit_items, audit_report, branch_coverage, list_audits, load_suites,
+    record_label, start_audit, suite_labels,
+)
+from core.observe import (
+    INVESTIGATION_MAX_N, Factor, InvestigationError, MigrationError, feature_readiness, investigation_to_eval_case,
+    list_investigations, list_lifecycle, list_migration_reports, migrations_due, plan_investigation, report_rows,
+    set_lifecycle, start_investigation, start_migration_report,
 )
 from core.llm import list_prices
 from ui.evals import pct, when

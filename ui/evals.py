@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from core.ops import (
-    EvalError, ReviewError, background_status, compare_runs, delete_eval_case, get_run, list_eval_cases, list_runs,
-    mark_review, review_to_eval_case, start_background_run,
+from core.annotation import AnnotationError, mark_review, review_to_eval_case
+from core.evals import (
+    EvalError, background_status, compare_runs, delete_eval_case, get_run, list_eval_cases, list_runs,
+    start_background_run,
 )
 from ui import charts
 
@@ -217,7 +218,7 @@ def review_card(item: dict, suites: list[str], reviewer: str) -> None:
 def _mark(request_id: str, verdict: str, note: str, reviewer: str) -> None:
     try:
         mark_review(request_id, verdict, note, reviewer=reviewer)
-    except ReviewError as exc:
+    except AnnotationError as exc:
         st.error(str(exc))
         return
     st.rerun()
@@ -242,7 +243,7 @@ def _to_eval_case(item: dict, suites: list[str], note: str, reviewer: str) -> No
         except json.JSONDecodeError as exc:
             st.error(f"Expected must be a JSON object: {exc.msg}")
             return
-        except (ReviewError, EvalError) as exc:
+        except (AnnotationError, EvalError) as exc:
             st.error(str(exc))
             return
         st.toast(f"Eval case {case_id} added to {suite}")

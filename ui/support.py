@@ -194,6 +194,6 @@ def eval_case_form(conversation_id: int, principal, *, key: str) -> None:
                 except (SupportError, ValueError) as exc:
                     st.error(str(exc))
                 except ImportError:
-                    st.error("The eval pipeline (core.ops.add_eval_case) is not available in this build.")
+                    st.error("The eval pipeline (core.evals.add_eval_case) is not available in this build.")
                 else:
                     st.success(f"Added eval case #{case_id} to {suite}.")

@@ -90,7 +90,7 @@ def _search_sync(principal: Principal, data, _params):
 
 def _eval_run(principal: Principal, data, _params):
     from core import jobs
-    from core.ops import background_status, start_background_run
+    from core.evals import background_status, start_background_run
 
     suite = data.get("suite")
     if not isinstance(suite, str) or not suite:

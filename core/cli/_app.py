@@ -64,7 +64,7 @@ def cmd_llm_chat(args) -> int:
 
 def cmd_logs_tail(args) -> int:
     from core import services
-    from core.ops import tail
+    from core.observe import tail
 
     services.prepare()
     last_id = 0

@@ -42,7 +42,7 @@ def cmd_demo_traffic(args) -> int:
 
     from core import services
     from core.config import get_settings
-    from core.ops._synthetic import ensure_customer_workspaces, insert_synthetic
+    from core.observe._synthetic import ensure_customer_workspaces, insert_synthetic
 
     services.prepare()
     settings = get_settings()

@@ -30,7 +30,7 @@ class _ProgressLine:
 
 
 def cmd_eval_list(args) -> int:
-    from core.ops import describe_suites
+    from core.evals import describe_suites
 
     suites = describe_suites()
     lines = [f"{s['suite']:<24} {str(s['cases']):>5} cases  {'fast' if s['fast'] else 'slow'}  "
@@ -41,7 +41,7 @@ def cmd_eval_list(args) -> int:
 
 def cmd_eval_run(args) -> int:
     from core import services
-    from core.ops import export_run, load_suites, run_suite
+    from core.evals import export_run, load_suites, run_suite
 
     services.prepare()
     names = list(args.suites)
@@ -84,7 +84,7 @@ def _print_report(report) -> None:
           f"p95 {run['latency_p95_ms'] or 0:.1f} ms")
     baseline_segments = {}
     if run.get("baseline_run_id"):
-        from core.ops import get_run
+        from core.evals import get_run
 
         baseline_segments = (get_run(run["baseline_run_id"]) or {}).get("segments", {})
     for name, seg in report.segments.items():
@@ -99,7 +99,7 @@ def _print_report(report) -> None:
 
 def cmd_eval_compare(args) -> int:
     from core import services
-    from core.ops import compare_models
+    from core.evals import compare_models
 
     services.prepare()
     if len(args.model) == 2:
@@ -118,7 +118,7 @@ def cmd_eval_compare(args) -> int:
 
 def cmd_eval_runs(args) -> int:
     from core import services
-    from core.ops import list_runs
+    from core.evals import list_runs
 
     services.prepare()
     runs = list_runs(args.suite, limit=args.n)
@@ -131,7 +131,7 @@ def cmd_eval_runs(args) -> int:
 
 def cmd_eval_export(args) -> int:
     from core import services
-    from core.ops import export_run
+    from core.evals import export_run
 
     services.prepare()
     run = export_run(args.run)
@@ -143,7 +143,7 @@ def cmd_eval_export(args) -> int:
 
 def _migration_report(args) -> int:
     """Two models: the comparison is stored as a migration report (quality, cost, latency per suite and segment)."""
-    from core.ops import get_migration_report, report_rows, start_migration_report
+    from core.observe import get_migration_report, report_rows, start_migration_report
 
     report_id = start_migration_report(args.model[0], args.model[1], args.suite or None, limit=args.limit,
                                        created_by=_user())
@@ -166,7 +166,7 @@ def _migration_report(args) -> int:
 
 def cmd_eval_coverage(args) -> int:
     from core import services
-    from core.ops import branch_coverage
+    from core.evals import branch_coverage
 
     services.prepare()
     report = branch_coverage(days=args.days)
@@ -185,7 +185,7 @@ def cmd_eval_coverage(args) -> int:
 
 def cmd_eval_decay(args) -> int:
     from core import services
-    from core.ops import DECAY_DEFAULT_DISTANCE, decay_reports
+    from core.observe import DECAY_DEFAULT_DISTANCE, decay_reports
 
     services.prepare()
     distance = DECAY_DEFAULT_DISTANCE if args.distance is None else args.distance
@@ -210,7 +210,7 @@ def cmd_eval_decay(args) -> int:
 
 def cmd_eval_investigate(args) -> int:
     from core import services
-    from core.ops import get_investigation, plan_investigation, start_investigation
+    from core.observe import get_investigation, plan_investigation, start_investigation
 
     services.prepare()
     if args.show:
@@ -238,7 +238,7 @@ def cmd_eval_investigate(args) -> int:
 
 def cmd_eval_lifecycle(args) -> int:
     from core import services
-    from core.ops import list_lifecycle, migrations_due, set_lifecycle
+    from core.observe import list_lifecycle, migrations_due, set_lifecycle
 
     services.prepare()
     if args.model:
@@ -252,7 +252,7 @@ def cmd_eval_lifecycle(args) -> int:
 
 def cmd_eval_relabel(args) -> int:
     from core import services
-    from core.ops import annotation_summary, audit_report, start_audit
+    from core.evals import annotation_summary, audit_report, start_audit
 
     services.prepare()
     if args.start:

@@ -1,13 +1,56 @@
-"""Turn an escalated or low-rated conversation into an eval case for the eval pipeline (core.ops)."""
+"""Support's eval hooks: the `support.classify` and `support.route` targets and the router's branches, registered
+with core.evals (which imports no feature), and turning an escalated or low-rated conversation into an eval case."""
 
 from __future__ import annotations
 
+import time
+
+from core.evals import Agent, Target, TargetOutput, add_eval_case, register_branches, register_target
 from core.support._conversations import get_conversation, list_messages
 from core.support._errors import NotAllowed
-from core.support._router import ROUTES
+from core.support._router import ROUTES, SupportBranch
 
 EVAL_SUITES = ("support-routes", "support-intents")
 EVAL_SOURCE = "support_escalation"
+
+
+class SupportClassify(Target):
+    """The intent classifier alone (no LLM)."""
+
+    def model_label(self, options):
+        return "intent-classifier"
+
+    def run(self, case, options):
+        from core.support import classify
+
+        started = time.perf_counter()
+        result = classify(case.input)
+        latency = (time.perf_counter() - started) * 1000
+        output = {"label": result.label, "confidence": round(float(result.confidence), 4)}
+        return TargetOutput(output=output, text=result.label, latency_ms=latency)
+
+
+class SupportRoute(Target):
+    """The router's decision for a first message (no LLM unless the router consults one)."""
+
+    def model_label(self, options):
+        return "intent-classifier+router"
+
+    def run(self, case, options):
+        from core.support import plan_route
+
+        started = time.perf_counter()
+        decision = plan_route(case.input, rephrased_already=bool(case.fields.get("rephrased_already")))
+        latency = (time.perf_counter() - started) * 1000
+        output = {"route": decision.route, "intent": decision.intent,
+                  "confidence": round(float(decision.confidence), 4), "reason": decision.reason,
+                  "branch": str(decision.branch) if getattr(decision, "branch", None) else None}
+        return TargetOutput(output=output, text=decision.route, latency_ms=latency)
+
+
+register_target("support.classify", SupportClassify())
+register_target("support.route", SupportRoute())
+register_branches(Agent.SUPPORT, SupportBranch)
 
 
 def eval_case_draft(conversation_id: int) -> dict:
@@ -21,9 +64,7 @@ def eval_case_draft(conversation_id: int) -> dict:
 
 def add_conversation_to_eval(conversation_id: int, *, suite: str, input_text: str, expected: dict, notes: str,
                              created_by: str) -> int:
-    """Add one case through `core.ops.add_eval_case`; only escalated or low-CSAT conversations qualify."""
-    from core.ops import add_eval_case  # the eval pipeline's API (owned by core.ops)
-
+    """Add one case through `core.evals.add_eval_case`; only escalated or low-CSAT conversations qualify."""
     if suite not in EVAL_SUITES:
         raise NotAllowed(f"suite must be one of {EVAL_SUITES}")
     draft = eval_case_draft(conversation_id)

@@ -13,8 +13,8 @@ from core.config import get_settings
 from core.demo import clear
 from core.llm import PriceBook, RequestLogWriter, ensure_default_prices
 from core.llm._log import LogEntry
-from core.ops import queue_for_review, review_queue, review_total
-from core.ops._synthetic import ensure_customer_workspaces, insert_synthetic
+from core.annotation import queue_for_review, review_queue, review_total
+from core.observe._synthetic import ensure_customer_workspaces, insert_synthetic
 from core.support import seed_demo_company
 from core.tables import SupportConversation, Workspace, WorkspaceMember
 

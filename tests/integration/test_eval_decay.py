@@ -17,9 +17,11 @@ from sqlmodel import select
 
 from core import config, db
 from core.llm import latency_bucket, record_log_rows
-from core.ops import (
-    DecayError, Discrimination, decay_report, decay_reports, get_decay_report, latest_decay_reports, list_eval_cases,
-    mark_review, queue_for_review, review_queue, review_to_eval_case, send_cluster_to_review, user_text,
+from core.annotation import mark_review, queue_for_review, review_queue, review_to_eval_case
+from core.evals import list_eval_cases
+from core.observe import (
+    DecayError, Discrimination, decay_report, decay_reports, get_decay_report, latest_decay_reports,
+    send_cluster_to_review, user_text,
 )
 from core.tables import DecayReport, DecayVector, EvalRun, ReviewItem
 

@@ -19,12 +19,14 @@ from sqlmodel import select
 from core import config, db, jobs
 from core.jobs import JobStatus
 from core.llm import LLMRequest, get_gateway, save_prices, set_gateway
-from core.ops import (
-    EvalError, InvestigationError, MigrationError, RelabelError, agent_branches, audit_items, audit_report,
-    branch_coverage, case_annotations, cohens_kappa, feature_readiness, get_investigation, get_migration_report,
-    investigation_to_eval_case, list_audits, list_investigations, list_migration_reports, migrations_due,
-    plan_investigation, record_label, report_rows, set_lifecycle, start_audit, start_investigation,
-    start_migration_report,
+from core.evals import (
+    EvalError, RelabelError, agent_branches, audit_items, audit_report, branch_coverage, case_annotations, cohens_kappa,
+    list_audits, record_label, start_audit,
+)
+from core.observe import (
+    InvestigationError, MigrationError, feature_readiness, get_investigation, get_migration_report,
+    investigation_to_eval_case, list_investigations, list_migration_reports, migrations_due, plan_investigation,
+    report_rows, set_lifecycle, start_investigation, start_migration_report,
 )
 from core.tables import (
     EvalCase, EvalResult, EvalRun, JobRow, RequestLog, ReviewRun, SupportConversation, SupportMessage,
@@ -187,7 +189,7 @@ def test_coverage_counts_production_share_eval_cases_and_last_failure(env):
 
 
 def test_eval_runs_record_the_branch_a_case_took(env):
-    from core.ops import run_suite
+    from core.evals import run_suite
 
     run = run_suite("qa", baseline=None).run
     with db.session() as s:  # llm.chat is no agent: no branch, and coverage ignores it

@@ -13,9 +13,10 @@ import pytest
 
 from core import config, db
 from core.llm import LLMRequest, get_gateway, save_prices, set_gateway
-from core.ops import (
-    EvalError, ReviewError, add_eval_case, compare_models, compare_runs, export_run, get_run, list_runs, load_cases,
-    get_suite, mark_review, review_counts, review_queue, review_to_eval_case, run_suite,
+from core.annotation import AnnotationError, mark_review, review_counts, review_queue, review_to_eval_case
+from core.evals import (
+    EvalError, add_eval_case, compare_models, compare_runs, export_run, get_run, get_suite, list_runs, load_cases,
+    run_suite,
 )
 from core.tables import ReviewItem
 from tests.support.fault_server import FaultServer
@@ -228,9 +229,9 @@ def test_review_queue_samples_calls_and_turns_a_bad_one_into_an_eval_case(eval_e
     queue = review_queue()
     assert [item["request_id"] for item in queue] == [done.request_id]
     assert queue[0]["output_text"] == RIGHT and "[user] capital of France?" in queue[0]["input_text"]
-    with pytest.raises(ReviewError, match="mark the call good or bad"):
+    with pytest.raises(AnnotationError, match="mark the call good or bad"):
         review_to_eval_case(done.request_id, "qa", {"contains": ["Paris"]}, created_by="rev")
-    with pytest.raises(ReviewError, match="verdict must be one of"):
+    with pytest.raises(AnnotationError, match="verdict must be one of"):
         mark_review(done.request_id, "meh", reviewer="rev")
     mark_review(done.request_id, "bad", "should say Paris in one word'; DROP TABLE eval_case; --", reviewer="rev")
     assert review_counts() == {"pending": 0, "good": 0, "bad": 1}
@@ -246,15 +247,15 @@ def test_bad_cases_and_suites_get_clear_errors(eval_env):
     _, _, suites_dir = eval_env
     with pytest.raises(EvalError, match="unknown eval suite"):
         add_eval_case("nope", "x", {"label": "FAQ"}, source="manual")
-    with pytest.raises(ReviewError, match="non-empty input"):
+    with pytest.raises(EvalError, match="non-empty input"):
         add_eval_case("qa", "   ", {"label": "FAQ"}, source="manual")
-    with pytest.raises(ReviewError, match="non-empty object"):
+    with pytest.raises(EvalError, match="non-empty object"):
         add_eval_case("qa", "hello", {}, source="manual")
-    with pytest.raises(ReviewError, match="must be text"):
+    with pytest.raises(EvalError, match="must be text"):
         add_eval_case("qa", b"\x00\xff", {"label": "FAQ"}, source="manual")
-    with pytest.raises(ReviewError, match="limit is 100,000"):
+    with pytest.raises(EvalError, match="limit is 100,000"):
         add_eval_case("qa", "x" * 100_001, {"label": "FAQ"}, source="manual")
-    with pytest.raises(ReviewError, match="source must be one of"):
+    with pytest.raises(EvalError, match="source must be one of"):
         add_eval_case("qa", "hello", {"label": "FAQ"}, source="../../etc")
     (suites_dir / "labels.jsonl").write_text('{"input": "hi", "label": "FAQ"}\nnot json\n')
     with pytest.raises(EvalError, match=r"labels.jsonl:2: not valid JSON"):

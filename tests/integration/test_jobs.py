@@ -156,7 +156,7 @@ from tests.integration.test_evals import eval_env, servers  # noqa: E402,F401  (
 
 
 def test_eval_runs_from_the_page_are_jobs_and_a_lost_one_never_stays_running(eval_env):
-    from core.ops import background_status, list_runs, start_background_run
+    from core.evals import background_status, list_runs, start_background_run
     from core.tables import EvalRun
 
     assert start_background_run("qa", started_by="alice") is True

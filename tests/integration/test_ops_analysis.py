@@ -12,8 +12,8 @@ from sqlalchemy import text
 from core import db
 from core.config import get_settings
 from core.llm import latency_bucket, record_log_rows
-from core.ops import Window, capability_drift, cost_concentration, gini, lorenz_points, time_of_day
-from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, insert_synthetic, model_switch_time
+from core.observe import Window, capability_drift, cost_concentration, gini, lorenz_points, time_of_day
+from core.observe._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, insert_synthetic, model_switch_time
 from core.tables import Workspace
 
 # A Monday, 00:00 UTC; the windows below all end within the following weeks.

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from core import db
 from core.llm import PriceBook, RequestLogWriter, ensure_default_prices, list_prices, save_prices
 from core.llm._log import LogEntry
-from core.ops import LogFilter, Window, dashboard, percentile, recent_calls, request_attempts, tail
-from core.ops._synthetic import insert_synthetic
+from core.observe import LogFilter, Window, dashboard, percentile, recent_calls, request_attempts, tail
+from core.observe._synthetic import insert_synthetic
 from core.tables import SQLModel
 
 

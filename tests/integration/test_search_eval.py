@@ -10,11 +10,11 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_search_target_returns_ranked_sources_and_fails_on_a_forbidden_one(keel_home):
-    from core.ops._eval_targets import TARGETS, EvalTargetError, RunOptions
+    from core.evals import EvalTargetError, RunOptions, get_target
     from core.search import audit_log, forget_tables
 
     forget_tables()
-    target = TARGETS["search.retrieve"]
+    target = get_target("search.retrieve")
     options = RunOptions(suite="search", settings={"k": 5})
     target.prepare(options)
     case = SimpleNamespace(input="How many unused PTO days carry forward?",

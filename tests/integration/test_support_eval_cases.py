@@ -1,4 +1,4 @@
-"""'Add to eval dataset' from support: escalated or low-CSAT conversations become eval cases in core.ops."""
+"""'Add to eval dataset' from support: escalated or low-CSAT conversations become eval cases in core.evals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from core import config
 from core.llm import set_gateway
-from core.ops import list_eval_cases
+from core.evals import list_eval_cases
 from core.support import (
     Customer,
     NotAllowed,

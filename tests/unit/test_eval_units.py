@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.llm._rollup import review_samples, sampled_for_review
-from core.ops._eval_scorers import SCORERS
-from core.ops._eval_targets import EvalTargetError, TargetOutput, parse_logged_input, resolve_prompt
-from core.ops._evals import EvalError, Suite, _verdict, load_suites, segment_table
+from core.evals import (
+    SCORERS, EvalError, EvalTargetError, Suite, TargetOutput, load_suites, parse_logged_input, resolve_prompt,
+)
+from core.evals._runner import _verdict, segment_table
 
 SUITE = Suite(name="t", feature="f", description="", target="llm.chat", dataset=Path("x.jsonl"), scorers=(),
               max_latency_ms=100, max_cost_usd=0.001, options={"k": 3})
@@ -146,7 +147,7 @@ def test_a_suite_without_a_floor_is_refused_with_a_clear_error(tmp_path):
 
 
 def test_every_repo_suite_has_a_floor_a_little_below_its_checked_in_baseline():
-    from core.ops._evals import baseline_file, load_run_file
+    from core.evals._runner import baseline_file, load_run_file
 
     for suite in load_suites().values():
         assert suite.min_score is not None and 0 < suite.min_score <= 1, suite.name

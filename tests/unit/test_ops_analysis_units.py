@@ -5,10 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from core.llm._rollup import aggregate, is_empty_output
-from core.ops import (
-    Concentration, Drift, gini, hour_of_day_and_weekday, lorenz_points, paid_plan_usd, top_share,
-)
-from core.ops._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, model_switch_time, synthetic_rows
+from core.observe import Concentration, Drift, gini, hour_of_day_and_weekday, lorenz_points, paid_plan_usd, top_share
+from core.observe._synthetic import CAPABLE_AFTER, CAPABLE_BEFORE, model_switch_time, synthetic_rows
 
 
 def test_lorenz_points_on_a_hand_made_distribution():

@@ -7,8 +7,7 @@ import tomllib
 from types import SimpleNamespace
 
 from core.config import REPO_ROOT
-from core.ops._eval_scorers import SCORERS
-from core.ops._eval_targets import TARGETS
+from core.evals import SCORERS, get_target
 from core.review import sample_prs
 
 DATASET = REPO_ROOT / "data" / "evals" / "review_findings.jsonl"
@@ -50,4 +49,4 @@ def test_suites_are_registered():
     suites = tomllib.loads((REPO_ROOT / "data" / "evals" / "suites.toml").read_text())
     assert suites["review-findings"]["target"] == suites["review-findings-tools"]["target"] == "review.findings"
     assert suites["review-findings-tools"]["fast"] is True and suites["review-findings"]["uses_model"] is True
-    assert "review.findings" in TARGETS
+    assert type(get_target("review.findings")).__name__ == "ReviewFindings"

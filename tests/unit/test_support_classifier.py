@@ -227,7 +227,7 @@ def test_head_is_cached_by_training_hash_and_survives_a_torn_file(tmp_path, monk
 
 def test_an_extra_dataset_is_scored_in_its_own_segment_outside_the_gated_score(tmp_path, monkeypatch):
     from core import config
-    from core.ops._evals import run_suite
+    from core.evals import run_suite
 
     (tmp_path / "cases.jsonl").write_text('{"text": "reset my password", "label": "ACCOUNT_ACTION"}\n',
                                           encoding="utf-8")

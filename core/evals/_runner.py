@@ -21,8 +21,8 @@ from sqlmodel import select
 
 from core import db
 from core.config import REPO_ROOT, get_settings
-from core.ops._eval_scorers import SCORERS, ScoreResult
-from core.ops._eval_targets import TARGETS, EvalTargetError, RunOptions, TargetOutput
+from core.evals._scorers import SCORERS, ScoreResult
+from core.evals._targets import EvalTargetError, RunOptions, TargetOutput, get_target
 from core.tables import EvalCase, EvalResult, EvalRun
 
 DEFAULT_SUITES_FILE = REPO_ROOT / "data" / "evals" / "suites.toml"
@@ -109,8 +109,10 @@ def load_suites(path: Path | None = None) -> dict[str, Suite]:
         unknown_scorers = [s for s in spec.get("scorers", []) if s not in SCORERS]
         if unknown_scorers:
             raise EvalError(f"{path}: suite {name} names unknown scorers {unknown_scorers}; known: {sorted(SCORERS)}")
-        if spec.get("target") not in TARGETS:
-            raise EvalError(f"{path}: suite {name} names unknown target {spec.get('target')!r}; known: {sorted(TARGETS)}")
+        try:
+            get_target(spec.get("target"))
+        except EvalTargetError as exc:
+            raise EvalError(f"{path}: suite {name} names {exc}") from None
         tolerance, floor = _fraction(path, name, spec, "tolerance", 0.02), _floor(path, name, spec)
         dataset = Path(spec.get("dataset", ""))
         suites[name] = Suite(
@@ -244,7 +246,7 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
     if not cases:
         raise EvalError(f"suite {suite.name} has no cases")
     options = RunOptions(model=model, prompt_version=prompt_version, suite=suite.name, settings=suite.options)
-    target = TARGETS[suite.target]
+    target = get_target(suite.target)
     try:
         target.prepare(options)
     except EvalTargetError as exc:
@@ -541,7 +543,7 @@ def describe_suites() -> list[dict[str, Any]]:
 def start_background_run(name: str, *, started_by: str | None = None, **kwargs) -> bool:
     """Queue a run of the suite as a durable job (core.jobs; any replica runs it and shows it); its progress is the
     stored run's result count. Returns False when that suite is already queued or running on any replica."""
-    from core.ops._eval_jobs import start
+    from core.evals._jobs import start
 
     get_suite(name)
     return start(name, started_by=started_by, **kwargs)
@@ -549,6 +551,6 @@ def start_background_run(name: str, *, started_by: str | None = None, **kwargs) 
 
 def background_status() -> dict[str, dict]:
     """Per suite, its newest page-started run job: running, error, started (from SQL, so every replica agrees)."""
-    from core.ops._eval_jobs import status
+    from core.evals._jobs import status
 
     return status()

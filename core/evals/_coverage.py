@@ -1,7 +1,7 @@
 """Agent branch coverage: which decision branches the support router and the PR-review agent take in production,
 and which of them any eval case exercises. The branch list is the agents' own StrEnums, so a branch added in code
 shows up here uncovered until an eval case takes it; `keel eval coverage` fails CI on a production branch with no
-eval case.
+eval case. Each agent's feature registers its branch enum from its own `_eval.py` (`register_branches`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,23 @@ class Agent(StrEnum):
     REVIEW = "review"
 
 
-def agent_branches() -> dict[Agent, list[str]]:
-    """The branches each agent can take, read from the code that decides them."""
-    from core.review._agent import ReviewBranch
-    from core.support._router import SupportBranch
+_BRANCHES: dict[Agent, list[str]] = {}
 
-    return {Agent.SUPPORT: [str(b) for b in SupportBranch], Agent.REVIEW: [str(b) for b in ReviewBranch]}
+
+def register_branches(agent: Agent, branches) -> None:
+    """A feature's `_eval.py` names the branches its agent can take (its own StrEnum)."""
+    _BRANCHES[Agent(agent)] = [str(b) for b in branches]
+
+
+def agent_branches() -> dict[Agent, list[str]]:
+    """The branches each agent can take, read from the code that decides them (each agent's package is loaded by
+    name, so this module imports none of them)."""
+    from core.evals._targets import _load_feature
+
+    for agent in Agent:
+        if agent not in _BRANCHES:
+            _load_feature(str(agent))
+    return {agent: list(_BRANCHES.get(agent, [])) for agent in Agent}
 
 
 @dataclass

@@ -102,19 +102,19 @@ def _model_part(name: str) -> str:
 
 def check_models(models: list[str]) -> None:
     """Each compared model must be a tier or a provider/model the gateway knows."""
-    from core.ops._eval_targets import EvalTargetError, RunOptions, _llm_overrides
+    from core.evals import EvalTargetError, RunOptions, llm_overrides
 
     if len(models) != 2 or models[0] == models[1]:
         raise MigrationError("a migration report compares exactly two different models: --model FROM --model TO")
     for m in models:
         try:
-            _llm_overrides(RunOptions(model=m, suite="compare"), "capable")
+            llm_overrides(RunOptions(model=m, suite="compare"), "capable")
         except EvalTargetError as exc:
             raise MigrationError(str(exc)) from None
 
 
 def migration_suites(suites: list[str] | None = None) -> list[str]:
-    from core.ops._evals import get_suite, load_suites
+    from core.evals import get_suite, load_suites
 
     if suites:
         for name in suites:
@@ -192,14 +192,14 @@ def close_migration_report(report_id: int | None, reason: str) -> bool:
 
 
 def _close_runs(run_ids: list, reason: str) -> None:
-    from core.ops._eval_jobs import _close_run
+    from core.evals import close_run
 
     for run_id in run_ids:
-        _close_run(int(run_id), reason)
+        close_run(int(run_id), reason)
 
 
 def run_migration_report(report_id: int, *, limit: int | None = None, progress=None, on_run=None) -> dict:
-    from core.ops._evals import get_run, get_suite, run_suite
+    from core.evals import get_run, get_suite, run_suite
 
     with db.session() as s:
         row = s.get(MigrationReport, report_id)
@@ -316,7 +316,7 @@ def report_rows(report: dict) -> list[dict]:
 def feature_readiness(days: float = 30.0) -> list[dict]:
     """For every model with a lifecycle entry and every feature that called it in the last `days`: is the feature
     ready to move to the replacement? Read from the newest finished report between the two models."""
-    from core.ops._evals import load_suites
+    from core.evals import load_suites
 
     since = time.time() - days * 86400
     with db.session() as s:

@@ -132,7 +132,7 @@ def llm_judge(expected: dict, out, suite) -> ScoreResult | None:
     rubric = expected.get("rubric")
     if not rubric:
         return None
-    from core.ops._eval_targets import capable_judge_available, judge
+    from core.evals._targets import capable_judge_available, judge
 
     if not capable_judge_available():
         return None

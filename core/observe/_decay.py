@@ -75,7 +75,7 @@ def user_text(raw: str) -> str:
 
 def decay_features() -> dict[str, list]:
     """Feature → its suites (a feature is known when at least one suite names it)."""
-    from core.ops._evals import load_suites
+    from core.evals import load_suites
 
     out: dict[str, list] = {}
     for suite in load_suites().values():
@@ -85,7 +85,7 @@ def decay_features() -> dict[str, list]:
 
 def eval_inputs(suites: list) -> list[str]:
     """Every dataset, extra-dataset and collected case input of the suites, as the user wrote it."""
-    from core.ops._evals import load_cases
+    from core.evals import load_cases
 
     texts = []
     for suite in suites:
@@ -371,7 +371,7 @@ def latest_decay_reports() -> list[dict]:
 def send_cluster_to_review(report_id: int, cluster: int, n: int = 5, *, seed: int | None = None) -> list[str]:
     """Put a random sample of n not-yet-sent calls of one uncovered cluster in the review queue; returns the request
     ids added. The report remembers what it sent, so a second click sends others."""
-    from core.ops._review_queue import queue_for_review
+    from core.annotation import queue_for_review
 
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEND:
         raise DecayError(f"send 1 to {MAX_SEND} calls at a time, not {n!r}")

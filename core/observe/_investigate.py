@@ -89,7 +89,7 @@ def logged_call(request_id: str) -> RequestLog:
 
 def plan_investigation(request_id: str, hypothesis: str, factor: str, variants: list, n: int) -> InvestigationPlan:
     """Check every input and price the reruns; raises InvestigationError with what to fix."""
-    from core.ops._eval_targets import parse_logged_input
+    from core.evals import parse_logged_input
 
     hypothesis = str(hypothesis or "").replace("\x00", "").strip()
     if not hypothesis:
@@ -164,7 +164,7 @@ _CONTEXT_BLOCK = re.compile(r"<(context|sources|documents?)>.*?</\1>", re.S | re
 def _variant_messages(factor: Factor, value: str, messages: list[dict], base: dict) -> list[dict]:
     """The messages for one value: the logged ones, with the prompt's system part or the context swapped."""
     if factor is Factor.PROMPT_VERSION:
-        from core.ops._eval_targets import EvalTargetError, resolve_prompt
+        from core.evals import EvalTargetError, resolve_prompt
 
         if not base.get("prompt_id"):
             raise InvestigationError("this call names no prompt, so there is no prompt version to vary")
@@ -278,7 +278,7 @@ def run_investigation(investigation_id: int, *, ctx: JobContext | None = None) -
     gateway = get_gateway()
     try:
         call = logged_call(plan["request_id"])
-        from core.ops._eval_targets import parse_logged_input
+        from core.evals import parse_logged_input
 
         messages = parse_logged_input(call.input_text or "")
         base, max_tokens = plan["base"], int(plan["max_tokens"])
@@ -383,7 +383,7 @@ def _as_dict(row: Investigation) -> dict:
 def investigation_to_eval_case(investigation_id: int, suite: str, expected: dict, *, created_by: str,
                                rubric_version: str | None = None) -> int:
     """The investigated call becomes an eval case of `suite`, its notes carrying the hypothesis and the outcome."""
-    from core.ops._review_queue import add_eval_case
+    from core.evals import add_eval_case
 
     inv = get_investigation(investigation_id)
     if inv["status"] != InvestigationStatus.DONE:

@@ -14,12 +14,12 @@ KIND = "eval_run"
 
 
 def _lost(job) -> None:
-    _close_run(job.progress.get("run_id"), job.error or "worker lost")
+    close_run(job.progress.get("run_id"), job.error or "worker lost")
 
 
 @jobs.kind(KIND, on_lost=_lost)
 def run_eval(ctx: JobContext, suite: str, started_by: str | None = None, options: dict | None = None) -> dict:
-    from core.ops._evals import run_suite
+    from core.evals._runner import run_suite
 
     # The id of the eval_run row this job created rides in every progress report, so a replica that finds the job
     # lost closes exactly that run, never another run of the suite (a CLI run started at the same time).
@@ -35,15 +35,15 @@ def run_eval(ctx: JobContext, suite: str, started_by: str | None = None, options
     try:
         report = run_suite(suite, started_by=started_by, **(options or {}), on_run=created, progress=progress)
     except BaseException as exc:
-        _close_run(run_id[0] if run_id else None, f"stopped: {exc or type(exc).__name__}")
+        close_run(run_id[0] if run_id else None, f"stopped: {exc or type(exc).__name__}")
         raise
     run = getattr(report, "run", {}) or {}
     return {"run_id": run.get("id"), "status": run.get("status"), "score": run.get("score")}
 
 
-def _close_run(run_id: int | None, message: str) -> None:
+def close_run(run_id: int | None, message: str) -> None:
     """Mark this job's own eval_run error if it is still running (no id: the job never created one)."""
-    from core.ops._evals import RunStatus
+    from core.evals._runner import RunStatus
     from core.tables import EvalRun
 
     if run_id is None:

@@ -33,7 +33,7 @@ class RelabelError(ValueError):
 
 
 def rubrics() -> dict[str, dict]:
-    from core.ops._evals import suites_file
+    from core.evals._runner import suites_file
 
     path = suites_file().parent / "rubrics.toml"
     if not path.is_file():
@@ -63,7 +63,7 @@ def _label_of(expected: dict) -> str | None:
 
 def case_annotations(suite_name: str) -> list[dict]:
     """Every case of a suite with its rubric version, labeller and whether it predates the current rubric."""
-    from core.ops._evals import get_suite, load_cases
+    from core.evals._runner import get_suite, load_cases
     from core.tables import EvalCase
 
     suite = get_suite(suite_name)
@@ -84,7 +84,7 @@ def case_annotations(suite_name: str) -> list[dict]:
 
 def annotation_summary() -> list[dict]:
     """Per suite: cases, how many predate the current rubric, labellers, and the latest audit's kappa."""
-    from core.ops._evals import EvalError, load_suites
+    from core.evals._runner import EvalError, load_suites
 
     latest = {}
     for audit in list_audits():
@@ -112,7 +112,7 @@ CASE_ID_MAX = 128  # relabel_item.case_id
 
 def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed: int | None = None) -> int:
     """Sample k labelled cases of the suite into a new audit (all rows in one transaction)."""
-    from core.ops._evals import get_suite, load_cases
+    from core.evals._runner import get_suite, load_cases
 
     suite = get_suite(suite_name)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
@@ -144,7 +144,7 @@ def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed:
 
 
 def suite_labels(suite_name: str) -> list[str]:
-    from core.ops._evals import get_suite, load_cases
+    from core.evals._runner import get_suite, load_cases
 
     return sorted({_label_of(c.expected) for c in load_cases(get_suite(suite_name)) if _label_of(c.expected)})
 

@@ -1,4 +1,6 @@
-"""LLM-ops reads over the request log: totals, percentiles, time series, breakdowns and single calls.
+"""Looking at the request log: dashboard totals, percentiles, time series, breakdowns and single calls; cost and
+drift analysis, eval decay, investigations, model-migration reports, model-worker health and the synthetic demo
+traffic (`_synthetic`). Evals live in core.evals and the annotation queue in core.annotation.
 
 Aggregates come from hourly rollups the log writer keeps in the same transaction as each row, and
 percentiles from their log-scale latency histogram (exact to about 5 %), so a million rows read in well under a second.
@@ -244,34 +246,21 @@ def tail(limit: int = 20, after_id: int = 0) -> list[dict]:
         return [r.model_dump() for r in reversed(s.exec(query).all())]
 
 
-from core.ops._analysis import (  # noqa: E402  (analysis reads reuse `percentile` above)
+from core.observe._analysis import (  # noqa: E402  (analysis reads reuse `percentile` above)
     WEEKDAYS, Concentration, Drift, TimeOfDay, capability_drift, cost_concentration, gini, hour_of_day_and_weekday,
     lorenz_points, paid_plan_usd, time_of_day, top_share,
 )
-from core.ops._evals import (  # noqa: E402
-    EvalError, RunReport, Suite, background_status, compare_models, compare_runs, describe_suites, export_run, get_run,
-    get_suite, list_runs, load_cases, load_suites, run_suite, start_background_run,
-)
-from core.ops._coverage import Agent, BranchRow, CoverageReport, agent_branches, branch_coverage  # noqa: E402
-from core.ops._decay import (  # noqa: E402
+from core.observe._decay import (  # noqa: E402
     DEFAULT_DAYS as DECAY_DEFAULT_DAYS, DEFAULT_DISTANCE as DECAY_DEFAULT_DISTANCE, MAX_SEND as DECAY_MAX_SEND,
     PRODUCTION_CAP as DECAY_PRODUCTION_CAP, DecayError, Discrimination, decay_features, decay_report, decay_reports,
     get_decay_report, latest_decay_reports, send_cluster_to_review, user_text,
 )
-from core.ops._investigate import (  # noqa: E402
+from core.observe._investigate import (  # noqa: E402
     MAX_N as INVESTIGATION_MAX_N, Factor, InvestigationError, InvestigationPlan, get_investigation,
     investigation_to_eval_case, list_investigations, plan_investigation, start_investigation,
 )
-from core.ops._model_migration import (  # noqa: E402
+from core.observe._model_migration import (  # noqa: E402
     MigrationError, Readiness, feature_readiness, get_migration_report, list_lifecycle, list_migration_reports,
     migrations_due, remove_lifecycle, report_rows, set_lifecycle, start_migration_report,
 )
-from core.ops._relabel import (  # noqa: E402
-    RelabelError, annotation_summary, audit_items, audit_report, case_annotations, cohens_kappa, list_audits,
-    record_label, start_audit, suite_labels,
-)
-from core.ops._review_queue import (  # noqa: E402
-    ReviewError, add_eval_case, delete_eval_case, list_eval_cases, mark_review, queue_for_review, review_counts,
-    review_queue, review_to_eval_case, review_total, ReviewSource,
-)
-from core.ops._worker_health import WORKER_CRASH_MARKERS, model_worker  # noqa: E402
+from core.observe._worker_health import WORKER_CRASH_MARKERS, model_worker  # noqa: E402

@@ -162,7 +162,7 @@ class TimeOfDay:
 
 def time_of_day(window) -> TimeOfDay:
     """p95 latency, average time to first token, error and fallback rates by UTC hour of day × weekday."""
-    from core.ops import percentile
+    from core.observe import percentile
 
     started = time.perf_counter()
     with db.get_engine().connect() as conn:

@@ -1,9 +1,9 @@
-"""The review queue: a sampled share of answered calls that a person marks good or bad, and eval cases collected
-from it (and from support escalations), kept apart from the curated datasets in the repo."""
+"""The annotation queue: a sampled share of answered LLM calls (`KEEL_ANNOTATION_SAMPLE_SHARE`) that a person marks
+good or bad, and one click from a marked call to an eval case. (Not PR review, which is core.review; the table keeps
+its old name, `review_item`.)"""
 
 from __future__ import annotations
 
-import json
 import time
 from enum import StrEnum
 
@@ -11,20 +11,19 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import db
-from core.ops._synthetic import demo_id_bounds, is_demo
-from core.tables import EvalCase, RequestLog, ReviewItem
+from core.evals import add_eval_case
+from core.observe._synthetic import demo_id_bounds, is_demo
+from core.tables import RequestLog, ReviewItem
 
 VERDICTS = ("good", "bad")
-CASE_SOURCES = ("review_queue", "support_escalation", "manual", "investigation", "decay")
 MAX_NOTE_CHARS = 4000
-MAX_CASE_INPUT_CHARS = 100_000
 
 
-class ReviewError(ValueError):
-    """A review or eval-case request that cannot be taken; the message says why."""
+class AnnotationError(ValueError):
+    """An annotation (a verdict on a sampled call) that cannot be taken; the message says why. Not PR review."""
 
 
-class ReviewSource(StrEnum):
+class AnnotationSource(StrEnum):
     """Where a queued call came from: `demo` traffic (the demo seed, `keel demo traffic`) or real `live` calls."""
 
     DEMO = "demo"
@@ -37,17 +36,17 @@ def _filtered(stmt, verdict: str | None, features: tuple[str, ...], source: str 
     elif verdict in VERDICTS:
         stmt = stmt.where(ReviewItem.verdict == verdict)
     elif verdict is not None:
-        raise ReviewError(f"unknown verdict filter {verdict!r}: use pending, good, bad or all")
+        raise AnnotationError(f"unknown verdict filter {verdict!r}: use pending, good, bad or all")
     if features:
         stmt = stmt.where(ReviewItem.feature.in_(features))
     if source is not None:
         try:
-            source = ReviewSource(source)
+            source = AnnotationSource(source)
         except ValueError:
-            raise ReviewError(f"unknown source filter {source!r}: use demo, live or all") from None
+            raise AnnotationError(f"unknown source filter {source!r}: use demo, live or all") from None
         low, high = demo_id_bounds()
         in_demo = (ReviewItem.request_id >= low) & (ReviewItem.request_id < high)
-        stmt = stmt.where(in_demo if source is ReviewSource.DEMO else ~in_demo)
+        stmt = stmt.where(in_demo if source is AnnotationSource.DEMO else ~in_demo)
     return stmt
 
 
@@ -122,12 +121,12 @@ def review_counts(features: tuple[str, ...] = ()) -> dict[str, int]:
 def mark_review(request_id: str, verdict: str, note: str = "", *, reviewer: str) -> dict:
     """Record a reviewer's verdict; marking again replaces the earlier verdict and note."""
     if verdict not in VERDICTS:
-        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+        raise AnnotationError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
     note = _clean_text(note or "", "note", MAX_NOTE_CHARS)
     with db.session() as session:
         item = session.get(ReviewItem, request_id)
         if item is None:
-            raise ReviewError(f"request {request_id!r} is not in the review queue")
+            raise AnnotationError(f"request {request_id!r} is not in the review queue")
         item.verdict, item.note, item.reviewer, item.reviewed_at = verdict, note, reviewer, time.time()
         session.add(item)
         session.commit()
@@ -135,46 +134,20 @@ def mark_review(request_id: str, verdict: str, note: str = "", *, reviewer: str)
         return item.model_dump()
 
 
-def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, source: str,
-                  source_ref: str | None = None, created_by: str | None = None, rubric_version: str | None = None,
-                  labelled_by: str | None = None) -> int:
-    """Store a collected case for `suite`; evals run it in its own segment, labelled with its source."""
-    from core.ops._evals import get_suite
-
-    get_suite(suite)  # raises EvalError naming the known suites
-    if source not in CASE_SOURCES:
-        raise ReviewError(f"source must be one of {', '.join(CASE_SOURCES)}, not {source!r}")
-    if not isinstance(expected, dict) or not expected:
-        raise ReviewError("expected must be a non-empty object, e.g. {\"intent\": \"BILLING\"}")
-    text = _clean_text(input, "input", MAX_CASE_INPUT_CHARS)
-    if not text.strip():
-        raise ReviewError("an eval case needs a non-empty input")
-    case = EvalCase(suite=suite, input_text=text, expected=json.dumps(expected, ensure_ascii=False),
-                    notes=_clean_text(notes or "", "notes", MAX_NOTE_CHARS), source=source,
-                    source_ref=(source_ref or None) and str(source_ref)[:128], created_by=created_by,
-                    created_at=time.time(), rubric_version=(rubric_version or None) and str(rubric_version)[:32],
-                    labelled_by=(labelled_by or created_by or None) and str(labelled_by or created_by)[:255])
-    with db.session() as session:
-        session.add(case)
-        session.commit()
-        session.refresh(case)
-        return int(case.id)
-
-
 def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str = "", *, created_by: str) -> int:
     """One click from a reviewed call to an eval case; a second click returns the case already made."""
     with db.session() as session:
         item = session.get(ReviewItem, request_id)
         if item is None:
-            raise ReviewError(f"request {request_id!r} is not in the review queue")
+            raise AnnotationError(f"request {request_id!r} is not in the review queue")
         if item.verdict is None:
-            raise ReviewError("mark the call good or bad before turning it into an eval case")
+            raise AnnotationError("mark the call good or bad before turning it into an eval case")
         if item.eval_case_id is not None:
             return item.eval_case_id
         call = _answered_attempts(session, [request_id]).get(request_id)
     if call is None or not (call.get("input_text") or "").strip():
-        raise ReviewError("this call's input was not kept (redacted log?), so it cannot become an eval case")
-    from core.ops._decay import sent_by_decay
+        raise AnnotationError("this call's input was not kept (redacted log?), so it cannot become an eval case")
+    from core.observe._decay import sent_by_decay
 
     source = "decay" if sent_by_decay(request_id) is not None else "review_queue"  # decay: an uncovered cluster
     case_id = add_eval_case(suite, call["input_text"], expected, notes or (item.note or ""), source=source,
@@ -187,30 +160,10 @@ def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str 
     return case_id
 
 
-def list_eval_cases(suite: str | None = None, source: str | None = None) -> list[dict]:
-    stmt = select(EvalCase).order_by(EvalCase.created_at.desc())
-    if suite:
-        stmt = stmt.where(EvalCase.suite == suite)
-    if source:
-        stmt = stmt.where(EvalCase.source == source)
-    with db.session() as session:
-        return [c.model_dump() | {"expected": json.loads(c.expected or "{}")} for c in session.exec(stmt).all()]
-
-
-def delete_eval_case(case_id: int) -> bool:
-    with db.session() as session:
-        case = session.get(EvalCase, case_id)
-        if case is None:
-            return False
-        session.delete(case)
-        session.commit()
-        return True
-
-
 def _clean_text(value, what: str, limit: int) -> str:
     if isinstance(value, bytes):
-        raise ReviewError(f"{what} must be text, not bytes")
+        raise AnnotationError(f"{what} must be text, not bytes")
     value = str(value).replace("\x00", "")
     if len(value) > limit:
-        raise ReviewError(f"{what} is {len(value):,} characters; the limit is {limit:,}")
+        raise AnnotationError(f"{what} is {len(value):,} characters; the limit is {limit:,}")
     return value
