@@ -7,6 +7,7 @@ defaults that work on a fresh machine with no network.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_logger = logging.getLogger(__name__)
 
 # Default tier map: every tier served by the embedded model until a bigger one is configured.
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -77,7 +79,7 @@ class Settings:
     support_confidence: float = 0.5
     support_ambiguity: float = 0.5
     support_llm_triage: str = "auto"
-    review_sample_share: float = 0.05  # share of answered calls sampled into the review queue
+    annotation_sample_share: float = 0.05  # share of answered calls sampled into the annotation queue
     eval_suites_file: str | None = None  # None: data/evals/suites.toml in the repo
     # PR review: repositories a review may read (os.pathsep-separated); empty = the demo repo folder + the data dir
     review_roots: tuple[str, ...] = ()
@@ -104,6 +106,15 @@ class Settings:
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"KEEL_{name}")
     return value if value not in (None, "") else default
+
+
+def _renamed(name: str, *, old: str) -> str:
+    """The variable to read: `name`, or the deprecated `old` when only that one is set (with a warning), so existing
+    deployments keep working until they rename it."""
+    if _env(name) is None and _env(old) is not None:
+        _logger.warning("KEEL_%s is deprecated; rename it to KEEL_%s (same meaning)", old, name)
+        return old
+    return name
 
 
 def _env_number(name: str, default: float, kind: type = float):
@@ -198,7 +209,8 @@ def load_settings() -> Settings:
         support_confidence=_env_number("SUPPORT_CONFIDENCE", 0.5),
         support_ambiguity=_env_number("SUPPORT_AMBIGUITY", 0.5),
         support_llm_triage=_env("SUPPORT_LLM_TRIAGE", "auto"),
-        review_sample_share=min(1.0, max(0.0, _env_number("REVIEW_SAMPLE_SHARE", 0.05))),
+        annotation_sample_share=min(1.0, max(0.0, _env_number(
+            _renamed("ANNOTATION_SAMPLE_SHARE", old="REVIEW_SAMPLE_SHARE"), 0.05))),
         eval_suites_file=_env("EVAL_SUITES"),
         review_roots=tuple(p for p in (_env("REVIEW_ROOTS") or "").split(os.pathsep) if p.strip()),
     )

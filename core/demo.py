@@ -33,7 +33,7 @@ def seed(traffic_rows: int = 2000) -> dict:
         from core.observe._synthetic import insert_synthetic
 
         # only configured models, so a fresh install's charts never name a model it does not have
-        added = insert_synthetic(traffic_rows, days=7, review_share=settings.review_sample_share,
+        added = insert_synthetic(traffic_rows, days=7, review_share=settings.annotation_sample_share,
                                  tiers=settings.tiers)
         marker.write_text(str(added))
     from core.search import sync_demo_corpus

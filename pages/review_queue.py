@@ -12,8 +12,8 @@ from ui.session import require_principal
 
 principal = require_principal("admin", "developer")
 st.title("Review queue")
-share = get_settings().review_sample_share
-st.caption(f"{share:.0%} of answered calls are sampled for review (KEEL_REVIEW_SAMPLE_SHARE). "
+share = get_settings().annotation_sample_share
+st.caption(f"{share:.0%} of answered calls are sampled for review (KEEL_ANNOTATION_SAMPLE_SHARE). "
            "A bad call becomes an eval case in one click; it then runs in its suite's review-queue segment.")
 
 counts = review_counts()

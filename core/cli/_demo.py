@@ -49,7 +49,7 @@ def cmd_demo_traffic(args) -> int:
     end = time.time()
     workspaces = 0 if args.no_workspaces else ensure_customer_workspaces(args.customers)
     n = insert_synthetic(args.rows, days=args.days, end=end, customers=args.customers,
-                         review_share=settings.review_sample_share, tiers=settings.tiers)
+                         review_share=settings.annotation_sample_share, tiers=settings.tiers)
     models = sorted({target.partition("/")[2] for chain in settings.tiers.values() for target in chain})
     payload = {"rows": n, "days": args.days, "customers": args.customers, "workspaces_created": workspaces,
                "models": models, "demo": True}

@@ -40,7 +40,7 @@ def build_gateway(settings=None) -> Gateway:
     settings = settings or get_settings()
     prices = PriceBook(settings.embedded_price_in, settings.embedded_price_out)
     writer = RequestLogWriter(prices, redact=settings.redact_log, flush_interval_s=settings.log_flush_interval_s,
-                              review_share=settings.review_sample_share)
+                              review_share=settings.annotation_sample_share)
     return Gateway(settings, build_providers(settings), writer)
 
 

@@ -220,7 +220,7 @@ def test_collected_cases_run_apart_labelled_by_source(eval_env):
 
 
 def test_review_queue_samples_calls_and_turns_a_bad_one_into_an_eval_case(eval_env, monkeypatch):
-    monkeypatch.setenv("KEEL_REVIEW_SAMPLE_SHARE", "1.0")
+    monkeypatch.setenv("KEEL_ANNOTATION_SAMPLE_SHARE", "1.0")
     _rebuild()
     gateway = get_gateway()
     done = gateway.complete(LLMRequest(messages=[{"role": "user", "content": "capital of France?"}], tier="fast",
