@@ -8,7 +8,7 @@ from core.llm import list_budgets
 from core.observe import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
-from ui.demo import demo_cleared_notice, demo_data_panel
+from ui.demo import demo_cleared_notice, demo_data_panel, has_demo, label_demo
 from ui.eval_health import investigate_panel, migrations_due_panel
 from ui.session import require_principal
 
@@ -27,6 +27,7 @@ for budget in list_budgets():
                    f"(soft limit ${budget.soft_usd:,.2f}) in {budget.month}.", icon=":material/warning:")
 migrations_due_panel()  # deprecations within 90 days, with each feature's readiness
 data = dashboard(window)
+demo = has_demo()
 t = data.totals
 
 if not t["requests"]:
@@ -65,11 +66,11 @@ kpis[2].metric("Latency p99", _ms(t["latency_p99_ms"]))
 kpis[3].metric("Time to first token (avg)", _ms(t["ttft_avg_ms"]))
 
 row1 = st.columns(2)
-row1[0].plotly_chart(charts.volume_and_cost(data.series), key="volume")
-row1[1].plotly_chart(charts.latency(data.series), key="latency")
+row1[0].plotly_chart(label_demo(charts.volume_and_cost(data.series), demo), key="volume")
+row1[1].plotly_chart(label_demo(charts.latency(data.series), demo), key="latency")
 row2 = st.columns(2)
-row2[0].plotly_chart(charts.tokens(data.series), key="tokens")
-row2[1].plotly_chart(charts.error_rates(data.series), key="errors")
+row2[0].plotly_chart(label_demo(charts.tokens(data.series), demo), key="tokens")
+row2[1].plotly_chart(label_demo(charts.error_rates(data.series), demo), key="errors")
 
 BREAKDOWN_COLUMNS = {
     "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
@@ -82,7 +83,7 @@ st.subheader("Breakdowns")
 for tab, dim in zip(st.tabs([d.replace("_", " ").title() for d in DIMENSIONS]), DIMENSIONS):
     with tab:
         rows = data.breakdowns[dim]
-        st.plotly_chart(charts.breakdown(rows, dim), key=f"breakdown-{dim}")
+        st.plotly_chart(label_demo(charts.breakdown(rows, dim), demo), key=f"breakdown-{dim}")
         st.dataframe(rows, hide_index=True, width="stretch", column_config=BREAKDOWN_COLUMNS)
 
 st.subheader("Embedded model worker")

@@ -4,10 +4,10 @@ import streamlit as st
 
 from core import health
 from core.llm import LLMError, LLMRequest, get_gateway
-from core.prompts import load
+from core.prompts import load, remove_scaffolding
 from ui.feedback import failure_note, working
 from ui.session import require_principal
-from ui.text import plain
+from ui.text import model_markdown, plain
 
 principal = require_principal()
 st.title(f"Welcome, {plain((principal.display_name.split() or [''])[0])}")
@@ -37,7 +37,13 @@ with left, st.container(border=True):
             working(box)  # from the click to the first token; the streamed answer replaces it
             try:
                 stream = get_gateway().stream(request)
-                if not box.write_stream(chunk.text for chunk in stream if chunk.text):
+                reply = ""
+                for chunk in stream:  # the whole reply so far, redrawn: a fallback's reset restarts it
+                    reply = "" if chunk.reset else reply + chunk.text
+                    shown = remove_scaffolding(reply).strip()  # a small model may echo its prompt's <data> tags
+                    if shown:
+                        box.markdown(model_markdown(shown))
+                if not remove_scaffolding(reply).strip():
                     box.caption("The model returned no text this time. Please try again.")
                 result = stream.result
                 st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "

@@ -81,6 +81,10 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _PLAIN = dict(margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
 
 
+# Dollars with a $ and no SI prefixes: "600n" on a money axis reads as nonsense.
+_USD_AXIS = dict(tickprefix="$", exponentformat="none", rangemode="tozero")
+
+
 def lorenz(conc) -> go.Figure:
     """Lorenz curve of cost per customer, the equality line, and the top-1% / top-10% shares annotated."""
     xs = [100 * x for x, _ in conc.lorenz]
@@ -89,10 +93,14 @@ def lorenz(conc) -> go.Figure:
     fig.add_scatter(x=[0, 100], y=[0, 100], name="equal spend", mode="lines", line=dict(color="#BFBFBF", dash="dash"))
     fig.add_scatter(x=xs, y=ys, name=f"customers (Gini {conc.gini:.2f})", mode="lines", line=dict(color="#5B8FF9"),
                     fill="tonexty", fillcolor="rgba(91,143,249,0.12)")
-    for share, label in ((conc.top1_share, "top 1%"), (conc.top10_share, "top 10%")):
-        cut = 100 - (1 if label == "top 1%" else 10)
+    # A "top 1%" needs at least 100 customers to mean anything (10 for the top 10%); the two labels point from
+    # different places, so they never print over each other when both shares are close.
+    marks = [(conc.top10_share, "top 10%", 90, -110, -40)] if len(conc.customers) >= 10 else []
+    if len(conc.customers) >= 100:
+        marks.append((conc.top1_share, "top 1%", 99, -60, -110))
+    for share, label, cut, ax, ay in marks:
         fig.add_annotation(x=cut, y=100 * (1 - share), text=f"{label}: {100 * share:.0f}% of cost",
-                           showarrow=True, arrowhead=2, ax=-60, ay=-30)
+                           showarrow=True, arrowhead=2, ax=ax, ay=ay, bgcolor="rgba(255,255,255,0.85)")
     fig.update_layout(title="Cost concentration (Lorenz curve)", xaxis_title="% of customers (cheapest first)",
                       yaxis_title="% of cost", **_PLAIN)
     fig.update_xaxes(range=[0, 100])
@@ -113,16 +121,23 @@ def cost_vs_revenue(conc) -> go.Figure:
     if top > 0:
         fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="cost = revenue",
                         line=dict(color="#BFBFBF", dash="dash"))
-    fig.update_layout(title="Cost vs plan revenue per customer (USD, pro-rated to the window)",
-                      xaxis_title="plan revenue", yaxis_title="LLM cost", **_PLAIN)
+    fig.update_layout(title="Cost vs plan revenue per customer", xaxis_title="plan revenue (USD, pro-rated)",
+                      yaxis_title="LLM cost (USD)", **_PLAIN)
+    fig.update_xaxes(**_USD_AXIS)
+    fig.update_yaxes(**_USD_AXIS)
     return fig
 
 
 def weekday_heatmap(grid: list[list], title: str, *, percent: bool = False, colorscale: str = "YlOrRd") -> go.Figure:
     """A weekday (rows) × UTC hour (columns) heatmap from a `TimeOfDay` grid."""
     z = [[None if v is None else (100 * v if percent else v) for v in row] for row in grid]
+    top = max((v for row in z for v in row if v is not None), default=0)
+    # The scale starts at 0 (a rate is never negative) and spans at least 1 unit, so one cell or all-zero rates
+    # do not get a scale of -0.5…0.5 or 2,455.8…2,456.8.
     fig = go.Figure(go.Heatmap(z=z, x=[f"{h:02d}" for h in range(24)], y=list(_WEEKDAYS), colorscale=colorscale,
+                               zmin=0, zmax=max(top, 100 if percent and top > 50 else 1),
                                hoverongaps=False, colorbar=dict(title="%" if percent else "")))
+    fig.update_xaxes(type="category", dtick=3)
     fig.update_layout(title=title, xaxis_title="hour of day (UTC)", **{**_PLAIN, "height": 300})
     fig.update_yaxes(autorange="reversed")
     return fig
@@ -160,6 +175,20 @@ def drift(drift_data, metric: str) -> go.Figure:
     if by_day:  # room above the plot for the stacked labels, under the title
         fig.update_layout(margin=dict(t=60 + 14 * rows))
     fig.update_yaxes(rangemode="tozero")
+    days = sorted({p["day_start"] for points in drift_data.series.values() for p in points if p[metric] is not None})
+    # days, not the milliseconds plotly picks when there is a single day to show
+    fig.update_xaxes(type="date", tickformat="%b %d", hoverformat="%Y-%m-%d")
+    if days:
+        step = max(1, round((days[-1] - days[0]) / 86400 / 7))  # about a week of labels, each a whole day
+        fig.update_xaxes(dtick=86400000 * step)
+    if days and days[-1] - days[0] < 3 * 86400:
+        span = [datetime.fromtimestamp(d, tz=timezone.utc) for d in (days[0] - 86400, days[-1] + 86400)]
+        fig.update_xaxes(range=span)
+    if not days:
+        fig.add_annotation(text="no calls with this measure in the window", x=0.5, y=0.5, xref="paper",
+                           yref="paper", showarrow=False, font=dict(color="#8C8C8C"))
+        fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(showticklabels=False)
     return fig
 
 

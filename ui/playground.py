@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from core.auth import AuthError, Principal, principal_from_session
 from core.config import REPO_ROOT
 from core.llm import LLMError, LLMRequest, get_gateway
+from core.prompts import remove_scaffolding
 from ui.session import cookie_claims
 
 MAX_MESSAGE_CHARS = 8000
@@ -52,7 +53,8 @@ def _stream_reply(model: str, history: list[dict], user: str | None):
         stream = get_gateway().stream(_request(model, history, user))
         for chunk in stream:
             reply = "" if chunk.reset else reply + chunk.text
-            yield reply
+            yield remove_scaffolding(reply)  # a small model may echo its prompt's <data> tags
+        reply = remove_scaffolding(reply)
         result = stream.result
         yield reply + f"\n\n*{result.provider}/{result.model} · {result.tokens_out} tokens · " \
                       f"TTFT {result.ttft_ms or 0:.0f} ms · {result.latency_ms:.0f} ms*"

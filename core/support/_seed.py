@@ -120,6 +120,13 @@ _HISTORY = (  # (intent, first message, handled_by, model or the tier whose conf
 )
 
 
+# Varied, like real ratings (one canned comment on every low score looked fake on the CSAT page).
+_LOW_COMMENTS = ("Took too long to get an answer", "The bot did not understand my question",
+                 "I had to explain everything twice", "Still waiting for my refund", "Nobody read my earlier messages")
+_HIGH_COMMENTS = ("Quick and clear", "", "Solved on the first try", "The help article was exactly right",
+                  "Fine, but I had to ask twice", "")
+
+
 def _history_model(model: str) -> str:
     """A tier name becomes the tier's first configured target, so CSAT by model names only models Keel has."""
     from core.config import get_settings
@@ -152,6 +159,7 @@ def _seed_history(now: float) -> int:
                                  text="Thanks, that is sorted now." if escalated else "Here is what our help "
                                  "centre says.", created_at=started + 60))
             if score is not None:
+                comments = _LOW_COMMENTS if score < 3 else _HIGH_COMMENTS
                 s.add(SupportCsat(conversation_id=conv.id, score=score, created_at=started + 700,
-                                  comment="Demo rating" if score >= 3 else "Took too long to get an answer"))
+                                  comment=comments[n % len(comments)]))
         return len(_HISTORY)
