@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import db
-from core.evals import add_eval_case
+from core.evals import CaseSource, add_eval_case
 from core.observe._synthetic import demo_id_bounds, is_demo
 from core.tables import RequestLog, ReviewItem
 
@@ -149,7 +149,7 @@ def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str 
         raise AnnotationError("this call's input was not kept (redacted log?), so it cannot become an eval case")
     from core.observe._decay import sent_by_decay
 
-    source = "decay" if sent_by_decay(request_id) is not None else "review_queue"  # decay: an uncovered cluster
+    source = CaseSource.DECAY if sent_by_decay(request_id) is not None else CaseSource.ANNOTATION  # decay: an uncovered cluster
     case_id = add_eval_case(suite, call["input_text"], expected, notes or (item.note or ""), source=source,
                             source_ref=request_id, created_by=created_by)
     with db.session() as session:

@@ -7,7 +7,7 @@ the first time a suite names one of its targets (`support.route` loads `core.sup
 """
 
 from core.evals._cases import (
-    CASE_SOURCES, MAX_CASE_INPUT_CHARS, add_eval_case, delete_eval_case, list_eval_cases,
+    CASE_SOURCES, MAX_CASE_INPUT_CHARS, CaseSource, add_eval_case, delete_eval_case, list_eval_cases,
 )
 from core.evals._coverage import Agent, BranchRow, CoverageReport, agent_branches, branch_coverage, register_branches
 from core.evals._jobs import close_run
@@ -26,7 +26,7 @@ from core.evals._targets import (
 )
 
 __all__ = [
-    "CASE_SOURCES", "MAX_CASE_INPUT_CHARS", "SCORERS", "TARGETS", "Agent", "AuditStatus", "BranchRow",
+    "CASE_SOURCES", "MAX_CASE_INPUT_CHARS", "CaseSource", "SCORERS", "TARGETS", "Agent", "AuditStatus", "BranchRow",
     "CoverageReport", "EvalError", "EvalTargetError", "RelabelError", "RunOptions", "RunReport", "RunStatus",
     "ScoreResult", "Suite", "Target", "TargetOutput", "add_eval_case", "agent_branches", "annotation_summary",
     "audit_items", "audit_report", "background_status", "branch_coverage", "capable_judge_available",

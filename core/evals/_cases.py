@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 
 from sqlmodel import select
 
@@ -12,7 +13,20 @@ from core import db
 from core.evals._runner import EvalError, get_suite
 from core.tables import EvalCase
 
-CASE_SOURCES = ("review_queue", "support_escalation", "manual", "investigation", "decay")
+
+
+class CaseSource(StrEnum):
+    """Where a collected case came from (stored in `eval_case.source`; `review_queue` is the annotation queue's old
+    name, kept so stored cases keep their label)."""
+
+    ANNOTATION = "review_queue"
+    SUPPORT_ESCALATION = "support_escalation"
+    MANUAL = "manual"
+    INVESTIGATION = "investigation"
+    DECAY = "decay"
+
+
+CASE_SOURCES = tuple(str(s) for s in CaseSource)
 MAX_NOTE_CHARS = 4000
 MAX_CASE_INPUT_CHARS = 100_000
 
@@ -30,7 +44,7 @@ def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, so
     if not text.strip():
         raise EvalError("an eval case needs a non-empty input")
     case = EvalCase(suite=suite, input_text=text, expected=json.dumps(expected, ensure_ascii=False),
-                    notes=_clean_text(notes or "", "notes", MAX_NOTE_CHARS), source=source,
+                    notes=_clean_text(notes or "", "notes", MAX_NOTE_CHARS), source=str(source),
                     source_ref=(source_ref or None) and str(source_ref)[:128], created_by=created_by,
                     created_at=time.time(), rubric_version=(rubric_version or None) and str(rubric_version)[:32],
                     labelled_by=(labelled_by or created_by or None) and str(labelled_by or created_by)[:255])

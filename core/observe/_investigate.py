@@ -383,7 +383,7 @@ def _as_dict(row: Investigation) -> dict:
 def investigation_to_eval_case(investigation_id: int, suite: str, expected: dict, *, created_by: str,
                                rubric_version: str | None = None) -> int:
     """The investigated call becomes an eval case of `suite`, its notes carrying the hypothesis and the outcome."""
-    from core.evals import add_eval_case
+    from core.evals import CaseSource, add_eval_case
 
     inv = get_investigation(investigation_id)
     if inv["status"] != InvestigationStatus.DONE:
@@ -395,7 +395,7 @@ def investigation_to_eval_case(investigation_id: int, suite: str, expected: dict
                         for v, o in inv["outcomes"].items())
     case_id = add_eval_case(suite, call.input_text or "", expected,
                             f"hypothesis: {inv['hypothesis']}\nvaried {inv['factor']}: {summary}",
-                            source="investigation", source_ref=f"investigation:{investigation_id}",
+                            source=CaseSource.INVESTIGATION, source_ref=f"investigation:{investigation_id}",
                             created_by=created_by, rubric_version=rubric_version, labelled_by=created_by)
     _update(investigation_id, eval_case_id=case_id)
     return case_id

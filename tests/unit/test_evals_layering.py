@@ -80,3 +80,14 @@ def test_annotation_sample_share_reads_the_old_name_with_a_warning(monkeypatch, 
     with caplog.at_level(logging.WARNING, logger="core.config"):
         assert load_settings().annotation_sample_share == 0.5  # the new name wins, and says nothing
     assert "deprecated" not in caplog.text
+
+
+def test_importing_evals_observe_or_annotation_loads_no_feature():
+    import subprocess
+    import sys
+
+    code = ("import sys, core.evals, core.observe, core.annotation\n"
+            f"print(sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') for f in {sorted(FEATURES)})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
