@@ -14,14 +14,7 @@ st.title(f"Welcome, {plain((principal.display_name.split() or [''])[0])}")
 st.caption("Keel runs LLM features side by side on one gateway; every call below lands in the request log.")
 
 left, right = st.columns([3, 2])
-with right, st.container(border=True):
-    st.markdown("##### System health")
-    report = health.check()
-    for name, result in report["checks"].items():
-        mark = ":green[●]" if result["ok"] else ":red[●]"
-        detail = result.get("error") or f"{result['ms']} ms"
-        st.markdown(f"{mark} **{name}** — {detail}")
-
+# The chat runs first: a click on Send gets its Working… line before the health checks below are measured.
 with left, st.container(border=True):
     st.markdown("##### Ask the model")
     tier = st.segmented_control("Tier", options=list(get_gateway().settings.tiers), default="fast")
@@ -52,3 +45,11 @@ with left, st.container(border=True):
             except LLMError:
                 box.empty()
                 st.error(failure_note(kept=False))
+
+with right, st.container(border=True):
+    st.markdown("##### System health")
+    report = health.check()
+    for name, result in report["checks"].items():
+        mark = ":green[●]" if result["ok"] else ":red[●]"
+        detail = result.get("error") or f"{result['ms']} ms"
+        st.markdown(f"{mark} **{name}** — {detail}")

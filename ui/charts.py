@@ -11,6 +11,16 @@ _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=dict(orie
                hovermode="x unified")
 
 
+# Dollars with a $ and no SI prefixes: "600n" or "5.36µ" on a money axis reads as nonsense.
+_USD_AXIS = dict(tickprefix="$", exponentformat="none")
+
+
+def _count_axis(values) -> dict:
+    """Whole numbers on a count axis: with few calls plotly would print 0.5 and 1.5 requests."""
+    top = max([v for v in values if v is not None] + [0])
+    return dict(tick0=0, dtick=1 if top <= 5 else 2) if top <= 10 else {}
+
+
 def _times(series: list[dict]) -> list[datetime]:
     return [datetime.fromtimestamp(p["bucket_start"], tz=timezone.utc) for p in series]
 
@@ -23,8 +33,8 @@ def volume_and_cost(series: list[dict]) -> go.Figure:
                     line=dict(color="#F6903D"), secondary_y=True)
     fig.update_layout(title="Requests and cost", **_LAYOUT)
     fig.update_yaxes(title_text="requests", secondary_y=False)
-    fig.update_yaxes(title_text="USD", secondary_y=True, rangemode="tozero")
-    fig.update_yaxes(rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="USD", secondary_y=True, rangemode="tozero", **_USD_AXIS)
+    fig.update_yaxes(rangemode="tozero", secondary_y=False, **_count_axis([p["requests"] for p in series]))
     return fig
 
 
@@ -71,6 +81,8 @@ def breakdown(rows: list[dict], dimension: str, top: int = 15) -> go.Figure:
                 name="requests", row=1, col=2)
     fig.update_layout(title=f"By {dimension.replace('_', ' ')} (top {len(rows)} by cost)", showlegend=False,
                       **{**_LAYOUT, "height": max(260, 28 * len(rows) + 100)})
+    fig.update_xaxes(row=1, col=1, **_USD_AXIS)
+    fig.update_xaxes(row=1, col=2, **_count_axis([r["requests"] for r in rows]))
     return fig
 
 
@@ -81,10 +93,6 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _PLAIN = dict(margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
 
 
-# Dollars with a $ and no SI prefixes: "600n" on a money axis reads as nonsense.
-_USD_AXIS = dict(tickprefix="$", exponentformat="none", rangemode="tozero")
-
-
 def lorenz(conc) -> go.Figure:
     """Lorenz curve of cost per customer, the equality line, and the top-1% / top-10% shares annotated."""
     xs = [100 * x for x, _ in conc.lorenz]
@@ -93,14 +101,20 @@ def lorenz(conc) -> go.Figure:
     fig.add_scatter(x=[0, 100], y=[0, 100], name="equal spend", mode="lines", line=dict(color="#BFBFBF", dash="dash"))
     fig.add_scatter(x=xs, y=ys, name=f"customers (Gini {conc.gini:.2f})", mode="lines", line=dict(color="#5B8FF9"),
                     fill="tonexty", fillcolor="rgba(91,143,249,0.12)")
-    # A "top 1%" needs at least 100 customers to mean anything (10 for the top 10%); the two labels point from
-    # different places, so they never print over each other when both shares are close.
-    marks = [(conc.top10_share, "top 10%", 90, -110, -40)] if len(conc.customers) >= 10 else []
+    # The shares go in one box in the empty upper-left corner, with a marker on the curve at each cut: two arrows
+    # to nearby points printed their labels over each other. A "top 1%" needs at least 100 customers to mean
+    # anything (10 for the top 10%).
+    marks = [(conc.top10_share, "top 10%", 90)] if len(conc.customers) >= 10 else []
     if len(conc.customers) >= 100:
-        marks.append((conc.top1_share, "top 1%", 99, -60, -110))
-    for share, label, cut, ax, ay in marks:
-        fig.add_annotation(x=cut, y=100 * (1 - share), text=f"{label}: {100 * share:.0f}% of cost",
-                           showarrow=True, arrowhead=2, ax=ax, ay=ay, bgcolor="rgba(255,255,255,0.85)")
+        marks.insert(0, (conc.top1_share, "top 1%", 99))
+    if marks:
+        fig.add_scatter(x=[cut for _, _, cut in marks], y=[100 * (1 - share) for share, _, _ in marks],
+                        mode="markers+text", text=[label for _, label, _ in marks], textposition="middle left",
+                        marker=dict(color="#E8684A", size=9), showlegend=False, hoverinfo="skip")
+        fig.add_annotation(x=0.02, y=0.98, xref="paper", yref="paper", xanchor="left", yanchor="top",
+                           showarrow=False, align="left", bgcolor="rgba(255,255,255,0.9)", bordercolor="#D9D9D9",
+                           text="<br>".join(f"{label} of customers: {100 * share:.0f}% of cost"
+                                            for share, label, _ in marks))
     fig.update_layout(title="Cost concentration (Lorenz curve)", xaxis_title="% of customers (cheapest first)",
                       yaxis_title="% of cost", **_PLAIN)
     fig.update_xaxes(range=[0, 100])
@@ -117,14 +131,20 @@ def cost_vs_revenue(conc) -> go.Figure:
                         marker=dict(color=color, size=8, opacity=0.8),
                         text=[f"{c['customer']} ({c['plan']}): {c['requests']:,} requests" for c in pts],
                         hovertemplate="%{text}<br>revenue $%{x:.2f}<br>cost $%{y:.4f}<extra></extra>")
-    top = max([c["cost_usd"] for c in conc.customers] + [c["revenue_usd"] for c in conc.customers] + [0.0])
+    top_cost = max([c["cost_usd"] for c in conc.customers] + [0.0])
+    top_revenue = max([c["revenue_usd"] for c in conc.customers] + [0.0])
+    top = max(top_cost, top_revenue)
     if top > 0:
         fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="cost = revenue",
                         line=dict(color="#BFBFBF", dash="dash"))
+    if top_cost > 0:  # the cost axis fits the costs: cents against a $20 plan would all sit on the floor
+        fig.update_yaxes(range=[0, top_cost * 1.15])
+    if top_revenue > 0:
+        fig.update_xaxes(range=[-top_revenue * 0.04, top_revenue * 1.06])
     fig.update_layout(title="Cost vs plan revenue per customer", xaxis_title="plan revenue (USD, pro-rated)",
                       yaxis_title="LLM cost (USD)", **_PLAIN)
-    fig.update_xaxes(**_USD_AXIS)
-    fig.update_yaxes(**_USD_AXIS)
+    fig.update_xaxes(**{k: v for k, v in _USD_AXIS.items() if k != "rangemode"})
+    fig.update_yaxes(**{k: v for k, v in _USD_AXIS.items() if k != "rangemode"})
     return fig
 
 
@@ -171,7 +191,7 @@ def drift(drift_data, metric: str) -> go.Figure:
         rows = max(rows, len(labels) * (2 if len(by_day) > 1 else 1))
         fig.add_annotation(x=x, y=1, yref="paper", showarrow=False, yanchor="bottom", yshift=shift,
                            text="<br>".join(labels), font=dict(size=10), bgcolor="rgba(255,255,255,0.85)")
-    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_layout(title=title, showlegend=True, **_LAYOUT)  # a single line still names its model
     if by_day:  # room above the plot for the stacked labels, under the title
         fig.update_layout(margin=dict(t=60 + 14 * rows))
     fig.update_yaxes(rangemode="tozero")

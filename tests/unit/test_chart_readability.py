@@ -20,12 +20,11 @@ def _conc(costs: list[float]) -> Concentration:
                          lorenz=lorenz_points(costs), over_cost=len(costs), paid_plan_usd=20.0, window_hours=24)
 
 
-def test_lorenz_labels_point_from_different_places():
+def test_lorenz_shares_sit_in_one_box_not_on_each_other():
     fig = charts.lorenz(_conc([1.0 / (i + 1) for i in range(200)]))
-    labels = {a.text.split(":")[0]: (a.ax, a.ay) for a in fig.layout.annotations}
-    assert set(labels) == {"top 1%", "top 10%"}
-    (ax1, ay1), (ax10, ay10) = labels["top 1%"], labels["top 10%"]
-    assert abs(ay1 - ay10) >= 40 or abs(ax1 - ax10) >= 40  # never on top of each other, even at equal shares
+    (box,) = fig.layout.annotations  # one label for both shares: two arrows to close points overlapped
+    assert "top 1% of customers" in box.text and "top 10% of customers" in box.text
+    assert list(fig.data[-1].text) == ["top 1%", "top 10%"]  # markers at the cuts on the curve
     assert not charts.lorenz(_conc([0.5, 0.25])).layout.annotations  # too few customers for a top 1%/10%
 
 
@@ -33,6 +32,14 @@ def test_money_axes_are_in_dollars_not_si_prefixes():
     fig = charts.cost_vs_revenue(_conc([6e-7, 3e-7]))
     for axis in (fig.layout.xaxis, fig.layout.yaxis):
         assert axis.tickprefix == "$" and axis.exponentformat == "none"
+    assert fig.layout.yaxis.range[1] < 1e-6  # the cost axis fits the costs
+
+
+def test_cost_axis_fits_costs_not_the_plan_price():
+    conc = _conc([0.2, 0.1])
+    conc.customers[0].update(plan="paid", revenue_usd=20.0, over_cost=False)
+    fig = charts.cost_vs_revenue(conc)
+    assert fig.layout.yaxis.range[1] == 0.2 * 1.15 and fig.layout.xaxis.range[1] > 20
 
 
 def test_heatmap_scales_start_at_zero():
@@ -62,3 +69,14 @@ def test_demo_label_goes_under_the_title():
     labelled = label_demo(fig, True)
     assert "includes demo data" in labelled.layout.title.text and labelled.layout.margin.t > top
     assert "demo" not in label_demo(charts.weekday_heatmap([[1.0] * 24 for _ in range(7)], "X"), False).layout.title.text
+
+
+def test_dashboard_money_in_dollars_and_whole_requests():
+    series = [{"bucket_start": 20_000 * DAY + h * 3600, "requests": r, "cost_usd": 2.7e-6 * r}
+              for h, r in enumerate([0, 0, 2])]
+    fig = charts.volume_and_cost(series)
+    assert fig.layout.yaxis2.tickprefix == "$" and fig.layout.yaxis2.exponentformat == "none"
+    assert fig.layout.yaxis.dtick == 1  # 2 requests: ticks 0, 1, 2, not 0.5 and 1.5
+    rows = [{"model": "smollm2-135m-instruct", "cost_usd": 4e-6, "requests": 1}]
+    breakdown = charts.breakdown(rows, "model")
+    assert breakdown.layout.xaxis.tickprefix == "$" and breakdown.layout.xaxis2.dtick == 1
