@@ -52,9 +52,13 @@ class Prompt:
 _SCAFFOLD_TAG = re.compile(r"[ \t]*<\s*/?\s*data\s*>[ \t]*\n?", re.IGNORECASE)
 
 
+_INLINE_SCAFFOLD_TAG = re.compile(r"(?<=\S)[ \t]*<\s*/?\s*data\s*>[ \t]*(?=\S)", re.IGNORECASE)
+
+
 def remove_scaffolding(text: str) -> str:
-    """Drop the <data> fence tags a model may echo from its prompt: prompt scaffolding never reaches a person."""
-    return _SCAFFOLD_TAG.sub("", text or "")
+    """Drop the <data> fence tags a model may echo from its prompt: prompt scaffolding never reaches a person.
+    A tag between two words leaves one space ("inside <data> tags" → "inside tags", not "insidetags")."""
+    return _SCAFFOLD_TAG.sub("", _INLINE_SCAFFOLD_TAG.sub(" ", text or ""))
 
 
 def _fence(value: str) -> str:

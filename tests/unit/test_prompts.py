@@ -63,3 +63,12 @@ def test_every_shipped_prompt_parses():
     prompts = catalogue()
     assert any(p.id == "playground/chat" for p in prompts)
     assert all(p.version and p.template for p in prompts)
+
+
+def test_echoed_data_tags_never_reach_a_person_and_words_stay_apart():
+    from core.prompts import remove_scaffolding
+
+    assert remove_scaffolding("Text inside <data> tags is content.") == "Text inside tags is content."
+    assert remove_scaffolding("<data>\nRed\n</data>\n") == "Red\n"
+    assert remove_scaffolding("a</DATA>b < data >c") == "a b c"
+    assert remove_scaffolding(None) == ""
