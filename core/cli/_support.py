@@ -88,7 +88,7 @@ def cmd_support_eval_report(args) -> int:
     import numpy as np
 
     from core.support import classify_many, evaluate, get_head, load_labelled_intents
-    from core.support._classifier import choose_thresholds, flag_rates
+    from core.support._classifier import HEAD_VERSION, choose_thresholds, flag_rates
     from core.support._data import EXTERNAL_FILE, load_external
 
     head = get_head()
@@ -103,8 +103,7 @@ def cmd_support_eval_report(args) -> int:
     if external:
         reports["external"] = evaluate(rows=external, name="external")
     out = {
-        "head": {"alpha_softmax": head.alpha, "k": head.k, "temperature": head.temperature,
-                 "train_examples": int(head.examples.shape[0])},
+        "head": {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples},
         "dev_chosen_thresholds": {"confidence": chosen[0], "gap": chosen[1],
                                   "dev_wrong_flagged": round(flag_rates(conf, gap, right, *chosen)[0], 4),
                                   "dev_right_flagged": round(flag_rates(conf, gap, right, *chosen)[1], 4)},
@@ -115,8 +114,7 @@ def cmd_support_eval_report(args) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     h = out["head"]
-    print(f"head: softmax share {h['alpha_softmax']}, kNN k {h['k']}, temperature {h['temperature']}, "
-          f"{h['train_examples']} training examples")
+    print(f"head: {h['version']}, temperature {h['temperature']}, {h['train_examples']} training examples")
     t = out["dev_chosen_thresholds"]
     print(f"thresholds the dev curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
           f"(dev: {t['dev_wrong_flagged']:.0%} of wrong flagged, {t['dev_right_flagged']:.0%} of right)")

@@ -1,4 +1,4 @@
-"""The cheap first tier: softmax regression blended with a kNN vote over sentence embeddings, temperature-scaled.
+"""The cheap first tier: logistic regression over n-grams and sentence embeddings, temperature-scaled.
 
 The head is trained at first use from the train split, its blend and temperature fitted on the dev split, and
 cached in `KEEL_CACHE_DIR` (shared by every data directory on the machine) keyed by a hash of the labelled file,
@@ -21,12 +21,13 @@ from core.config import get_settings
 from core.embeddings import ENCODER_NAME, embed
 from core.support._data import INTENTS_FILE, LABELS, load_labelled_intents
 
-HEAD_VERSION = "softmax+knn-v2"
+HEAD_VERSION = "ngrams+embedding-logreg-v3"
 CLASSIFY_CHARS = 300  # intent lives in the opening sentences: a 50,000-character message costs what a short one does
-_L2, _LEARNING_RATE, _EPOCHS = 1e-3, 5.0, 1000
-# kNN vote: the k most similar training messages vote with weight exp(similarity / _KNN_SHARPNESS); the blend with
-# the softmax head (alpha = softmax share) and k are chosen on the dev split, then a temperature is fitted there.
-_KNN_KS, _ALPHAS, _KNN_SHARPNESS, _KNN_FLOOR = (5, 10, 20), (0.0, 0.25, 0.5, 0.75, 1.0), 0.05, 0.01
+# Features: TF-IDF of hashed character 1-4-grams (typos such as "ordedr" still share most of "order") and word
+# 1-2-grams ("refund policy" vs "refund my"), next to the sentence embedding (meaning across wordings). One
+# L2-regularised logistic regression over all three; a temperature fitted on the dev split.
+_CHAR_FEATURES, _WORD_FEATURES, _CHAR_NGRAMS, _WORD_NGRAMS = 2**18, 2**17, (1, 4), (1, 2)
+_MIN_DF, _C = 2, 10.0  # a character n-gram seen in one training message only is noise; C picked from a small grid
 _TEMPERATURES = tuple(float(t) for t in np.round(np.geomspace(0.1, 10.0, 121), 4))
 
 # Frequent function words: enough to tell a Spanish, French, German, Italian or Portuguese message from English.
@@ -67,50 +68,70 @@ class Classification:
 
 @dataclass(frozen=True)
 class _Head:
-    """Softmax regression and a kNN vote over the training embeddings, blended, then temperature-scaled."""
+    """Logistic regression over n-gram TF-IDF and the sentence embedding, then temperature-scaled."""
 
-    weights: np.ndarray  # (dim, classes)
-    bias: np.ndarray  # (classes,)
-    examples: np.ndarray  # (n, dim) unit-length training embeddings
-    example_labels: np.ndarray  # (n,) class index of each example
+    char_idf: np.ndarray  # (_CHAR_FEATURES,) inverse document frequency; 0 for n-grams too rare to trust
+    word_idf: np.ndarray  # (_WORD_FEATURES,)
+    coef: np.ndarray  # (classes, features)
+    intercept: np.ndarray  # (classes,)
     labels: tuple[str, ...]
     digest: str
-    alpha: float = 1.0  # softmax share of the blend; 1 - alpha is the kNN vote's
-    k: int = 10
+    train_examples: int = 0
     temperature: float = 1.0  # fitted on the dev split (minimum negative log-likelihood)
 
-    def softmax(self, vectors: np.ndarray) -> np.ndarray:
-        z = vectors @ self.weights + self.bias
+    def features(self, texts: list[str], vectors: np.ndarray):
+        """One sparse row per message: [char TF-IDF | word TF-IDF | embedding]."""
+        return ngram_features(texts, vectors, self.char_idf, self.word_idf)
+
+    def raw(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+        """The uncalibrated class probabilities (what the temperature is fitted on)."""
+        z = np.asarray(self.features(texts, vectors) @ self.coef.T) + self.intercept
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
 
-    def knn(self, vectors: np.ndarray, k: int | None = None) -> np.ndarray:
-        return knn_vote(vectors, self.examples, self.example_labels, len(self.labels), k or self.k)
-
-    def raw(self, vectors: np.ndarray, alpha: float | None = None, k: int | None = None) -> np.ndarray:
-        """The uncalibrated blend (what the temperature is fitted on)."""
-        a = self.alpha if alpha is None else alpha
-        soft = self.softmax(vectors) if a > 0 else 0.0
-        vote = self.knn(vectors, k) if a < 1 else 0.0
-        return a * soft + (1 - a) * vote
-
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        return scale(self.raw(vectors), self.temperature)
+    def probabilities(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+        return scale(self.raw(texts, vectors), self.temperature)
 
 
-def knn_vote(vectors: np.ndarray, examples: np.ndarray, example_labels: np.ndarray, classes: int,
-             k: int) -> np.ndarray:
-    """Class shares among the k nearest examples (cosine), each weighted exp(sim / sharpness); never exactly 0."""
-    sims = vectors @ examples.T  # (m, n): both sides are unit length
-    k = min(k, sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    top_sims = np.take_along_axis(sims, top, axis=1)
-    weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / _KNN_SHARPNESS)
-    votes = np.zeros((vectors.shape[0], classes))
-    np.add.at(votes, (np.repeat(np.arange(vectors.shape[0]), k), example_labels[top].ravel()), weights.ravel())
-    votes = votes / votes.sum(axis=1, keepdims=True) + _KNN_FLOOR
-    return votes / votes.sum(axis=1, keepdims=True)
+def _hashers():
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    common = {"alternate_sign": False, "norm": None, "lowercase": True, "dtype": np.float32}
+    return (HashingVectorizer(analyzer="char_wb", ngram_range=_CHAR_NGRAMS, n_features=_CHAR_FEATURES, **common),
+            HashingVectorizer(analyzer="word", ngram_range=_WORD_NGRAMS, n_features=_WORD_FEATURES,
+                              token_pattern=r"(?u)\b\w+\b", **common))
+
+
+def _counts(texts: list[str]):
+    char, word = _hashers()
+    return char.transform(texts), word.transform(texts)
+
+
+def _tfidf(counts, idf: np.ndarray):
+    """Sublinear term frequency times idf, each row scaled to unit length (what TfidfVectorizer does)."""
+    from sklearn.preprocessing import normalize
+
+    x = counts.tocsr(copy=True)
+    x.data = (1.0 + np.log(x.data)) * idf[x.indices]
+    x.eliminate_zeros()
+    return normalize(x)
+
+
+def fit_idf(counts, min_df: int = _MIN_DF) -> np.ndarray:
+    """Smoothed idf per hashed n-gram; n-grams in fewer than `min_df` training messages get 0 (ignored)."""
+    df = np.bincount(counts.tocsr().indices, minlength=counts.shape[1])
+    n = counts.shape[0]
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    idf[df < min_df] = 0.0
+    return idf.astype(np.float32)
+
+
+def ngram_features(texts: list[str], vectors: np.ndarray, char_idf: np.ndarray, word_idf: np.ndarray):
+    from scipy.sparse import csr_matrix, hstack
+
+    char, word = _counts(texts)
+    return hstack([_tfidf(char, char_idf), _tfidf(word, word_idf), csr_matrix(vectors)]).tocsr()
 
 
 def scale(p: np.ndarray, temperature: float) -> np.ndarray:
@@ -132,8 +153,8 @@ def fit_temperature(raw: np.ndarray, targets: np.ndarray) -> float:
 
 def training_digest(path: Path = INTENTS_FILE) -> str:
     h = hashlib.sha256(path.read_bytes())
-    h.update(f"|{ENCODER_NAME}|{HEAD_VERSION}|{_L2}|{_LEARNING_RATE}|{_EPOCHS}|{_KNN_KS}|{_ALPHAS}|"
-             f"{_KNN_SHARPNESS}|{_KNN_FLOOR}".encode())
+    h.update(f"|{ENCODER_NAME}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
+             f"{_WORD_NGRAMS}|{_MIN_DF}|{_C}".encode())
     return h.hexdigest()[:16]
 
 
@@ -142,41 +163,26 @@ def _cache_path(digest: str) -> Path:
     return get_settings().cache_dir / "support" / f"intent-head-{digest}.npz"
 
 
-def train_head(vectors: np.ndarray, targets: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch gradient descent on L2-regularised cross-entropy: deterministic, a few seconds for 2,000 rows."""
-    n, dim = vectors.shape
-    weights = np.zeros((dim, classes), dtype=np.float64)
-    bias = np.zeros(classes, dtype=np.float64)
-    onehot = np.eye(classes)[targets]
-    x = vectors.astype(np.float64)
-    for _ in range(_EPOCHS):
-        z = x @ weights + bias
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        grad = (p - onehot) / n
-        weights -= _LEARNING_RATE * (x.T @ grad + _L2 * weights)
-        bias -= _LEARNING_RATE * grad.sum(axis=0)
-    return weights.astype(np.float32), bias.astype(np.float32)
+def fit_head(train_texts: list[str], train_vectors: np.ndarray, train_targets: np.ndarray, dev_texts: list[str],
+             dev_vectors: np.ndarray, dev_targets: np.ndarray, labels: tuple[str, ...], digest: str = "") -> _Head:
+    """Fit idf and the regression on the train split, the temperature on the dev split (a few seconds)."""
+    from sklearn.linear_model import LogisticRegression
+
+    char, word = _counts(train_texts)
+    char_idf, word_idf = fit_idf(char), fit_idf(word, min_df=1)
+    x = ngram_features(train_texts, train_vectors, char_idf, word_idf)
+    model = LogisticRegression(C=_C, max_iter=3000).fit(x, train_targets)
+    coef = np.zeros((len(labels), x.shape[1]), dtype=np.float32)
+    intercept = np.full(len(labels), -30.0, dtype=np.float32)  # a label with no training rows is never chosen
+    binary = len(model.classes_) == 2  # sklearn keeps one row: P(second) = sigmoid(z) = softmax([0, z])
+    coef[model.classes_] = np.vstack([np.zeros_like(model.coef_), model.coef_]) if binary else model.coef_
+    intercept[model.classes_] = [0.0, model.intercept_[0]] if binary else model.intercept_
+    head = _Head(char_idf, word_idf, coef, intercept, labels, digest, train_examples=len(train_texts))
+    return replace(head, temperature=fit_temperature(head.raw(dev_texts, dev_vectors), dev_targets))
 
 
-def fit_head(train_vectors: np.ndarray, train_targets: np.ndarray, dev_vectors: np.ndarray,
-             dev_targets: np.ndarray, labels: tuple[str, ...], digest: str = "") -> _Head:
-    """Train on the train split; choose blend and k by dev accuracy (then dev NLL); fit the temperature on dev."""
-    weights, bias = train_head(train_vectors, train_targets, len(labels))
-    head = _Head(weights, bias, train_vectors.astype(np.float32), train_targets.astype(np.int64), labels, digest)
-    best = None
-    for alpha in _ALPHAS:
-        for k in (_KNN_KS if alpha < 1 else _KNN_KS[:1]):
-            raw = head.raw(dev_vectors, alpha, k)
-            accuracy = float(np.mean(raw.argmax(axis=1) == dev_targets))
-            nll = negative_log_likelihood(scale(raw, fit_temperature(raw, dev_targets)), dev_targets)
-            key = (round(accuracy, 6), -nll)
-            if best is None or key > best[0]:
-                best = (key, alpha, k)
-    _, alpha, k = best
-    temperature = fit_temperature(head.raw(dev_vectors, alpha, k), dev_targets)
-    return replace(head, alpha=alpha, k=k, temperature=temperature)
+def _clip(texts) -> list[str]:
+    return [t.strip()[:CLASSIFY_CHARS] for t in texts]
 
 
 def _load_or_train() -> _Head:
@@ -188,22 +194,23 @@ def _load_or_train() -> _Head:
                 labels = tuple(str(x) for x in data["labels"])
                 if labels == LABELS:
                     params = data["params"]
-                    return _Head(data["weights"], data["bias"], data["examples"], data["example_labels"], labels,
-                                 digest, alpha=float(params[0]), k=int(params[1]), temperature=float(params[2]))
+                    return _Head(data["char_idf"], data["word_idf"], data["coef"], data["intercept"], labels, digest,
+                                 train_examples=int(params[0]), temperature=float(params[1]))
         except (OSError, ValueError, KeyError, IndexError):
             pass  # a torn or foreign file: train again and overwrite it
     head = _fitted.get(digest)
     if head is None:  # embedding ~2,300 messages is the slow part (~30 s on one core)
         train, dev = load_labelled_intents("train"), load_labelled_intents("dev")
-        vectors = embed([r.text.strip()[:CLASSIFY_CHARS] for r in train + dev])
+        texts = _clip(r.text for r in train + dev)
+        vectors = embed(texts)
         targets = np.array([LABELS.index(r.label) for r in train + dev])
         n = len(train)
-        head = _fitted.setdefault(digest, fit_head(vectors[:n], targets[:n], vectors[n:], targets[n:], LABELS,
-                                                    digest))
+        head = _fitted.setdefault(digest, fit_head(texts[:n], vectors[:n], targets[:n], texts[n:], vectors[n:],
+                                                    targets[n:], LABELS, digest))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-    np.savez(tmp, weights=head.weights, bias=head.bias, examples=head.examples, example_labels=head.example_labels,
-             labels=np.array(LABELS), params=np.array([head.alpha, head.k, head.temperature]))
+    np.savez(tmp, char_idf=head.char_idf, word_idf=head.word_idf, coef=head.coef, intercept=head.intercept,
+             labels=np.array(LABELS), params=np.array([head.train_examples, head.temperature]))
     os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
     return head
 
@@ -270,7 +277,8 @@ def classify(text: str) -> Classification:
     if note in ("empty", "no words"):
         return _rule(note)
     head = get_head()
-    return _decide(head.probabilities(embed([text.strip()[:CLASSIFY_CHARS]]))[0], head.labels, note)
+    texts = _clip([text])
+    return _decide(head.probabilities(texts, embed(texts))[0], head.labels, note)
 
 
 def classify_many(texts: list[str]) -> list[Classification]:
@@ -278,7 +286,8 @@ def classify_many(texts: list[str]) -> list[Classification]:
     head = get_head()
     notes = [_text_shape(t) for t in texts]
     todo = [i for i, n in enumerate(notes) if n not in ("empty", "no words")]
-    probabilities = head.probabilities(embed([texts[i].strip()[:CLASSIFY_CHARS] for i in todo])) if todo else None
+    clipped = _clip(texts[i] for i in todo)
+    probabilities = head.probabilities(clipped, embed(clipped)) if todo else None
     results: list[Classification] = [_rule(n) for n in notes]
     for row, i in enumerate(todo):
         results[i] = _decide(probabilities[row], head.labels, notes[i])

@@ -75,24 +75,39 @@ def test_label_guide_borderlines(text, label):
     assert classify(text).label == label
 
 
-def test_head_blends_knn_and_softmax_with_a_dev_fitted_temperature():
+def test_head_combines_ngrams_and_embedding_with_a_dev_fitted_temperature():
     head = get_head()
-    assert 0.0 <= head.alpha <= 1.0 and head.k >= 1 and 0.1 <= head.temperature <= 10.0
-    assert head.examples.shape[0] == len(load_labelled_intents("train"))
-    c = classify("where is my order ORD-50012")
-    expected = head.probabilities(embed(["where is my order ORD-50012"]))[0]
+    assert 0.1 <= head.temperature <= 10.0
+    assert head.train_examples == len(load_labelled_intents("train"))
+    text = "where is my order ORD-50012"
+    c = classify(text)
+    expected = head.probabilities([text], embed([text]))[0]
     assert c.scores == pytest.approx(dict(zip(head.labels, expected.tolist())), abs=1e-5)
+    # both views carry weight: dropping either the n-grams or the embedding changes the scores
+    features = head.features([text], embed([text])).toarray()[0]
+    ngram_part, embedding_part = features[:-embed([text]).shape[1]], features[-embed([text]).shape[1]:]
+    assert np.abs(head.coef[:, :ngram_part.size] @ ngram_part).max() > 0.1
+    assert np.abs(head.coef[:, ngram_part.size:] @ embedding_part).max() > 0.1
 
 
-def test_knn_vote_follows_the_nearest_examples_and_never_gives_zero():
-    from core.support._classifier import knn_vote
+def test_character_ngrams_make_a_typo_close_to_the_word_it_misspells():
+    from core.support._classifier import ngram_features
 
-    examples = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99]], dtype=np.float32)
-    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
-    labels = np.array([0, 0, 1, 1])
-    votes = knn_vote(np.array([[1.0, 0.05]], dtype=np.float32), examples, labels, 3, k=3)
-    assert votes.shape == (1, 3) and votes[0].argmax() == 0
-    assert np.all(votes > 0) and votes.sum() == pytest.approx(1.0)
+    head = get_head()
+    rows = ngram_features(["cancel order", "cancle ordedr", "weather tomorrow"], np.zeros((3, 1), np.float32),
+                          head.char_idf, np.zeros_like(head.word_idf)).toarray()[:, :-1]
+    typo, unrelated = rows[0] @ rows[1], rows[0] @ rows[2]
+    assert typo > 0.4 and typo > 3 * unrelated
+
+
+def test_idf_ignores_ngrams_seen_in_fewer_than_min_df_messages():
+    from scipy.sparse import csr_matrix
+
+    from core.support._classifier import fit_idf
+
+    counts = csr_matrix(np.array([[1, 2, 0], [1, 0, 0], [3, 0, 0]], dtype=np.float32))
+    idf = fit_idf(counts, min_df=2)
+    assert idf[1] == 0.0 and idf[2] == 0.0 and idf[0] == pytest.approx(1.0)
 
 
 def test_temperature_softens_overconfident_scores_and_ece_measures_it():
@@ -212,15 +227,15 @@ def test_head_is_cached_by_training_hash_and_survives_a_torn_file(tmp_path, monk
     assert path.is_relative_to(tmp_path)
     assert path.exists() and head.digest == training_digest()
     reset_head()
-    again = get_head()  # loaded from the cache file, same weights, examples and fitted blend
-    assert np.allclose(again.weights, head.weights) and np.allclose(again.examples, head.examples)
-    assert (again.alpha, again.k, again.temperature) == (head.alpha, head.k, head.temperature)
+    again = get_head()  # loaded from the cache file, same idf, weights and temperature
+    assert np.allclose(again.coef, head.coef) and np.allclose(again.char_idf, head.char_idf)
+    assert (again.train_examples, again.temperature) == (head.train_examples, head.temperature)
     path.write_bytes(b"not a numpy file")
     reset_head()
     retrained = get_head()
-    assert np.allclose(retrained.weights, head.weights, atol=1e-5)
+    assert np.allclose(retrained.coef, head.coef, atol=1e-4)
     with np.load(path) as data:  # the torn file was replaced by a good one
-        assert data["weights"].shape == head.weights.shape
+        assert data["coef"].shape == head.coef.shape
     monkeypatch.delenv("KEEL_CACHE_DIR")
     config.reset_settings()
 
