@@ -15,7 +15,7 @@ from core.support._classifier import (
     reset_head,
     training_digest,
 )
-from core.support._conversations import (
+from core.support._dialogue import (
     MAX_MESSAGE_CHARS,
     Conversation,
     Customer,
