@@ -15,37 +15,17 @@ from core.support._classifier import (
     reset_head,
     training_digest,
 )
-from core.support._dialogue import (
-    MAX_MESSAGE_CHARS,
-    Conversation,
-    Customer,
-    Handoff,
-    Message,
-    QueueItem,
-    add_note,
-    agent_reply,
-    cancel_action,
-    claim,
-    clean_text,
-    close_conversation,
-    confirm_action,
-    customer_conversation,
-    escalate,
-    get_conversation,
-    get_handoff,
-    improve_summary,
-    latest_conversation,
-    list_messages,
-    new_conversation,
-    open_conversation,
-    queue,
-    rate,
-    request_human,
-    resolve,
-    send_message,
-)
+from core.support._console import QueueItem, add_note, agent_reply, claim, escalate, improve_summary, queue, resolve
 from core.support._csat import Overview, Segment, conversation_rows, filter_options, overview, segments
 from core.support._data import LABELS, Article, LabelledMessage, get_article, load_articles, load_labelled_intents
+from core.support._dialogue import (
+    cancel_action,
+    close_conversation,
+    confirm_action,
+    rate,
+    request_human,
+    send_message,
+)
 from core.support._errors import (
     AlreadyClaimed,
     ConversationClosed,
@@ -58,6 +38,21 @@ from core.support._errors import (
 )
 from core.support._eval import EVAL_SUITES, add_conversation_to_eval, eval_case_draft
 from core.support._kb import search as search_kb
+from core.support._records import (
+    MAX_MESSAGE_CHARS,
+    Conversation,
+    Customer,
+    Handoff,
+    Message,
+    clean_text,
+    customer_conversation,
+    get_conversation,
+    get_handoff,
+    latest_conversation,
+    list_messages,
+    new_conversation,
+    open_conversation,
+)
 from core.support._router import (
     MUTATING_TOOLS,
     ROUTES,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from core.evals import Agent, CaseSource, Target, TargetOutput, add_eval_case, register_branches, register_target
-from core.support._dialogue import get_conversation, list_messages
+from core.support._records import get_conversation, list_messages
 from core.support._errors import NotAllowed
 from core.support._router import ROUTES, SupportBranch
 

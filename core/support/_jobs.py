@@ -12,7 +12,7 @@ KIND = "support_summary"
 
 @jobs.kind(KIND, max_attempts=2)  # safe to run again: it only replaces the summary
 def summarize(ctx: JobContext, conversation_id: int) -> dict:
-    from core.support._dialogue import improve_summary
+    from core.support._console import improve_summary
 
     return {"conversation_id": conversation_id, "improved": bool(improve_summary(int(conversation_id)))}
 

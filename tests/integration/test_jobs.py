@@ -227,10 +227,10 @@ from tests.integration.test_support_db import HANA, llm  # noqa: E402,F401  (fix
 
 
 def test_the_handoff_summary_is_a_delayed_job_any_replica_can_run(llm, monkeypatch):
-    from core.support import _dialogue, get_handoff, open_conversation, send_message
+    from core.support import _console, get_handoff, open_conversation, send_message
     from tests.integration.test_support_db import ANSWER
 
-    monkeypatch.setattr(_dialogue, "SUMMARY_DELAY_S", 1.0)
+    monkeypatch.setattr(_console, "SUMMARY_DELAY_S", 1.0)
     conv = open_conversation(HANA)
     t0 = time.time()
     send_message(conv.id, HANA, "I was charged twice for INV-2026-0008, I want a refund", summarize_async=True)
