@@ -48,7 +48,7 @@ if not rows:
     st.stop()
 st.plotly_chart(label_demo(ui.csat_figure(rows), has_demo("support_conversations")), width="stretch")
 st.dataframe(pd.DataFrame([{"intent": s.intent, "handled by": s.handled_by, "model": s.model,
-                            "avg CSAT": None if s.avg_csat is None else round(s.avg_csat, 2), "rated": s.rated,
+                            "avg CSAT": "not rated" if s.avg_csat is None else f"{s.avg_csat:.2f}", "rated": s.rated,
                             "conversations": s.conversations, "escalation rate": s.escalation_rate} for s in rows]),
              hide_index=True, width="stretch",
              column_config={"escalation rate": st.column_config.ProgressColumn(format="percent", min_value=0,
