@@ -48,7 +48,7 @@ def main() -> None:
             one_call = (len(content.encode()) + 4 + 5) * PRICE
             hard = round(one_call * 6.5, 6)
             save_budgets([{"scope": "customer", "key": customer, "hard_usd": hard}])
-            gateway.budgets._loaded_at = -1e9  # read the new budget now
+            gateway.reload_budgets()  # read the new budget now
 
             def caller() -> None:
                 for _ in range(3):
@@ -63,13 +63,13 @@ def main() -> None:
                 t.start()
             for t in threads:
                 t.join()
-            gateway.log.flush()
+            gateway.flush()
             with db.get_engine().connect() as conn:
                 spent = conn.execute(text("SELECT COALESCE(SUM(cost_usd), 0) FROM log_rollup_customer"
                                           " WHERE customer = :c"), {"c": customer}).scalar()
             print(f"{script:6} hard ${hard:.4f}  spent ${spent:.4f}  spent/hard {spent / hard:.2f}  "
                   f"calls {round(spent / one_call)}")
-        gateway.log.close()
+        gateway.close()
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def run_arm(url: str, api_key: str, trace: str, mode: str, max_events: int | Non
                           env={**os.environ, "KEEL_REPLAY_API_KEY": api_key})
     if done.returncode != 0:
         raise RuntimeError(f"replay client ({mode}) exited with {done.returncode}")
-    get_gateway().log.flush()
+    get_gateway().flush()
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     kv_after = provider.kv_stats()
     summary["prompt_tokens_evaluated"] = kv_after["tokens_evaluated"] - kv_before["tokens_evaluated"]

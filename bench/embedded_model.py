@@ -124,8 +124,8 @@ def body(report: Report, runs: int, prompt_tokens: int, max_tokens: int) -> None
             for name in (order if i % 2 == 0 else order[::-1]):
                 results[name].append(arms[name]())
         gateway.providers[provider_name] = worker
-        gateway.log.flush(timeout=30)
-        gateway.log.close()
+        gateway.flush(timeout=30)
+        gateway.close()
         close_providers(gateway)
         db.dispose_engine()
 

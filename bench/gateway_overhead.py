@@ -71,7 +71,7 @@ def body(report: Report, calls: int, warmup: int) -> None:
         for i in range(warmup):
             direct()
             through_gateway("warmup")
-        gateway.log.flush()
+        gateway.flush()
 
         direct_ms: list[float] = []
         gateway_ms: list[float] = []
@@ -88,7 +88,7 @@ def body(report: Report, calls: int, warmup: int) -> None:
                 wrong += answer != expected
 
         flush_started = time.perf_counter()
-        gateway.log.flush(timeout=30)
+        gateway.flush(timeout=30)
         flush_ms = ms_since(flush_started)
 
         # Amortized CPU per call, in blocks (ABBA order), so the background log writer's work is charged to
@@ -100,7 +100,7 @@ def body(report: Report, calls: int, warmup: int) -> None:
             for _ in range(block):
                 direct() if arm == "direct" else through_gateway("block")
             if arm == "gateway":
-                gateway.log.flush(timeout=30)
+                gateway.flush(timeout=30)
             cpu[arm].append((time.process_time() - cpu_started) * 1000 / block)
         with db.get_engine().connect() as conn:
             logged = conn.execute(text(
@@ -109,7 +109,7 @@ def body(report: Report, calls: int, warmup: int) -> None:
                 "SELECT COUNT(*) FROM request_log WHERE feature = 'bench' AND task = 'measure' AND status = 'ok'"
             )).scalar_one()
             rollup_n = conn.execute(text("SELECT COALESCE(SUM(n), 0) FROM log_rollup_time")).scalar_one()
-        gateway.log.close()
+        gateway.close()
         db.dispose_engine()
 
     d_med, g_med = median(direct_ms), median(gateway_ms)
@@ -134,8 +134,8 @@ def body(report: Report, calls: int, warmup: int) -> None:
     report.metric("logged_ok_rows", logged_ok, label="  of which status ok")
     report.metric("rollup_rows_counted", rollup_n,
                   label="calls in log_rollup_time (warm-up + measured + CPU blocks)")
-    report.metric("log_flush_ms", flush_ms, "ms", "time for gateway.log.flush() after the run")
-    report.metric("log_failed", gateway.log.failed, label="log rows dropped by the writer")
+    report.metric("log_flush_ms", flush_ms, "ms", "time for gateway.flush() after the run")
+    report.metric("log_failed", gateway.stats()["failed"], label="log rows dropped by the writer")
     report.check("added_median_ms", added, "<=", TARGET_ADDED_MS, "ms", "median added latency")
     report.check("logged_rows", logged, "==", calls, "", "every gateway call logged")
     report.check("wrong_answers", wrong, "==", 0, "", "answers equal the server's text")

@@ -171,7 +171,7 @@ def tasks_part(report: Report, max_tokens: int) -> None:
             out = {arm.__name__: arm(task_id) for arm in arms}
             per_task[task_id] = out["via_workspace"]
             added.append(out["via_workspace"][0] - out["via_gateway"][0])
-        gateway.log.flush(timeout=30)
+        gateway.flush(timeout=30)
         db.dispose_engine()
 
     for task_id, (ttft, total, n) in per_task.items():

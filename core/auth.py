@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from core import db
 from core.config import REPO_ROOT
+from core.errors import KeelError
 from core.tables import ApiKey, RevokedSession, Workspace
 
 MAX_CLEARANCE = 3
@@ -34,7 +35,7 @@ ROLE_GROUPS = {
 API_KEY_PREFIX = "keel_sk_"
 
 
-class AuthError(PermissionError):
+class AuthError(KeelError, PermissionError):
     """Credentials are missing, malformed, unknown or revoked."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from core.errors import KeelError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ DEFAULT_TIERS: dict[str, list[str]] = {
 TIER_NAMES = ("fast", "capable", "code", "embed")
 
 
-class ConfigError(ValueError):
+class ConfigError(KeelError, ValueError):
     """A setting has a value Keel cannot use; the message names the variable."""
 
 

@@ -6,9 +6,10 @@ import time
 
 from core import db
 from core.config import get_settings
+from core.errors import KeelError
 
 
-class HealthProblem(RuntimeError):
+class HealthProblem(KeelError, RuntimeError):
     """A failed check that still has details to show (e.g. the model worker's pid and last crash)."""
 
     def __init__(self, message: str, detail: dict):
@@ -64,15 +65,15 @@ def _llm() -> dict:
 def _request_log() -> dict:
     from core.llm import get_gateway
 
-    log = get_gateway().log
-    recent = log.recent()
-    detail = {"written": log.written, "queued": log._queue.qsize(), "failed_total": log.failed,
-              "quarantined_total": log.quarantined, "window_s": log.failure_window_s, **recent}
+    stats = get_gateway().stats()
+    recent = {k: stats[k] for k in ("failed_recent", "quarantined_recent", "last_error")}
+    detail = {"written": stats["written"], "queued": stats["queued"], "failed_total": stats["failed"],
+              "quarantined_total": stats["quarantined"], "window_s": stats["window_s"], **recent}
     # Only recent failures count, so health recovers by itself once the cause is gone; quarantined rows (kept
     # with their error, a scrubbed copy logged) are reported without failing the check.
     if recent["failed_recent"]:
         raise RuntimeError(f"{recent['failed_recent']} request-log rows could not be written in the last "
-                           f"{log.failure_window_s:g} s (kept in the quarantine): {recent['last_error']}")
+                           f"{stats['window_s']:g} s (kept in the quarantine): {recent['last_error']}")
     return detail
 
 

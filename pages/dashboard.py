@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from core.llm import list_budgets
+from core.llm import STATUSES, list_budgets
 from core.observe import DIMENSIONS, LogFilter, call_record, dashboard, model_worker, recent_calls, request_attempts
 from ui import charts
 from ui.controls import window_picker
@@ -108,7 +108,7 @@ if worker["recent"]:
 
 st.subheader("Recent calls")
 cols = st.columns(3)
-status = cols[0].multiselect("Status", ["ok", "error", "fallback", "cancelled", "budget_refused"])
+status = cols[0].multiselect("Status", [str(s) for s in STATUSES])
 feature = cols[1].multiselect("Feature", sorted(data.breakdowns["feature"] and
                                                [r["feature"] for r in data.breakdowns["feature"]]))
 recent = recent_calls(LogFilter(since=window.since, until=window.until, statuses=tuple(status),

@@ -11,7 +11,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import db
+from core.errors import KeelError
 from core.evals import CaseSource, add_eval_case
+from core.llm._types import ANSWERED
 from core.observe._synthetic import demo_id_bounds, is_demo
 from core.tables import RequestLog, ReviewItem
 
@@ -19,7 +21,7 @@ VERDICTS = ("good", "bad")
 MAX_NOTE_CHARS = 4000
 
 
-class AnnotationError(ValueError):
+class AnnotationError(KeelError, ValueError):
     """An annotation (a verdict on a sampled call) that cannot be taken; the message says why. Not PR review."""
 
 
@@ -83,7 +85,7 @@ def _answered_attempts(session, request_ids: list[str]) -> dict[str, dict]:
     if not request_ids:
         return {}
     rows = session.exec(
-        select(RequestLog).where(RequestLog.request_id.in_(request_ids), RequestLog.status.in_(("ok", "fallback")))
+        select(RequestLog).where(RequestLog.request_id.in_(request_ids), RequestLog.status.in_(ANSWERED))
     ).all()
     return {r.request_id: r.model_dump() for r in sorted(rows, key=lambda r: r.attempt)}
 

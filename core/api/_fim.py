@@ -44,6 +44,7 @@ from core.completion import (
     get_completion_service,
 )
 from core.completion._types import MAX_FILE_CHARS
+from core.errors import KeelError
 
 MAX_FIM_BODY_BYTES = 4_000_000  # a 1 MB file plus a few context chunks, JSON-escaped
 MAX_PREDICT = 256  # the engine's ceiling; a larger n_predict / max_tokens is served up to this
@@ -57,7 +58,7 @@ class Protocol(StrEnum):
     OPENAI = "openai"
 
 
-class FimInputError(ValueError):
+class FimInputError(KeelError, ValueError):
     """The body is not a request this protocol accepts; the message names the field. `status` 400 or 413."""
 
     def __init__(self, message: str, status: int = 400):
@@ -354,9 +355,11 @@ def _error_kind(status: int) -> str:
 
 def _failure_status(done: dict) -> int | None:
     """The HTTP status for a generation that failed, None when it did not."""
+    from core.llm import RequestStatus
+
     if done.get("status") != "error":
         return None
-    return 429 if done.get("error_status") == "budget_refused" else 502
+    return 429 if done.get("error_status") == RequestStatus.BUDGET_REFUSED else 502
 
 
 def _timings(done: dict, started: float) -> dict:

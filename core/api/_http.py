@@ -8,11 +8,13 @@ import json
 
 from starlette.requests import Request
 
+from core.errors import KeelError
+
 MAX_JSON_DEPTH = 64
 MAX_NUMBER_CHARS = 100
 
 
-class BodyError(ValueError):
+class BodyError(KeelError, ValueError):
     """A request body the route cannot accept; `status` is 413 (too large) or 400 (malformed)."""
 
     def __init__(self, message: str, status: int = 400):

@@ -17,7 +17,7 @@ from core.api._fim import infill, openai_completions
 from core.api._http import parse_json_object, read_body
 from core.api._search import api_search
 from core.auth import AuthError, Principal, billing_customer, principal_from_bearer
-from core.llm import LLMCancelled, LLMError, LLMRequest, get_gateway
+from core.llm import BudgetRefused, LLMCancelled, LLMError, LLMRequest, get_gateway
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -167,7 +167,7 @@ async def v1_chat_completions(request: Request):
         except LLMError as exc:
             if not exc.request_id:  # refused before any provider was called: the request itself is bad
                 return _openai_error(400, str(exc), "invalid_request_error")
-            if exc.status == "budget_refused":
+            if isinstance(exc, BudgetRefused):
                 return _openai_error(429, str(exc), "insufficient_quota", "budget_exceeded")
             return _openai_error(502, str(exc), "api_error")
         return JSONResponse({

@@ -51,7 +51,7 @@ def cmd_llm_chat(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        gateway.log.flush()
+        gateway.flush()
     if args.json:
         print(json.dumps({"text": result.text, "request_id": result.request_id, "provider": result.provider,
                           "model": result.model, "status": result.status, "tokens_in": result.tokens_in,

@@ -55,7 +55,7 @@ def cmd_complete(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        get_gateway().log.flush()
+        get_gateway().flush()
         get_completion_service().telemetry.flush()
     payload = {"completion": done["completion"], "latency_ms": done["latency_ms"], "cached": done["cached"],
                "status": done["status"], "model_ms": done["model_ms"], "tokens_out": done["tokens_out"],

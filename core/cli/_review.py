@@ -70,10 +70,9 @@ def cmd_review(args) -> int:
         else:
             result = review_refs(args.repo, base, head or "HEAD", options, progress=progress)
     finally:
-        import core.llm as llm
+        from core.llm import flush_gateway
 
-        if llm._gateway is not None:  # flush the request log only if a model call built the gateway
-            llm._gateway.log.flush()
+        flush_gateway()  # only if a model call built the gateway
     if not args.json and not args.export and sys.stderr.isatty():
         print("\r" + " " * 80 + "\r", end="", file=sys.stderr)
     if args.export == "github":

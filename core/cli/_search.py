@@ -96,7 +96,7 @@ def cmd_search_ask(args) -> int:
             if not args.json:
                 print(piece, end="", flush=True)
     finally:
-        get_gateway().log.flush()
+        get_gateway().flush()
     answer = run.answer
     if args.json:
         print(json.dumps(answer.as_dict()))

@@ -46,7 +46,7 @@ def cmd_workspace_run(args) -> int:
         print(f"error: {exc} (the credit was given back)", file=sys.stderr)
         return 1
     finally:
-        gateway.log.flush()
+        gateway.flush()
     payload = {
         "task": result.task, "workspace": args.workspace, "text": result.text, "request_id": result.request_id,
         "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "ttft_ms": result.ttft_ms,

@@ -19,12 +19,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import KeelError
+
 PAUSE_MS = 300.0
 ENGINE_OPTIONS: dict = {}
 NAIVE_OPTIONS = {"debounce_ms": 0, "cache": False, "cancel_previous": False, "speculate": False}
 
 
-class TraceError(ValueError):
+class TraceError(KeelError, ValueError):
     pass
 
 

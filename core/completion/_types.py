@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from core.errors import KeelError
+
 MAX_FILE_CHARS = 2_000_000  # a 1 MB file completes (only windows around the cursor reach the model)
 MAX_FILES = 64
 MAX_PATH_CHARS = 300
@@ -12,7 +14,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # not tab, newline, carriage
 _PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a path has none: a newline would forge a prompt header
 
 
-class CompletionInputError(ValueError):
+class CompletionInputError(KeelError, ValueError):
     """The editor state cannot be completed (binary file, cursor outside the file, ...); the message says why."""
 
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 from sqlmodel import select
 
 from core import db
+from core.errors import KeelError
 from core.tables import RelabelAudit, RelabelItem
 
 LABEL_KEYS = ("label", "intent", "route")  # a categorical expected value the audit can compare
@@ -28,7 +29,7 @@ class AuditStatus(StrEnum):
     DONE = "done"
 
 
-class RelabelError(ValueError):
+class RelabelError(KeelError, ValueError):
     """An audit or label that cannot be taken; nothing was stored."""
 
 

@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from core import db
 from core.config import REPO_ROOT, get_settings
+from core.errors import KeelError
 from core.evals._scorers import SCORERS, ScoreResult
 from core.evals._targets import EvalTargetError, RunOptions, TargetOutput, get_target
 from core.tables import EvalCase, EvalResult, EvalRun
@@ -38,7 +39,7 @@ class RunStatus(StrEnum):
     ERROR = "error"
 
 
-class EvalError(ValueError):
+class EvalError(KeelError, ValueError):
     """A suite, dataset, baseline or option that cannot be used; the message says what to fix."""
 
 

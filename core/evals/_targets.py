@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
+from core.errors import KeelError
 
 
-class EvalTargetError(RuntimeError):
+class EvalTargetError(KeelError, RuntimeError):
     """A target that cannot run here, or a case it cannot run; the message says which and why."""
 
 
@@ -88,8 +89,7 @@ def complete(request) -> tuple[object, float, float]:
     except LLMError as exc:
         raise EvalTargetError(f"LLM call failed: {exc}") from None
     latency = (time.perf_counter() - started) * 1000
-    cost = gateway.log.prices.cost(completion.provider, completion.model, completion.tokens_in, completion.tokens_out)
-    return completion, latency, cost
+    return completion, latency, completion.cost_usd
 
 
 class LLMChat(Target):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from core.errors import KeelError
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -22,7 +24,7 @@ class JobStatus(StrEnum):
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-class JobError(ValueError):
+class JobError(KeelError, ValueError):
     """Bad input to the job layer (unknown kind or id, parameters that are not JSON, a finished job cancelled)."""
 
 

@@ -16,19 +16,24 @@ from core.llm._prices import ensure_default_prices, list_prices, save_prices
 from core.llm._rollup import record as record_log_rows
 from core.llm._providers import EmbeddedProvider, OpenAIProvider, build_providers, embedded_model_path
 from core.llm._types import (
+    STATUSES,
+    BudgetRefused,
     CancelToken,
     Chunk,
     Completion,
     LLMCancelled,
     LLMError,
     LLMRequest,
+    Provider,
     ProviderError,
+    RequestStatus,
 )
 
 __all__ = [
+    "STATUSES", "BudgetRefused", "Provider", "RequestStatus",
     "BudgetStatus", "list_budgets", "save_budgets", "MAX_INPUT_CHARS", "CancelToken", "Chunk", "CircuitBreaker", "Completion", "EmbeddedProvider", "Gateway",
     "LLMCancelled", "LLMError", "LLMRequest", "LLMStream", "OpenAIProvider", "PriceBook", "ProviderError",
-    "RequestLogWriter", "bucket_latency_ms", "ensure_default_prices", "list_prices", "save_prices", "build_gateway", "close_providers", "embedded_model_path", "get_gateway",
+    "RequestLogWriter", "bucket_latency_ms", "ensure_default_prices", "list_prices", "save_prices", "build_gateway", "close_providers", "flush_gateway", "embedded_model_path", "get_gateway",
     "latency_bucket", "looks_like_refusal", "record_log_rows", "set_gateway", "shutdown_gateway",
 ]
 
@@ -69,11 +74,17 @@ def close_providers(gateway: Gateway) -> None:
             close()
 
 
+def flush_gateway(timeout: float = 10.0) -> bool:
+    """Commit the queued request-log rows if this process built a gateway (a CLI command may never have)."""
+    with _lock:
+        gateway = _gateway
+    return gateway.flush(timeout) if gateway is not None else True
+
+
 def shutdown_gateway() -> None:
     global _gateway
     with _lock:
         if _gateway is not None:
-            _gateway.log.flush()
-            _gateway.log.close()
+            _gateway.close()
             close_providers(_gateway)
             _gateway = None

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import select
 
 from core import db
+from core.errors import KeelError
 from core.tables import Budget, BudgetHold
 
 
@@ -52,7 +53,7 @@ class BudgetStatus:
         return self.hard_usd is not None and self.spent_usd >= self.hard_usd
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(KeelError):
     def __init__(self, status: BudgetStatus, estimate: float):
         self.status = status
         super().__init__(
@@ -104,6 +105,10 @@ class BudgetBook:
         self._loaded_at = -1e9
         self._swept_at = 0.0
         self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the cached budget definitions, so the next call reads them (after `save_budgets` elsewhere)."""
+        self._loaded_at = -1e9
 
     def _refresh(self) -> None:
         now = time.monotonic()

@@ -15,13 +15,16 @@ from core.llm._budgets import BudgetBook, BudgetExceeded
 from core.llm._log import _SURROGATE, LogEntry, RequestLogWriter, clean_text
 from core.llm._providers import monotonic_ms
 from core.llm._types import (
+    BudgetRefused,
     CancelToken,
     Chunk,
     Completion,
     LLMCancelled,
     LLMError,
     LLMRequest,
+    Provider,
     ProviderError,
+    RequestStatus,
     Usage,
 )
 
@@ -93,7 +96,7 @@ class CircuitBreaker:
 class Gateway:
     """Every LLM call in Keel goes through `stream()` or `complete()`, and every attempt is logged."""
 
-    def __init__(self, settings: Settings, providers: dict, log: RequestLogWriter):
+    def __init__(self, settings: Settings, providers: dict[str, Provider], log: RequestLogWriter):
         self.settings = settings
         self.providers = providers
         self.log = log
@@ -133,6 +136,33 @@ class Gateway:
             pass
         return stream.result
 
+    def cost(self, provider: str, model: str, tokens_in: int, tokens_out: int) -> float:
+        """What these tokens cost at the price table the request log uses, so callers' figures match the log's."""
+        return self.log.prices.cost(provider, model, tokens_in, tokens_out)
+
+    def worst_case_cost(self, request: LLMRequest) -> float:
+        """The most this request can cost on any target it may reach (what a budget holds while it runs)."""
+        return self._worst_case_cost(request, self.targets(request))
+
+    def reload_budgets(self) -> None:
+        """Read budget definitions again on the next call instead of after the cache's few seconds."""
+        self.budgets.invalidate()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued request-log row is committed; False if `timeout` passed first."""
+        return self.log.flush(timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush and stop the request-log writer (providers are closed by `core.llm.close_providers`)."""
+        self.log.flush(timeout=timeout)
+        self.log.close(timeout=timeout)
+
+    def stats(self) -> dict:
+        """The request-log writer's counters since start (rows written, failed = lost, quarantined, queued) and
+        its failures within `window_s`, which health and the benches report."""
+        return {"written": self.log.written, "failed": self.log.failed, "quarantined": self.log.quarantined,
+                "queued": self.log.pending, "window_s": self.log.failure_window_s, **self.log.recent()}
+
     # -- the loop over targets ------------------------------------------------------------------
 
     def _validate(self, request: LLMRequest) -> None:
@@ -171,8 +201,8 @@ class Gateway:
                                          lambda: self._worst_case_cost(request, targets), holder.request_id)
         except BudgetExceeded as exc:
             self._log(request, holder.request_id, 0, targets[0], time.time(), None, None, Usage(), 0.0, None,
-                      "budget_refused", str(exc), _render_input(request), holder)
-            raise LLMError(str(exc), request_id=holder.request_id, status="budget_refused") from None
+                      RequestStatus.BUDGET_REFUSED, str(exc), _render_input(request), holder)
+            raise BudgetRefused(str(exc), request_id=holder.request_id) from None
         try:
             yield from self._attempts(request, cancel, holder, targets)
         finally:
@@ -204,7 +234,7 @@ class Gateway:
                 message = f"{target}: circuit open after {breaker.failures} failures; skipped"
                 errors.append(message)
                 self._log(request, request_id, attempt, target, time.time(), None, None, Usage(),
-                          0.0, None, "error", message, input_text, holder)
+                          0.0, None, RequestStatus.ERROR, message, input_text, holder)
                 attempt += 1
                 continue
             retries = 0
@@ -237,7 +267,7 @@ class Gateway:
                     latency = monotonic_ms() - started
                     if cancel.cancelled:
                         self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
-                                  latency, None, "cancelled", "cancelled by caller", input_text, holder)
+                                  latency, None, RequestStatus.CANCELLED, "cancelled by caller", input_text, holder)
                         breaker.success()
                         raise LLMCancelled(request_id)
                     parsed, json_valid = None, None
@@ -246,8 +276,8 @@ class Gateway:
                         json_valid = problem is None
                         if problem:
                             raise _InvalidJSON(problem)
-                    status = "ok" if index == 0 and not errors else "fallback"
-                    error_note = ("fell back after: " + " | ".join(errors)) if status == "fallback" else None
+                    status = RequestStatus.OK if index == 0 and not errors else RequestStatus.FALLBACK
+                    error_note = ("fell back after: " + " | ".join(errors)) if status == RequestStatus.FALLBACK else None
                     self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
                               json_valid, status, error_note, input_text, holder)
                     breaker.success()
@@ -256,6 +286,7 @@ class Gateway:
                         model=model, status=status, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
                         ttft_ms=ttft, latency_ms=latency, attempts=attempt + 1, json=parsed,
                         finish_reason=usage.finish_reason,
+                        cost_usd=self.cost(provider_name, model, usage.tokens_in, usage.tokens_out),
                     )
                     return
                 except LLMCancelled:
@@ -265,12 +296,12 @@ class Gateway:
                     output = "".join(pieces)
                     if cancel.cancelled:  # the failure is the cancellation itself, not the provider's fault
                         self._log(request, request_id, attempt, target, started_wall, output, ttft, usage,
-                                  latency, None, "cancelled", "cancelled by caller", input_text, holder)
+                                  latency, None, RequestStatus.CANCELLED, "cancelled by caller", input_text, holder)
                         breaker.release()
                         raise LLMCancelled(request_id) from None
                     json_valid = False if isinstance(exc, _InvalidJSON) else None
                     self._log(request, request_id, attempt, target, started_wall, output, ttft, usage, latency,
-                              json_valid, "error", str(exc), input_text, holder)
+                              json_valid, RequestStatus.ERROR, str(exc), input_text, holder)
                     attempt += 1
                     if isinstance(exc, _InvalidJSON):
                         breaker.success()  # the server works; the model just produced bad output
@@ -290,7 +321,7 @@ class Gateway:
                 except GeneratorExit:
                     # the consumer walked away: record it as cancelled, truthfully
                     self._log(request, request_id, attempt, target, started_wall, "".join(pieces), ttft, usage,
-                              monotonic_ms() - started, None, "cancelled", "stream closed by caller",
+                              monotonic_ms() - started, None, RequestStatus.CANCELLED, "stream closed by caller",
                               input_text, holder)
                     breaker.release()
                     raise

@@ -9,6 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from core import db
+from core.llm._types import ANSWERED, RequestStatus
 from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog, ReviewItem
 
 _MEASURES = ("n", "cost_usd", "tokens_in", "tokens_out", "latency_sum", "ttft_sum", "ttft_n", "refusals")
@@ -31,7 +32,7 @@ def _key_value(row: dict, column: str):
 
 def is_empty_output(row: dict) -> bool:
     """A successful call that produced nothing: no output tokens, or only whitespace."""
-    if row.get("status") != "ok":
+    if row.get("status") != RequestStatus.OK:
         return False
     text = row.get("output_text")
     return not (row.get("tokens_out") or 0) or (text is not None and not text.strip())
@@ -74,7 +75,7 @@ def _upsert(conn: Connection, table, keys: tuple[str, ...], measures: tuple[str,
 
 
 # Calls a reviewer can judge: an answer was given, and its text was kept. Eval runs are not production traffic.
-_REVIEWABLE_STATUSES = ("ok", "fallback")
+_REVIEWABLE_STATUSES = ANSWERED
 _NOT_SAMPLED_FEATURES = ("eval",)
 
 

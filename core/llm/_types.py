@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
 
-STATUSES = ("ok", "error", "fallback", "cancelled", "budget_refused")
+from core.errors import KeelError
+
+
+class RequestStatus(StrEnum):
+    """The status of one request-log row (one attempt); the values are what `request_log.status` stores."""
+
+    OK = "ok"  # the first target answered
+    ERROR = "error"  # this attempt failed (the call may still succeed on a later attempt)
+    FALLBACK = "fallback"  # a later target answered after earlier ones failed
+    CANCELLED = "cancelled"  # the caller cancelled or walked away
+    BUDGET_REFUSED = "budget_refused"  # a hard budget refused the call before anything was sent
+
+
+STATUSES = tuple(RequestStatus)
+# Rows whose output a model produced and a caller received.
+ANSWERED = (RequestStatus.OK, RequestStatus.FALLBACK)
 
 
 @dataclass
@@ -68,7 +84,7 @@ class Completion:
     tier: str
     provider: str
     model: str
-    status: str
+    status: RequestStatus
     tokens_in: int = 0
     tokens_out: int = 0
     ttft_ms: float | None = None
@@ -76,12 +92,14 @@ class Completion:
     attempts: int = 1
     json: Any = None
     finish_reason: str | None = None
+    cost_usd: float = 0.0  # priced like the request-log row of the attempt that answered
 
 
-class LLMError(RuntimeError):
+class LLMError(KeelError, RuntimeError):
     """Every target of the tier failed or the call was refused; `attempts` lists why, in order."""
 
-    def __init__(self, message: str, *, request_id: str = "", attempts: list[str] | None = None, status="error"):
+    def __init__(self, message: str, *, request_id: str = "", attempts: list[str] | None = None,
+                 status: RequestStatus = RequestStatus.ERROR):
         super().__init__(message)
         self.request_id = request_id
         self.attempts = attempts or []
@@ -90,10 +108,17 @@ class LLMError(RuntimeError):
 
 class LLMCancelled(LLMError):
     def __init__(self, request_id: str = ""):
-        super().__init__("the request was cancelled", request_id=request_id, status="cancelled")
+        super().__init__("the request was cancelled", request_id=request_id, status=RequestStatus.CANCELLED)
 
 
-class ProviderError(RuntimeError):
+class BudgetRefused(LLMError):
+    """A hard budget refused the call before it reached a provider; callers answer 429 / "budget reached"."""
+
+    def __init__(self, message: str, *, request_id: str = ""):
+        super().__init__(message, request_id=request_id, status=RequestStatus.BUDGET_REFUSED)
+
+
+class ProviderError(KeelError, RuntimeError):
     """One attempt failed. `retryable` errors are retried on the same target before falling back."""
 
     def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
@@ -138,3 +163,22 @@ class Usage:
     tokens_in: int = 0
     tokens_out: int = 0
     finish_reason: str | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the gateway needs of a model server: stream text deltas for one attempt and fill in `usage`.
+
+    Retries, fallback, budgets and logging stay in the gateway, so a provider only translates its failures into
+    `ProviderError` (retryable or not). Optional extras the gateway and health look for: `health()`, `close()`.
+    """
+
+    name: str
+    kind: str
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def models(self) -> list[str]: ...
+
+    def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]: ...

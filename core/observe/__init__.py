@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from core import db
-from core.llm import bucket_latency_ms
+from core.llm import RequestStatus, bucket_latency_ms
 from core.tables import RequestLog
 
 DIMENSIONS = ("feature", "model", "tier", "prompt_version", "customer")
@@ -81,11 +81,11 @@ class Totals:
         self.ttft_n += int(row["ttft_n"] or 0)
         self.refusals += int(row["refusals"] or 0)
         status = row["status"]
-        if status == "error":
+        if status == RequestStatus.ERROR:
             self.errors += n
-        elif status == "fallback":
+        elif status == RequestStatus.FALLBACK:
             self.fallbacks += n
-        elif status == "cancelled":
+        elif status == RequestStatus.CANCELLED:
             self.cancelled += n
 
     def as_dict(self) -> dict:

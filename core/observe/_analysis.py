@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from core import db
+from core.llm import RequestStatus
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DEFAULT_PAID_PLAN_USD = 20.0
@@ -182,9 +183,9 @@ def time_of_day(window) -> TimeOfDay:
         c.histogram[int(r["lb"])] += n
         c.ttft_sum += float(r["ttft"] or 0)
         c.ttft_n += int(r["ttft_n"] or 0)
-        if r["status"] == "error":
+        if r["status"] == RequestStatus.ERROR:
             c.errors += n
-        elif r["status"] == "fallback":
+        elif r["status"] == RequestStatus.FALLBACK:
             c.fallbacks += n
     return TimeOfDay(
         requests=[[c.n for c in row] for row in cells],
@@ -253,7 +254,7 @@ def capability_drift(window, by: str = "model", *, feature: str | None = None, t
         a[2] += int(r["ja"] or 0)
         a[3] += int(r["jv"] or 0)
         a[4] += int(r["em"] or 0)
-        if r["status"] == "ok":
+        if r["status"] == RequestStatus.OK:
             a[5] += int(r["tout"] or 0)
             a[6] += n
         tier_models[(r["tier"], day)][r["model"]] += n

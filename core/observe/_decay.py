@@ -19,6 +19,7 @@ from sqlmodel import select
 from threadpoolctl import threadpool_limits
 
 from core import db
+from core.errors import KeelError
 from core.tables import DecayReport, DecayVector, EvalRun
 
 DEFAULT_DAYS = 7.0
@@ -40,7 +41,7 @@ _NEXT_TURN = re.compile(r"\n\n\[(?:system|assistant|tool)\] ")
 _DATA = re.compile(r"<data>(.*?)</data>", re.S)
 
 
-class DecayError(ValueError):
+class DecayError(KeelError, ValueError):
     """A decay request that cannot be taken (unknown feature, bad window or distance); nothing was stored."""
 
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlmodel import select
 
 from core import db, jobs
+from core.errors import KeelError
 from core.jobs import JobCancelled, JobContext
 from core.tables import Investigation, RequestLog
 
@@ -48,7 +49,7 @@ class InvestigationStatus(StrEnum):
     STALLED = "stalled"  # shown, never stored: a running row whose worker went away
 
 
-class InvestigationError(ValueError):
+class InvestigationError(KeelError, ValueError):
     """An investigation that cannot start (bad hypothesis, factor, value or N); nothing was stored."""
 
 
@@ -201,16 +202,10 @@ def _run_bound_usd(factor: Factor, value: str, messages: list[dict], base: dict,
     """An upper bound of one rerun's cost: the input's byte bound and max_tokens out, at the dearest model the
     request may reach (its target, or any model of its tier's fallback chain)."""
     from core.llm import get_gateway
-    from core.llm._gateway import input_token_bound
 
     gateway = get_gateway()
     request = _request(None, factor, value, messages, base, max_tokens, None, None)
-    tokens_in = input_token_bound(request)
-    worst = 0.0
-    for target in gateway.targets(request):
-        provider, _, model = target.partition("/")
-        worst = max(worst, gateway.log.prices.cost(provider, model, tokens_in, max_tokens))
-    return worst
+    return gateway.worst_case_cost(request)
 
 
 # -- storing and running -----------------------------------------------------------------------------------------
@@ -291,7 +286,7 @@ def run_investigation(investigation_id: int, *, ctx: JobContext | None = None) -
                 started = time.perf_counter()
                 try:
                     c = gateway.complete(request)
-                    one = gateway.log.prices.cost(c.provider, c.model, c.tokens_in, c.tokens_out)
+                    one = c.cost_usd
                     sample = {"ok": True, "text": c.text, "model": f"{c.provider}/{c.model}", "tokens_in": c.tokens_in,
                               "tokens_out": c.tokens_out, "cost_usd": one, "request_id": c.request_id}
                     tokens_in, tokens_out, cost = tokens_in + c.tokens_in, tokens_out + c.tokens_out, cost + one
@@ -304,10 +299,10 @@ def run_investigation(investigation_id: int, *, ctx: JobContext | None = None) -
                         tokens_out=tokens_out, outcomes=json.dumps({"plan": plan, "variants": distribution(samples)}))
                 if ctx is not None:
                     ctx.progress(done, len(values) * n, message=f"{factor}={value}", force=True)
-        gateway.log.flush()
+        gateway.flush()
         _update(investigation_id, status=InvestigationStatus.DONE, finished_at=time.time())
     except JobCancelled:
-        gateway.log.flush()
+        gateway.flush()
         _update(investigation_id, status=InvestigationStatus.ERROR, error="cancelled before every rerun ran",
                 finished_at=time.time())
         raise

@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core import db, jobs
+from core.errors import KeelError
 from core.jobs import JobCancelled, JobContext
 from core.tables import MigrationReport, ModelLifecycle, ModelPrice, RequestLog
 
@@ -27,7 +28,7 @@ DUE_WITHIN_DAYS = 90
 JOB_KIND = "migration_report"
 
 
-class MigrationError(ValueError):
+class MigrationError(KeelError, ValueError):
     """A lifecycle entry or migration report that cannot be stored; nothing was written."""
 
 

@@ -11,8 +11,9 @@ import time
 import uuid
 
 from core import db
-from core.llm import latency_bucket, record_log_rows
+from core.llm import RequestStatus, latency_bucket, record_log_rows
 from core.llm._rollup import sampled_for_review
+from core.llm._types import ANSWERED
 
 _FEATURES = {
     "workspace": (["summarize", "improve", "fix_grammar", "continue", "translate"], "capable"),
@@ -104,19 +105,20 @@ def synthetic_rows(n: int, *, days: float = 30.0, seed: int = 7, end: float | No
         ttft = rng.lognormvariate(5.0, 0.5)
         latency = ttft + tokens_out * rng.uniform(5, 12)
         r = rng.random()
-        status = "error" if r < 0.02 else "fallback" if r < 0.05 else "cancelled" if r < 0.06 else "ok"
-        if status == "ok" and rng.random() < p_empty:
+        status = (RequestStatus.ERROR if r < 0.02 else RequestStatus.FALLBACK if r < 0.05
+                  else RequestStatus.CANCELLED if r < 0.06 else RequestStatus.OK)
+        if status == RequestStatus.OK and rng.random() < p_empty:
             tokens_out = 0
-        json_valid = (rng.random() < p_json) if task in _JSON_TASKS and status != "error" else None
+        json_valid = (rng.random() < p_json) if task in _JSON_TASKS and status != RequestStatus.ERROR else None
         rows.append(dict(
             request_id=DEMO_PREFIX + uuid.UUID(int=rng.getrandbits(128)).hex, attempt=0, created_at=t, feature=feature,
             task=task, prompt_id=f"{feature}/{tasks[0]}", prompt_version=rng.choice(["a1b2c3", "d4e5f6"]),
             tier=tier, provider=provider, model=model, user=f"user{rng.randrange(500)}@example.com",
             customer=rng.choices(names, weights)[0], input_text=None, output_text=None,
-            tokens_in=tokens_in, tokens_out=tokens_out if status != "error" else 0,
-            ttft_ms=ttft if status != "error" else None, latency_ms=latency, latency_bucket=latency_bucket(latency),
+            tokens_in=tokens_in, tokens_out=tokens_out if status != RequestStatus.ERROR else 0,
+            ttft_ms=ttft if status != RequestStatus.ERROR else None, latency_ms=latency, latency_bucket=latency_bucket(latency),
             cost_usd=(tokens_in * p_in + tokens_out * p_out) / 1e6, status=status,
-            error="HTTP 500 from provider" if status == "error" else None,
+            error="HTTP 500 from provider" if status == RequestStatus.ERROR else None,
             refusal=rng.random() < p_refuse, json_valid=json_valid,
         ))
     return rows
@@ -217,7 +219,7 @@ def insert_synthetic(n: int, *, batch: int = 20_000, review_share: float = 0.0, 
         rows = synthetic_rows(size, seed=seed + written, **kwargs)
         if review_share:
             for row in rows:
-                if row["status"] in ("ok", "fallback") and sampled_for_review(row["request_id"], review_share):
+                if row["status"] in ANSWERED and sampled_for_review(row["request_id"], review_share):
                     rng = random.Random(row["request_id"])
                     row["input_text"], row["output_text"] = review_text(row["feature"], rng)
         with engine.begin() as conn:

@@ -14,12 +14,13 @@ from pathlib import Path
 import yaml
 
 from core.config import REPO_ROOT
+from core.errors import KeelError
 
 PROMPTS_DIR = REPO_ROOT / "prompts"
 _FIELDS = {"tier", "temperature", "max_tokens", "description", "output"}
 
 
-class PromptError(ValueError):
+class PromptError(KeelError, ValueError):
     """A prompt file is missing, malformed, or rendered without the values it needs."""
 
 

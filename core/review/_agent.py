@@ -479,8 +479,7 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
                            "below come from the tools.")
         return {"error": entry["error"]}
     entry["output_chars"] = len(completion.text)
-    cost = gateway.log.prices.cost(completion.provider, completion.model, completion.tokens_in,
-                                   completion.tokens_out)
+    cost = completion.cost_usd
     out = {"model": f"{completion.provider}/{completion.model}", "tokens_in": completion.tokens_in,
            "tokens_out": completion.tokens_out, "cost_usd": cost, "request_id": completion.request_id,
            "added": 0, "rejected": 0, "summary": ""}

@@ -1,7 +1,9 @@
 """Errors of the review subsystem: each message says what was wrong and what to do about it."""
 
+from core.errors import KeelError
 
-class ReviewError(ValueError):
+
+class ReviewError(KeelError, ValueError):
     """A review cannot start or finish; the message is meant for the user."""
 
 

@@ -41,7 +41,7 @@ class ReviewFindings(Target):
         except ReviewError as exc:
             raise EvalTargetError(str(exc)) from None
         finally:
-            get_gateway().log.flush()
+            get_gateway().flush()
         latency = (time.perf_counter() - started) * 1000
         findings = [{"path": c.path, "line": c.line, "also_at": c.also_at, "category": c.category,
                      "severity": c.severity, "source": c.source, "rule": c.rule} for c in result.comments]

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 
 from core.auth import ALL_STAFF, MAX_CLEARANCE, Principal
+from core.errors import KeelError
 
 GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
-class AccessDenied(PermissionError):
+class AccessDenied(KeelError, PermissionError):
     """A principal may not see a document (raised when a row fails the re-check)."""
 
 

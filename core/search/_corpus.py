@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from core.auth import MAX_CLEARANCE
+from core.errors import KeelError
 from core.search._access import valid_group
 
 TEXT_KINDS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html"}
@@ -31,7 +32,7 @@ _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/ -]{0,254}$")
 _META_KEYS = {"title", "access_groups", "clearance_level", "url", "department", "owner", "updated"}
 
 
-class DocumentRefused(ValueError):
+class DocumentRefused(KeelError, ValueError):
     """A file cannot be indexed; `path` names it and the message says why."""
 
     def __init__(self, path: str, reason: str):

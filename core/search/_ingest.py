@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.errors import KeelError
 from core.search import _index, _registry
 from core.search._corpus import (
     DocumentRefused,
@@ -64,7 +65,7 @@ class IngestReport:
                 f"{len(self.refused)} refused; {self.chunks_written} chunks embedded in {self.seconds:.1f}s")
 
 
-class IngestError(ValueError):
+class IngestError(KeelError, ValueError):
     """The folder itself cannot be ingested (missing, not a folder, not allowed)."""
 
 

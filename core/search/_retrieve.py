@@ -13,6 +13,7 @@ import numpy as np
 
 from core.auth import Principal
 from core.config import REPO_ROOT, get_settings
+from core.errors import KeelError
 from core.search import _index, _registry
 from core.search._access import AccessFilter, access_filter
 
@@ -31,7 +32,7 @@ COVERAGE_THRESHOLD = 0.25
 CHANNELS = ("ui", "api", "cli", "eval", "bench", "test")
 
 
-class SearchInputError(ValueError):
+class SearchInputError(KeelError, ValueError):
     """The question cannot be searched as given; the message says why."""
 
 

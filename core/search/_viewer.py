@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass
 
 from core.auth import Principal
+from core.errors import KeelError
 from core.search import _registry
 from core.search._access import access_filter, sql_literal
 from core.search._index import get_table
 
 
-class DocumentUnavailable(LookupError):
+class DocumentUnavailable(KeelError, LookupError):
     """No such document, or not one this person may read (the two are deliberately indistinguishable)."""
 
 

@@ -1,7 +1,9 @@
 """Errors the support service raises; every message is safe to show the person who caused it."""
 
+from core.errors import KeelError
 
-class SupportError(ValueError):
+
+class SupportError(KeelError, ValueError):
     """A request the support service refuses; the message says why."""
 
 

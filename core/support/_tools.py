@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from sqlmodel import Session, select
 
+from core.errors import KeelError
 from core.support._router import MUTATING_TOOLS, PLAN_IDS
 from core.tables import SupportAccount, SupportInvoice, SupportOrder, SupportPlan, SupportToolRun
 
@@ -35,7 +36,7 @@ TOOL_ARGS: dict[str, dict[str, bool]] = {  # tool → {argument: required}
 }
 
 
-class ToolError(RuntimeError):
+class ToolError(KeelError, RuntimeError):
     """A tool could not do what was asked; `code` is validation | not_found | policy | no_account | unverified |
     failed."""
 

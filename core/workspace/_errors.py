@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from core.errors import KeelError
 
-class WorkspaceError(ValueError):
+
+class WorkspaceError(KeelError, ValueError):
     """Bad input to a workspace call (unknown task, empty selection, bad parameter…); nothing was spent."""
 
 
@@ -44,11 +46,11 @@ class DocumentConflict(WorkspaceError):
         self.current_version = current_version
 
 
-class NotAMember(PermissionError):
+class NotAMember(KeelError, PermissionError):
     """The caller is not a member of the workspace (or lacks the admin role the action needs)."""
 
 
-class CreditsExhausted(RuntimeError):
+class CreditsExhausted(KeelError, RuntimeError):
     """The workspace has used every AI response of its plan this month; raised before any LLM call."""
 
     def __init__(self, *, workspace_id: str, plan: str, limit: int, used: int, month: str, resets_on: date):

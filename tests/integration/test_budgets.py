@@ -10,7 +10,18 @@ import pytest
 from sqlmodel import select
 
 from core import config, db
-from core.llm import LLMError, LLMRequest, build_gateway, list_budgets, record_log_rows, save_budgets, save_prices
+from core.errors import KeelError
+from core.llm import (
+    BudgetRefused,
+    LLMError,
+    LLMRequest,
+    RequestStatus,
+    build_gateway,
+    list_budgets,
+    record_log_rows,
+    save_budgets,
+    save_prices,
+)
 from core.tables import RequestLog
 from tests.support.fault_server import FaultServer
 
@@ -31,8 +42,7 @@ def gateway(database, provider, monkeypatch):
     save_prices([{"model": "m1", "input_per_mtok": 1000.0, "output_per_mtok": 1000.0}])  # $0.001 per token
     gw = build_gateway()
     yield gw
-    gw.log.flush()
-    gw.log.close()
+    gw.close()
 
 
 def _spend(customer: str, feature: str, usd: float) -> None:
@@ -50,7 +60,7 @@ def _ask(customer="acme", feature="api", max_tokens=50) -> LLMRequest:
 
 
 def _rows(gw, status):
-    gw.log.flush()
+    gw.flush()
     with db.session() as s:
         return s.exec(select(RequestLog).where(RequestLog.status == status)).all()
 
@@ -58,9 +68,10 @@ def _rows(gw, status):
 def test_hard_customer_budget_refuses_before_the_provider_is_called(gateway, provider):
     _spend("acme", "api", 5.0)
     save_budgets([{"scope": "customer", "key": "acme", "soft_usd": 1.0, "hard_usd": 4.0}])
-    with pytest.raises(LLMError, match=r"customer 'acme' has reached its hard budget of \$4.00") as caught:
+    with pytest.raises(BudgetRefused, match=r"customer 'acme' has reached its hard budget of \$4.00") as caught:
         gateway.complete(_ask())
-    assert caught.value.status == "budget_refused"
+    assert isinstance(caught.value, LLMError) and isinstance(caught.value, KeelError)
+    assert caught.value.status == RequestStatus.BUDGET_REFUSED and caught.value.request_id
     assert provider.requests == []  # nothing left the gateway
     refused = _rows(gateway, "budget_refused")
     assert len(refused) == 1 and refused[0].customer == "acme" and "hard budget" in refused[0].error
@@ -71,9 +82,8 @@ def test_feature_budget_and_soft_alert(gateway, provider):
     _spend("acme", "workspace", 2.0)
     save_budgets([{"scope": "feature", "key": "workspace", "soft_usd": 1.5, "hard_usd": 2.0},
                   {"scope": "customer", "key": "acme", "soft_usd": 100.0}])
-    with pytest.raises(LLMError) as caught:
+    with pytest.raises(BudgetRefused):
         gateway.complete(_ask(feature="workspace"))
-    assert caught.value.status == "budget_refused"
     status = {(b.scope, b.key): b for b in list_budgets()}
     assert status[("feature", "workspace")].over_soft and status[("feature", "workspace")].over_hard
     assert status[("feature", "workspace")].spent_usd == pytest.approx(2.0)
@@ -99,8 +109,24 @@ def test_calls_in_flight_hold_their_worst_case_so_concurrency_cannot_overshoot(g
     for t in threads:
         t.join(timeout=30)
     assert len(results) == 1 and len(errors) == 3
-    assert all(e.status == "budget_refused" for e in errors)
+    assert all(isinstance(e, BudgetRefused) and e.status == "budget_refused" for e in errors)
     assert len(provider.requests) == 1
+
+
+def test_a_tiny_budget_refuses_a_real_call_and_the_public_surface_reports_it(gateway, provider):
+    save_budgets([{"scope": "customer", "key": "tiny", "hard_usd": 0.000001}])  # below one token's price
+    request = _ask(customer="tiny", max_tokens=5)
+    assert gateway.worst_case_cost(request) > 0.000001
+    with pytest.raises(BudgetRefused, match="hard budget"):
+        gateway.complete(request)
+    answered = gateway.complete(_ask(customer="roomy", max_tokens=5))
+    assert gateway.flush(timeout=10)
+    (row,) = _rows(gateway, "ok")
+    assert answered.cost_usd == pytest.approx(row.cost_usd) and answered.cost_usd > 0
+    assert answered.cost_usd == pytest.approx(gateway.cost("up", "m1", answered.tokens_in, answered.tokens_out))
+    stats = gateway.stats()
+    assert stats["written"] == 2 and stats["failed"] == 0 and stats["queued"] == 0
+    assert provider.requests and len(provider.requests) == 1  # the refused call never reached the provider
 
 
 def test_no_budgets_means_no_enforcement(gateway, provider):

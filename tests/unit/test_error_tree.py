@@ -1,0 +1,139 @@
+"""One error tree under KeelError, the request-status vocabulary, and no reaching into the gateway's insides."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from core.errors import KeelError
+from core.llm import STATUSES, BudgetRefused, LLMCancelled, LLMError, ProviderError, RequestStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _feature_errors() -> list[type]:
+    from core.annotation._queue import AnnotationError
+    from core.api._fim import FimInputError
+    from core.api._http import BodyError
+    from core.auth import AuthError
+    from core.completion._replay import TraceError
+    from core.completion._types import CompletionInputError
+    from core.config import ConfigError
+    from core.evals._relabel import RelabelError
+    from core.evals._runner import EvalError
+    from core.evals._targets import EvalTargetError
+    from core.health import HealthProblem
+    from core.jobs._types import JobError
+    from core.llm._budgets import BudgetExceeded
+    from core.observe._decay import DecayError
+    from core.observe._investigate import InvestigationError
+    from core.observe._model_migration import MigrationError
+    from core.prompts import PromptError
+    from core.review import DiffError, RepoNotAllowed, ReviewError, SandboxError
+    from core.search._access import AccessDenied
+    from core.search._corpus import DocumentRefused
+    from core.search._ingest import IngestError
+    from core.search._retrieve import SearchInputError
+    from core.search._viewer import DocumentUnavailable
+    from core.support import _errors as support_errors
+    from core.support._tools import ToolError
+    from core.workspace import _errors as workspace_errors
+
+    support = [c for _, c in inspect.getmembers(support_errors, inspect.isclass) if issubclass(c, Exception)]
+    workspace = [c for _, c in inspect.getmembers(workspace_errors, inspect.isclass) if issubclass(c, Exception)]
+    assert len(support) >= 8 and len(workspace) >= 9  # the modules' own classes were found
+    return [LLMError, LLMCancelled, BudgetRefused, ProviderError, AnnotationError, FimInputError, BodyError,
+            AuthError, TraceError, CompletionInputError, ConfigError, RelabelError, EvalError, EvalTargetError,
+            HealthProblem, JobError, BudgetExceeded, DecayError, InvestigationError, MigrationError, PromptError,
+            ReviewError, DiffError, RepoNotAllowed, SandboxError, AccessDenied, DocumentRefused, IngestError,
+            SearchInputError, DocumentUnavailable, ToolError, *support, *workspace]
+
+
+def test_every_feature_error_is_a_keel_error():
+    errors = _feature_errors()
+    outside = [e.__qualname__ for e in errors if not issubclass(e, KeelError)]
+    assert outside == []
+
+
+def test_feature_errors_keep_the_builtin_bases_callers_already_catch():
+    from core.review import ReviewError
+    from core.search._access import AccessDenied
+    from core.support._errors import EmptyMessage
+
+    assert issubclass(ReviewError, ValueError) and issubclass(EmptyMessage, ValueError)
+    assert issubclass(AccessDenied, PermissionError) and issubclass(LLMError, RuntimeError)
+
+
+def test_pr_review_has_one_review_error_root():
+    import core.review as review
+
+    roots = {name for name in dir(review) if name.endswith("Error") and isinstance(getattr(review, name), type)
+             and issubclass(getattr(review, name), KeelError)}
+    from core.review import ReviewError
+    assert all(issubclass(getattr(review, name), ReviewError) for name in roots), roots
+
+
+def test_budget_refused_is_an_llm_error_with_the_logged_status():
+    exc = BudgetRefused("the customer 'acme' has reached its hard budget", request_id="r1")
+    assert isinstance(exc, LLMError) and isinstance(exc, KeelError)
+    assert exc.status == RequestStatus.BUDGET_REFUSED == "budget_refused" and exc.request_id == "r1"
+    assert LLMCancelled("r2").status == "cancelled" and LLMError("x").status == "error"
+
+
+def test_request_status_values_are_the_stored_strings():
+    assert [s.value for s in RequestStatus] == ["ok", "error", "fallback", "cancelled", "budget_refused"]
+    assert STATUSES == tuple(RequestStatus)
+    assert all(isinstance(s, str) and str(s) == s.value for s in STATUSES)
+
+
+def test_request_log_status_column_fits_every_status():
+    from core.tables import RequestLog
+
+    limit = RequestLog.__table__.c.status.type.length
+    assert max(len(s) for s in RequestStatus) <= limit
+
+
+_SCANNED = ("core", "ui", "pages", "bench")
+
+
+def _gateway_private_uses(path: Path) -> list[str]:
+    """`gateway._x`, `<anything>.log.prices` and `._run(` on a gateway-like name: what only core/llm may touch."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        base = node.value
+        base_name = (base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute)
+                     else base.func.id if isinstance(base, ast.Call) and isinstance(base.func, ast.Name)
+                     else base.func.attr if isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute)
+                     else "")
+        gatewayish = "gateway" in base_name.lower() or base_name in ("gw", "llm")
+        if gatewayish and node.attr.startswith("_"):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {base_name}.{node.attr}")
+        elif gatewayish and node.attr == "log":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {base_name}.log")
+        elif node.attr == "prices" and isinstance(base, ast.Attribute) and base.attr == "log":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} .log.prices")
+    return found
+
+
+def test_no_caller_outside_core_llm_reaches_into_the_gateway():
+    files = [p for d in _SCANNED for p in (ROOT / d).rglob("*.py")
+             if "core/llm" not in p.relative_to(ROOT).as_posix() and "__pycache__" not in p.parts]
+    assert len(files) > 100
+    uses = [use for path in files for use in _gateway_private_uses(path)]
+    assert uses == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("gateway._run(r, c, h)", 1), ("get_gateway().log.flush()", 1), ("self.gateway.log.prices.cost(1)", 2),
+    ("llm._gateway.log.flush()", 2), ("gateway.flush()", 0), ("gateway.stats()['failed']", 0),
+])
+def test_the_gateway_scan_catches_what_it_should(tmp_path, monkeypatch, source, expected):
+    path = ROOT / "tests" / "unit" / "_scan_probe.py"  # inside ROOT so the relative path works
+    monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
+    assert len(_gateway_private_uses(path)) == expected
