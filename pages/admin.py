@@ -61,7 +61,7 @@ def _when(ts):
 
 
 for record in list_api_keys():
-    cols = st.columns([2, 2, 2, 2, 1])
+    cols = st.columns([4, 2, 2, 2, 1])  # the key's name is what people read first: give it the room
     cols[0].markdown(f"{code(record.prefix + '…')} {plain(record.name)}")
     cols[1].write(record.workspace_id)
     cols[2].write(f"created {_when(record.created_at)}")
