@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 import tomllib
@@ -21,6 +22,8 @@ from core import db
 from core.config import REPO_ROOT
 from core.errors import KeelError
 from core.tables import ApiKey, RevokedSession, Workspace
+
+_logger = logging.getLogger(__name__)
 
 MAX_CLEARANCE = 3
 CLEARANCE_NAMES = {0: "public", 1: "internal", 2: "confidential", 3: "restricted"}
@@ -310,7 +313,8 @@ def principal_from_id_token(token: str | None) -> Principal:
     for refetched in (False, True):
         try:
             meta, keys = _jwks(url, _jwks_generation)
-        except Exception as exc:
+        except Exception as exc:  # any transport or parse failure: the caller sees a 401, the log the cause
+            _logger.exception("fetching the identity provider's keys from %s failed", url)
             raise AuthError(f"identity provider unreachable: {exc}") from None
         try:
             claims = JsonWebToken(["RS256", "ES256"]).decode(

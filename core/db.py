@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, create_engine
 
 from core.config import get_settings
@@ -98,7 +99,7 @@ def current_revision(engine: Engine | None = None) -> str | None:
     with engine.connect() as connection:
         try:
             row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
-        except Exception:
+        except (OperationalError, ProgrammingError):  # no alembic_version table yet: a database never migrated
             return None
     return row[0] if row else None
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from core import db
 from core.config import get_settings
 from core.errors import KeelError
+
+_logger = logging.getLogger(__name__)
 
 
 class HealthProblem(KeelError, RuntimeError):
@@ -23,6 +26,7 @@ def _timed(check) -> dict:
         detail = check() or {}
         return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1), **detail}
     except Exception as exc:  # a health check reports failures, it never raises them
+        _logger.warning("health check %s failed", getattr(check, "__name__", check), exc_info=True)
         return {"ok": False, "ms": round((time.perf_counter() - started) * 1000, 1), "error": str(exc)[:300],
                 **getattr(exc, "detail", {})}
 

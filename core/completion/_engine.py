@@ -11,6 +11,7 @@ Order of work for each keystroke (`CompletionSession.open` then `Ticket.events`)
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import uuid
@@ -24,6 +25,9 @@ from core.completion._context import Budget, assemble, language_of
 from core.completion._fim import PREFIX_ONLY, ContextChunk
 from core.completion._postprocess import StopRule
 from core.completion._types import CompletionOptions, EditorState, SuggestionEvent, validate_state
+from core.errors import KeelError
+
+_logger = logging.getLogger(__name__)
 
 DEFAULT_DEBOUNCE_MS = 75.0
 MIN_DEBOUNCE_MS = 50.0
@@ -264,6 +268,8 @@ class Ticket:
             self._record_run(run, started, "cancelled", generation)
             raise
         except Exception as exc:  # the backend failed (logged by the gateway); the editor just shows nothing
+            if not isinstance(exc, KeelError):  # not a refusal the gateway logged: a bug worth a traceback
+                _logger.exception("completion generation failed")
             status = "cancelled" if self.cancelled else "error"
             self.outcome.error = str(exc)[:300]
             self.outcome.error_status = getattr(exc, "status", None)

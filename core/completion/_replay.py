@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import KeelError
+
+_logger = logging.getLogger(__name__)
 
 PAUSE_MS = 300.0
 ENGINE_OPTIONS: dict = {}
@@ -176,6 +179,7 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # recorded, the replay goes on
+                _logger.exception("replay request for %s failed", state["path"])
                 probe.error = f"{type(exc).__name__}: {exc}"
 
         def launch(state: dict, index: int, next_t: float | None, accepted: bool = False) -> None:

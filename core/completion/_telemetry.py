@@ -54,7 +54,7 @@ class TelemetryWriter(BatchWriter):
                                  .values(accepted=True))
             self.written += len(rows)
         except Exception as exc:  # telemetry must never break completion
-            _logger.warning("completion telemetry write failed: %s", exc)
+            _logger.exception("completion telemetry write failed: %s", exc)
 
 
 def recent_events(limit: int = 200, user: str | None = None) -> list[dict]:

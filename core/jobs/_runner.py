@@ -198,8 +198,8 @@ class _Queue:
             self.housekeeper.join(timeout=2)
         try:
             self.huey.storage.close()
-        except Exception:
-            pass
+        except Exception:  # shutting down anyway: say why the store did not close cleanly
+            _logger.exception("closing the job store failed")
 
 
 def _make_huey(url: str):

@@ -9,6 +9,7 @@ a call with no budget costs a dict lookup.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -23,6 +24,8 @@ from sqlmodel import select
 from core import db
 from core.errors import KeelError
 from core.tables import Budget, BudgetHold
+
+_logger = logging.getLogger(__name__)
 
 
 class BudgetScope(StrEnum):
@@ -119,6 +122,7 @@ class BudgetBook:
                 rows = s.exec(select(Budget)).all()
             self._budgets = {(b.scope, b.key): (b.soft_usd, b.hard_usd) for b in rows}
         except Exception:  # no table yet (a database behind on migrations): enforce nothing rather than fail calls
+            _logger.exception("cannot read budgets; none are enforced until they can be read")
             self._budgets = {}
         self._loaded_at = now
 

@@ -93,7 +93,7 @@ class PriceBook:
                     rows = s.exec(select(ModelPrice)).all()
                 self._prices = {r.model: (r.input_per_mtok, r.output_per_mtok) for r in rows}
             except Exception as exc:  # a missing table must not stop logging
-                _logger.warning("cannot read model prices: %s", exc)
+                _logger.exception("cannot read model prices: %s", exc)
             self._loaded_at = now
         if model in self._prices:
             return self._prices[model]
@@ -287,6 +287,7 @@ class RequestLogWriter(BatchWriter):
             try:
                 rows.append(self._row(item.entry))
             except Exception as exc:  # a value no cleaning anticipated: keep the entry, lose nothing else
+                _logger.exception("cannot build a request-log row for %s", item.entry.request_id)
                 self._quarantine([_raw_entry(item.entry)], f"cannot build the row: {exc!r}")
         outcome = self._insert_waiting(rows, hold_ids)
         if outcome == _WRITTEN:
@@ -329,7 +330,7 @@ class RequestLogWriter(BatchWriter):
                 if attempt + 1 < tries:
                     time.sleep(0.2 * (attempt + 1))
             except Exception as exc:  # the data itself (DataError, IntegrityError, ValueError…): retrying cannot help
-                _logger.warning("request log insert of %d rows refused: %s", len(rows), exc)
+                _logger.exception("request log insert of %d rows refused: %s", len(rows), exc)
                 return _REFUSED
         return _UNAVAILABLE
 
@@ -355,7 +356,7 @@ class RequestLogWriter(BatchWriter):
                 raise _Probe("refused with its batch, accepted alone")
         except _Probe as exc:  # rolled back: the retry below decides what is kept
             return str(exc)
-        except Exception as exc:
+        except Exception as exc:  # the refusal itself is the answer; `_quarantine` logs it with the row
             return f"{type(exc).__name__}: {exc}"[:2_000]
 
     def _quarantine(self, raws: list[dict], error: str, counted: bool = True) -> None:
@@ -367,7 +368,7 @@ class RequestLogWriter(BatchWriter):
             with db.get_engine().begin() as conn:
                 conn.execute(insert(RequestLogQuarantine.__table__), records)
         except Exception as exc:
-            _logger.error("request log quarantine table unavailable (%s); writing to a file", exc)
+            _logger.exception("request log quarantine table unavailable (%s); writing to a file", exc)
             try:
                 path = self._quarantine_path()
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,15 @@ logging are the gateway's job, so providers only translate errors into `Provider
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
 from core.config import ProviderSettings, Settings
 from core.llm._embedded import EmbeddedProvider, embedded_model_path
 from core.llm._types import CancelToken, LLMRequest, ProviderError, Usage
+
+_logger = logging.getLogger(__name__)
 
 __all__ = ["EmbeddedProvider", "OpenAIProvider", "build_providers", "embedded_model_path", "monotonic_ms"]
 
@@ -151,8 +154,8 @@ def _status_error(exc) -> ProviderError:
     body = ""
     try:
         body = exc.response.text[:300]
-    except Exception:
-        pass
+    except Exception:  # a streamed body may be unread or undecodable: the status alone still says enough
+        _logger.debug("cannot read the provider's error body", exc_info=True)
     return ProviderError(
         f"HTTP {status} from provider: {body or exc}",
         retryable=status in (408, 409, 429) or status >= 500,

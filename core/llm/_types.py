@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from core.errors import KeelError
+
+_logger = logging.getLogger(__name__)
 
 
 class RequestStatus(StrEnum):
@@ -139,8 +142,8 @@ class CancelToken:
         for callback in list(self._callbacks):
             try:
                 callback()
-            except Exception:
-                pass
+            except Exception:  # one broken callback must not keep the others from stopping their streams
+                _logger.exception("a cancel callback failed")
 
     @property
     def cancelled(self) -> bool:

@@ -307,7 +307,7 @@ def run_investigation(investigation_id: int, *, ctx: JobContext | None = None) -
                 finished_at=time.time())
         raise
     except Exception as exc:  # stored on the row: the page shows why it stopped
-        logging.getLogger(__name__).warning("investigation %s stopped: %s", investigation_id, exc)
+        logging.getLogger(__name__).exception("investigation %s stopped: %s", investigation_id, exc)
         _update(investigation_id, status=InvestigationStatus.ERROR, error=str(exc)[:2000], finished_at=time.time())
     return get_investigation(investigation_id)
 

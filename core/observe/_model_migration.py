@@ -225,7 +225,7 @@ def run_migration_report(report_id: int, *, limit: int | None = None, progress=N
               finished_at=time.time())
         raise
     except Exception as exc:  # kept on the row: the page and CLI say why the report stopped
-        logging.getLogger(__name__).warning("migration report %s stopped: %s", report_id, exc)
+        logging.getLogger(__name__).exception("migration report %s stopped: %s", report_id, exc)
         _save(report_id, status="error", error=str(exc)[:2000], report=json.dumps(report), finished_at=time.time())
     return get_migration_report(report_id)
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from core.review._errors import SandboxError
 from core.review._sandbox import Sandbox, check_text_argument
+
+_logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 512_000
 MAX_LINES_PER_READ = 200
@@ -239,6 +242,7 @@ async def execute(sandbox: Sandbox, call: ToolCall, *, clock_start: float, tools
     except TypeError as exc:
         result.status, result.error = "error", f"bad arguments for {call.name}: {exc}"
     except Exception as exc:  # a tool failure is data for the agent, not a crash of the review
+        _logger.exception("review tool %s failed", call.name)
         result.status, result.error = "error", f"{type(exc).__name__}: {exc}"[:500]
     result.ended_s = time.perf_counter() - clock_start
     result.output_chars = len(json.dumps(result.data, default=str)) if result.data is not None else 0

@@ -233,7 +233,7 @@ def _pdf_text(relative: str, raw: bytes) -> str:
     except DocumentRefused:
         raise
     except Exception as exc:  # pypdf raises many kinds on malformed input
-        raise DocumentRefused(relative, f"the PDF cannot be read: {type(exc).__name__}: {exc}") from None
+        raise DocumentRefused(relative, f"the PDF cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 CELL_SEPARATOR = "|"  # between an HTML table row's cells in extracted text; the document viewer shows a table

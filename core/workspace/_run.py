@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,8 @@ from core.llm import CancelToken, Chunk, get_gateway
 from core.workspace._access import require_member, user_sub
 from core.workspace._credits import Clock, Reservation, refund_credit, reserve_credit, settle_credit, utc_now
 from core.workspace._tasks import PreparedTask, Truncation, prepare
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,8 +135,8 @@ class TaskRun:
         try:
             if self.result is None and self.reservation.status == "reserved":
                 self.close()
-        except Exception:
-            pass
+        except Exception:  # a finalizer must not raise; the unreturned credit is worth a log line
+            _logger.exception("closing an abandoned workspace run failed")
 
 
 def run_task(who: Principal | str, workspace_id: str, task_id: str, selection: str | None,

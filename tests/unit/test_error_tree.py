@@ -137,3 +137,27 @@ def test_the_gateway_scan_catches_what_it_should(tmp_path, monkeypatch, source, 
     path = ROOT / "tests" / "unit" / "_scan_probe.py"  # inside ROOT so the relative path works
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
     assert len(_gateway_private_uses(path)) == expected
+
+
+def test_a_failing_cancel_callback_is_logged_and_the_others_still_run(caplog):
+    from core.llm import CancelToken
+
+    ran = []
+    token = CancelToken()
+    token.on_cancel(lambda: 1 / 0)
+    token.on_cancel(lambda: ran.append("second"))
+    with caplog.at_level("ERROR", logger="core.llm._types"):
+        token.cancel()
+    assert ran == ["second"] and token.cancelled
+    (record,) = [r for r in caplog.records if r.name == "core.llm._types"]
+    assert record.exc_info and record.exc_info[0] is ZeroDivisionError
+
+
+def test_an_unmigrated_database_has_no_revision(tmp_path):
+    from sqlalchemy import create_engine
+
+    from core import db
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert db.current_revision(engine) is None  # no alembic_version table: never migrated
+    engine.dispose()
