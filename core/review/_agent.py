@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from core.review._rules import (
 )
 from core.review._tools import ToolCall, ToolResult, ToolSpec, execute
 
+_logger = logging.getLogger(__name__)
 ENGINE_VERSION = "review-2"
 MAX_REVIEW_FILES = 40
 MAX_REVIEW_LINES = 3000
@@ -316,7 +318,8 @@ async def _analyse(run: _Run, files: list[FileDiff]) -> tuple[list[Comment], dic
             if f.path.endswith(".py"):
                 try:
                     source = run.sandbox.resolve(f.path).read_text(encoding="utf-8", errors="replace")
-                except Exception:
+                except Exception:  # the diff's rules still run; only the file-level analysis is skipped
+                    _logger.exception("cannot read %s for analysis", f.path)
                     source = ""
                 analysis = analyse_python(source, reviewable)
                 comments_f += analysis.comments
