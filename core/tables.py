@@ -405,7 +405,7 @@ class SupportConversation(SQLModel, table=True):
     account_id: str | None = Field(default=None, max_length=16)
     status: str = Field(default="bot", max_length=16)  # bot | waiting | claimed | resolved
     intent: str | None = Field(default=None, max_length=32)  # the first confident intent
-    route: str | None = Field(default=None, max_length=32)  # the latest route
+    route: str | None = Field(default=None, max_length=32)  # the latest route: a SupportRoute value
     handled_by: str = Field(default="bot", max_length=16)  # bot | human
     model: str = Field(default="classifier", max_length=128)  # the LLM that answered, or "classifier"
     bot_confidence: float | None = None  # the lowest confidence the bot acted on

@@ -168,6 +168,7 @@ def eval_case_form(conversation_id: int, principal, *, key: str) -> None:
         LABELS,
         ROUTES,
         SupportError,
+        SupportRoute,
         add_conversation_to_eval,
         eval_case_draft,
     )
@@ -184,12 +185,12 @@ def eval_case_form(conversation_id: int, principal, *, key: str) -> None:
             intent = st.selectbox("Expected intent", LABELS, index=LABELS.index(expected["intent"])
                                   if expected["intent"] in LABELS else 0)
             route = st.selectbox("Expected route", ROUTES, index=ROUTES.index(expected["route"])
-                                 if expected["route"] in ROUTES else ROUTES.index("human"))
+                                 if expected["route"] in ROUTES else ROUTES.index(SupportRoute.HUMAN))
             notes = st.text_input("Notes", f"from support conversation {conversation_id}", max_chars=2000)
             if st.form_submit_button("Add case", type="primary"):
                 try:
                     case_id = add_conversation_to_eval(conversation_id, suite=suite, input_text=text,
-                                                       expected={"intent": intent, "route": route}, notes=notes,
+                                                       expected={"intent": intent, "route": str(route)}, notes=notes,
                                                        created_by=principal.sub)
                 except (SupportError, ValueError) as exc:
                     st.error(str(exc))

@@ -31,7 +31,14 @@ from core.support._records import (
     set_fields,
     take_pending,
 )
-from core.support._router import MUTATING_TOOLS, RouteDecision, looks_like_injection, plan_route, requested_plan
+from core.support._router import (
+    MUTATING_TOOLS,
+    RouteDecision,
+    SupportRoute,
+    looks_like_injection,
+    plan_route,
+    requested_plan,
+)
 from core.support._tools import (
     CONFIRMATION_TTL_S,
     ToolError,
@@ -103,19 +110,19 @@ def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, messag
         decision = plan_route(text, rephrased_already=row.rephrase_asked, classification=c)
     meta = {"decision": decision.as_dict()}
     confidence = decision.confidence if row.bot_confidence is None else min(row.bot_confidence, decision.confidence)
-    updates = {"route": decision.route, "bot_confidence": confidence}
-    if row.intent is None and decision.route not in ("rephrase",):
+    updates = {"route": str(decision.route), "bot_confidence": confidence}
+    if row.intent is None and decision.route != SupportRoute.REPHRASE:
         updates["intent"] = decision.intent
     set_fields(row.id, **updates)
 
-    if decision.route == "rephrase":
+    if decision.route == SupportRoute.REPHRASE:
         set_fields(row.id, rephrase_asked=True)
         reply = NOT_ENGLISH_TEXT if "not_english" in decision.flags else REPHRASE_TEXT
         return [_bot_say(row.id, reply, meta)]
     set_fields(row.id, rephrase_asked=False)
-    if decision.route == "human":
+    if decision.route == SupportRoute.HUMAN:
         return escalate(row.id, decision.reason, decision=decision, summarize_async=summarize_async)
-    if decision.route == "faq_answer":
+    if decision.route == SupportRoute.FAQ_ANSWER:
         return [_faq(row, customer, text, meta)]
     return _tool_turn(row, customer, decision, meta, message_id=message_id, summarize_async=summarize_async)
 
@@ -124,7 +131,7 @@ def _steered(conversation_id: int, pending: dict, *, summarize_async: bool = Fal
     """A message of a pending account change tried to instruct the bot: drop the change, flag it, hand off."""
     row = load_row(conversation_id)
     decision = RouteDecision(
-        route="human", intent=row.intent or "ACCOUNT_ACTION",
+        route=SupportRoute.HUMAN, intent=row.intent or "ACCOUNT_ACTION",
         confidence=row.bot_confidence if row.bot_confidence is not None else 1.0,
         reason=f"a message sent while the bot waited to {_action_label(pending)} tried to instruct the bot; "
                "a person reviews it",

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from core.evals import Agent, CaseSource, Target, TargetOutput, add_eval_case, register_branches, register_target
-from core.support._records import get_conversation, list_messages
 from core.support._errors import NotAllowed
-from core.support._router import ROUTES, SupportBranch
+from core.support._records import get_conversation, list_messages
+from core.support._router import ROUTES, SupportBranch, SupportRoute
 
 EVAL_SUITES = ("support-routes", "support-intents")
 EVAL_SOURCE = CaseSource.SUPPORT_ESCALATION
@@ -30,7 +30,7 @@ class SupportClassify(Target):
         return TargetOutput(output=output, text=result.label, latency_ms=latency)
 
 
-class SupportRoute(Target):
+class SupportRouteTarget(Target):
     """The router's decision for a first message (no LLM unless the router consults one)."""
 
     def model_label(self, options):
@@ -42,14 +42,14 @@ class SupportRoute(Target):
         started = time.perf_counter()
         decision = plan_route(case.input, rephrased_already=bool(case.fields.get("rephrased_already")))
         latency = (time.perf_counter() - started) * 1000
-        output = {"route": decision.route, "intent": decision.intent,
+        output = {"route": str(decision.route), "intent": decision.intent,
                   "confidence": round(float(decision.confidence), 4), "reason": decision.reason,
                   "branch": str(decision.branch) if getattr(decision, "branch", None) else None}
-        return TargetOutput(output=output, text=decision.route, latency_ms=latency)
+        return TargetOutput(output=output, text=str(decision.route), latency_ms=latency)
 
 
 register_target("support.classify", SupportClassify())
-register_target("support.route", SupportRoute())
+register_target("support.route", SupportRouteTarget())
 register_branches(Agent.SUPPORT, SupportBranch)
 
 
@@ -58,7 +58,7 @@ def eval_case_draft(conversation_id: int) -> dict:
     conv = get_conversation(conversation_id)
     said = [m.text for m in list_messages(conversation_id) if m.role == "customer"]
     return {"input": said[0] if said else "", "expected": {"intent": conv.intent or "UNKNOWN",
-                                                           "route": conv.route or "human"},
+                                                           "route": str(conv.route or SupportRoute.HUMAN)},
             "eligible": conv.escalated_at is not None or (conv.csat is not None and conv.csat < 3)}
 
 
@@ -74,7 +74,8 @@ def add_conversation_to_eval(conversation_id: int, *, suite: str, input_text: st
         raise NotAllowed("the case needs an input message")
     route = expected.get("route")
     if route is not None and route not in ROUTES:
-        raise NotAllowed(f"expected route must be one of {ROUTES}")
-    return add_eval_case(suite=suite, input=input_text[:5000], expected=dict(expected), notes=notes[:2000],
+        raise NotAllowed(f"expected route must be one of {', '.join(ROUTES)}")
+    expected = {**expected, "route": str(SupportRoute(route))} if route is not None else dict(expected)
+    return add_eval_case(suite=suite, input=input_text[:5000], expected=expected, notes=notes[:2000],
                          source=EVAL_SOURCE, source_ref=f"support_conversation:{conversation_id}",
                          created_by=created_by)

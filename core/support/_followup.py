@@ -8,7 +8,13 @@ from __future__ import annotations
 import re
 
 from core.support._classifier import Classification
-from core.support._router import RouteDecision, asks_for_human, extract_entities, looks_like_injection
+from core.support._router import (
+    RouteDecision,
+    SupportRoute,
+    asks_for_human,
+    extract_entities,
+    looks_like_injection,
+)
 
 # Refunds, disputes and complaints about a shown order still go to a person through the router.
 _NOT_A_LOOKUP = re.compile(r"\b(refund|money back|chargeback|dispute|cancel|return|broken|damaged|wrong|"
@@ -33,9 +39,9 @@ def follow_up_decision(text: str, c: Classification, shown: dict[str, list[str]]
     order = next((o for o in named["orders"] if o in shown.get("orders", ())), None)
     invoice = next((i for i in named["invoices"] if i in shown.get("invoices", ())), None)
     if order:
-        route, intent, tool, args = "account_tool", "ACCOUNT_ACTION", "order_status", {"order_id": order}
+        route, intent, tool, args = SupportRoute.ACCOUNT_TOOL, "ACCOUNT_ACTION", "order_status", {"order_id": order}
     elif invoice:
-        route, intent, tool, args = "billing_tool", "BILLING", "get_invoice", {"invoice_id": invoice}
+        route, intent, tool, args = SupportRoute.BILLING_TOOL, "BILLING", "get_invoice", {"invoice_id": invoice}
     else:
         return None
     return RouteDecision(route=route, intent=intent, confidence=max(c.confidence, 0.9), gap=c.gap,

@@ -19,6 +19,7 @@ from sqlmodel import select
 from core import db
 from core.support._errors import ConversationNotFound, EmptyMessage, MessageTooLong
 from core.support._handoff import TranscriptLine
+from core.support._router import SupportRoute
 from core.support._tools import account_for
 from core.tables import SupportConversation, SupportCsat, SupportHandoff, SupportMessage
 
@@ -55,7 +56,7 @@ class Conversation:
     account_id: str | None
     status: str
     intent: str | None
-    route: str | None
+    route: SupportRoute | None
     handled_by: str
     model: str
     bot_confidence: float | None
@@ -104,11 +105,11 @@ def to_conversation(row: SupportConversation, csat: SupportCsat | None = None) -
     pending = json.loads(row.pending_action) if row.pending_action else None
     return Conversation(
         id=row.id, customer_sub=row.customer_sub, account_id=row.account_id, status=row.status, intent=row.intent,
-        route=row.route, handled_by=row.handled_by, model=row.model, bot_confidence=row.bot_confidence,
-        priority=row.priority, assigned_to=row.assigned_to, created_at=row.created_at, updated_at=row.updated_at,
-        escalated_at=row.escalated_at, resolved_at=row.resolved_at, pending_action=pending,
-        rephrase_asked=row.rephrase_asked, csat=csat.score if csat else None,
-        csat_comment=csat.comment if csat else None)
+        route=SupportRoute(row.route) if row.route else None, handled_by=row.handled_by, model=row.model,
+        bot_confidence=row.bot_confidence, priority=row.priority, assigned_to=row.assigned_to,
+        created_at=row.created_at, updated_at=row.updated_at, escalated_at=row.escalated_at,
+        resolved_at=row.resolved_at, pending_action=pending, rephrase_asked=row.rephrase_asked,
+        csat=csat.score if csat else None, csat_comment=csat.comment if csat else None)
 
 
 def to_message(row: SupportMessage) -> Message:

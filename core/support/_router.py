@@ -14,7 +14,6 @@ from enum import StrEnum
 
 from core.support._classifier import Classification, classify
 
-ROUTES = ("faq_answer", "account_tool", "billing_tool", "human", "rephrase")
 MUTATING_TOOLS = frozenset({"change_plan", "resend_verification"})
 PLAN_IDS = ("basic", "plus", "pro", "business")
 COMPLAINT_FLOOR = 0.3  # a complaint (or a refund or dispute) this likely goes to a person even when the classifier
@@ -47,6 +46,20 @@ _PLAN_VERB = re.compile(r"\b(upgrade|downgrade|switch|change|move|put me on|acti
 _ORDER_WORDS = re.compile(r"\border|package|parcel|deliver|ship|track|arriv|my stuff|ORD-", re.I)
 
 
+class SupportRoute(StrEnum):
+    """Where `plan_route` sends a message. The values are what `support_conversations.route`, the decision in a
+    message's meta and the `support-routes` eval cases hold, so they never change."""
+
+    FAQ_ANSWER = "faq_answer"  # a grounded answer from the help centre
+    ACCOUNT_TOOL = "account_tool"  # an account look-up or (confirmed) change
+    BILLING_TOOL = "billing_tool"  # an invoice look-up
+    HUMAN = "human"  # handed off to a person
+    REPHRASE = "rephrase"  # unclear: ask the customer to say it another way
+
+
+ROUTES: tuple[SupportRoute, ...] = tuple(SupportRoute)
+
+
 class SupportBranch(StrEnum):
     """Every decision path `plan_route` can take (route → tool → confirmation → handoff). Branch coverage
     (`keel eval coverage`) lists these, so a new path added here shows up uncovered until an eval case takes it."""
@@ -67,7 +80,7 @@ class SupportBranch(StrEnum):
 class RouteDecision:
     """Where a message goes and why; `tool`/`args` name the tool call for the tool routes."""
 
-    route: str
+    route: SupportRoute  # a plain string with a route's value is accepted and turned into the member
     intent: str
     confidence: float
     reason: str
@@ -79,6 +92,10 @@ class RouteDecision:
     branch: SupportBranch | None = None  # set by plan_route; derived for decisions built elsewhere
 
     def __post_init__(self):
+        if not isinstance(self.route, SupportRoute):
+            if self.route not in ROUTES:
+                raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {self.route!r}")
+            object.__setattr__(self, "route", SupportRoute(self.route))
         if self.branch is None:
             object.__setattr__(self, "branch", _infer_branch(self))
 
@@ -87,14 +104,14 @@ class RouteDecision:
         return self.tool in MUTATING_TOOLS
 
     def as_dict(self) -> dict:
-        return {"route": self.route, "intent": self.intent, "confidence": round(self.confidence, 4),
+        return {"route": str(self.route), "intent": self.intent, "confidence": round(self.confidence, 4),
                 "gap": round(self.gap, 4), "reason": self.reason, "tool": self.tool, "args": self.args,
                 "flags": list(self.flags), "branch": str(self.branch)}
 
 
 def _infer_branch(d: RouteDecision) -> SupportBranch:
     """The branch of a decision not made by `plan_route` (e.g. a hand-off while an account change waited)."""
-    if d.route == "human":
+    if d.route == SupportRoute.HUMAN:
         if "injection" in d.flags:
             return SupportBranch.STEERED_HANDOFF
         if "refund_or_dispute" in d.flags:
@@ -102,11 +119,11 @@ def _infer_branch(d: RouteDecision) -> SupportBranch:
         if "asked_for_human" in d.flags:
             return SupportBranch.ASKED_FOR_HUMAN
         return SupportBranch.COMPLAINT if d.intent == "COMPLAINT" else SupportBranch.UNCLEAR_HANDOFF
-    if d.route == "rephrase":
+    if d.route == SupportRoute.REPHRASE:
         return SupportBranch.REPHRASE
-    if d.route == "faq_answer":
+    if d.route == SupportRoute.FAQ_ANSWER:
         return SupportBranch.FAQ
-    if d.route == "billing_tool":
+    if d.route == SupportRoute.BILLING_TOOL:
         return SupportBranch.BILLING_LOOKUP
     return SupportBranch.ACCOUNT_CHANGE if d.tool in MUTATING_TOOLS else SupportBranch.ACCOUNT_LOOKUP
 
@@ -181,38 +198,39 @@ def plan_route(text: str, *, rephrased_already: bool = False,
     if c.note == "not English":
         flags.append("not_english")
 
-    def decide(route: str, reason: str, tool: str | None = None, args: dict | None = None,
+    def decide(route: SupportRoute, reason: str, tool: str | None = None, args: dict | None = None,
                branch: SupportBranch | None = None) -> RouteDecision:
         return RouteDecision(route=route, intent=c.label, confidence=c.confidence, gap=c.gap, reason=reason,
                              tool=tool, args=args or {}, flags=tuple(flags), classification=c, branch=branch)
 
     if asks_for_human(text):
         flags.append("asked_for_human")
-        return decide("human", "the customer asked for a person", branch=SupportBranch.ASKED_FOR_HUMAN)
+        return decide(SupportRoute.HUMAN, "the customer asked for a person", branch=SupportBranch.ASKED_FOR_HUMAN)
     if c.label == "COMPLAINT" and c.confidence >= COMPLAINT_FLOOR:
-        return decide("human", "complaint: a person should handle it", branch=SupportBranch.COMPLAINT)
+        return decide(SupportRoute.HUMAN, "complaint: a person should handle it", branch=SupportBranch.COMPLAINT)
     if c.label == "BILLING" and c.confidence >= COMPLAINT_FLOOR and _REFUND_OR_DISPUTE.search(text):
         flags.append("refund_or_dispute")
-        return decide("human", "refunds and disputes are handled by the billing team",
+        return decide(SupportRoute.HUMAN, "refunds and disputes are handled by the billing team",
                       branch=SupportBranch.REFUND_OR_DISPUTE)
     if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
         if rephrased_already:
-            return decide("human", f"still unclear after asking to rephrase ({_why_unclear(c)})",
+            return decide(SupportRoute.HUMAN, f"still unclear after asking to rephrase ({_why_unclear(c)})",
                           branch=SupportBranch.UNCLEAR_HANDOFF)
-        return decide("rephrase", _why_unclear(c), branch=SupportBranch.REPHRASE)
+        return decide(SupportRoute.REPHRASE, _why_unclear(c), branch=SupportBranch.REPHRASE)
     if c.label == "FAQ":
-        return decide("faq_answer", "a question the help centre answers", branch=SupportBranch.FAQ)
+        return decide(SupportRoute.FAQ_ANSWER, "a question the help centre answers", branch=SupportBranch.FAQ)
     if c.label == "BILLING":
         if _REFUND_OR_DISPUTE.search(text):
             flags.append("refund_or_dispute")
-            return decide("human", "refunds and disputes are handled by the billing team",
+            return decide(SupportRoute.HUMAN, "refunds and disputes are handled by the billing team",
                           branch=SupportBranch.REFUND_OR_DISPUTE)
         tool, args = _billing_tool(text)
-        return decide("billing_tool", "billing look-up", tool, args, branch=SupportBranch.BILLING_LOOKUP)
+        return decide(SupportRoute.BILLING_TOOL, "billing look-up", tool, args, branch=SupportBranch.BILLING_LOOKUP)
     # ACCOUNT_ACTION
     tool, args = _account_tool(text)
     if tool in MUTATING_TOOLS and "injection" in flags:
-        return decide("human", "the message tries to steer the bot into changing the account; a person reviews it",
+        return decide(SupportRoute.HUMAN,
+                      "the message tries to steer the bot into changing the account; a person reviews it",
                       tool, args, branch=SupportBranch.STEERED_HANDOFF)
     branch = SupportBranch.ACCOUNT_CHANGE if tool in MUTATING_TOOLS else SupportBranch.ACCOUNT_LOOKUP
-    return decide("account_tool", "account action", tool, args, branch=branch)
+    return decide(SupportRoute.ACCOUNT_TOOL, "account action", tool, args, branch=branch)

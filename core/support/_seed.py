@@ -9,6 +9,7 @@ import time
 from sqlmodel import select
 
 from core import db
+from core.support._router import SupportRoute
 from core.tables import (
     SupportAccount,
     SupportConversation,
@@ -144,7 +145,8 @@ def _seed_history(now: float) -> int:
             escalated = handled_by == "human"
             conv = SupportConversation(
                 customer_sub=f"{DEMO_HISTORY_PREFIX}{DEMO_CUSTOMERS[6 + n % 6][0]}", account_id=f"ACC-{1007 + n % 6}",
-                status="resolved", intent=intent, route="human" if escalated else "faq_answer",
+                status="resolved", intent=intent,
+                route=str(SupportRoute.HUMAN if escalated else SupportRoute.FAQ_ANSWER),
                 handled_by=handled_by, model=_history_model(model), bot_confidence=0.8 if intent != "UNKNOWN" else 0.2,
                 priority=("high" if intent == "COMPLAINT" else "normal") if escalated else None,
                 assigned_to="sam.support@keel.dev" if escalated else None, created_at=started,
