@@ -18,6 +18,7 @@ from core.review import (
     SEVERITIES,
     Comment,
     ReviewError,
+    Severity,
     accept,
     decode_diff,
     demo_git_repo,
@@ -35,7 +36,8 @@ from core.review import (
 )
 from ui.text import code, model_markdown, plain
 
-SEVERITY_COLOURS = {"blocker": "#C62828", "major": "#EF6C00", "minor": "#F9A825", "nit": "#78909C"}
+SEVERITY_COLOURS = {Severity.BLOCKER: "#C62828", Severity.MAJOR: "#EF6C00", Severity.MINOR: "#F9A825",
+                    Severity.NIT: "#78909C"}
 CATEGORY_ICONS = {"correctness": ":material/bug_report:", "security": ":material/shield:",
                   "performance": ":material/speed:", "quality": ":material/auto_fix_high:"}
 VERDICTS = {"request_changes": (":material/block:", "Changes requested", "red"),

@@ -24,6 +24,7 @@ def add_review_command(sub, add) -> None:
     p.add_argument("--no-llm", action="store_true", help="tools only: no model explanation")
     p.add_argument("--no-cache", action="store_true", help="review again even if this diff was reviewed before")
     p.add_argument("--export", choices=("github", "sarif"), help="print a GitHub review or SARIF 2.1.0 instead")
+    # the values of core.review.Severity, spelled out: importing core.review would slow every `keel` command
     p.add_argument("--fail-on", choices=("blocker", "major", "minor", "nit"),
                    help="exit 1 when a comment has this severity or worse (for CI)")
 

@@ -24,6 +24,8 @@ from core.review._comments import (
     CATEGORIES,
     SEVERITIES,
     Comment,
+    Severity,
+    at_least,
     finish,
     merge_model_comments,
     severity_rank,
@@ -430,7 +432,7 @@ def _schema(n_findings: int, mode: str, paths: list[str]) -> dict:
         "type": "object", "additionalProperties": False,
         "required": ["path", "line", "severity", "category", "message", "fix"],
         "properties": {"path": {"type": "string", "enum": paths or [""]}, "line": {"type": "integer", "minimum": 1},
-                       "severity": {"type": "string", "enum": list(SEVERITIES)},
+                       "severity": {"type": "string", "enum": [str(s) for s in SEVERITIES]},
                        "category": {"type": "string", "enum": list(CATEGORIES)},
                        "message": short(240), "fix": short(200)}}}
     return {"type": "object", "additionalProperties": False, "required": ["notes", "comments", "summary"],
@@ -490,7 +492,7 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
     if data is None:
         run.notices.append("The model's answer was not valid JSON for the review schema; it was ignored.")
         return out
-    blocking = any(severity_rank(c.severity) <= 1 for c in comments)
+    blocking = any(at_least(c.severity, Severity.MAJOR) for c in comments)
     seen = set()
     for position, note in enumerate(data.get("notes") or [], 1):
         index = note.get("id", position) if tri.mode == "full" else position
@@ -512,7 +514,11 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
     if tri.mode == "full":
         added_lines = {f.path: f.reviewable for f in files}
         for item in data.get("comments") or []:
-            c = Comment(path=item.get("path", ""), line=int(item.get("line") or 0), severity=item.get("severity"),
+            severity = Severity.parse(item.get("severity"))
+            if severity is None:  # the schema names the severities; an answer outside it is not a finding
+                out["rejected"] += 1
+                continue
+            c = Comment(path=item.get("path", ""), line=int(item.get("line") or 0), severity=severity,
                         category=item.get("category"), message=str(item.get("message", "")).strip(),
                         suggestion=str(item.get("fix", "")).strip(), source="model", confidence=0.6, rule="model")
             if c.line not in added_lines.get(c.path, {}) or _APPROVAL.search(c.message):

@@ -9,8 +9,26 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
-SEVERITIES = ("blocker", "major", "minor", "nit")
+
+class Severity(StrEnum):
+    """How bad a review finding is, worst first (the order is the rank). The values are what `review_comment.severity`,
+    stored review JSON, SARIF properties, eval cases' `min_severity` and `keel review --fail-on` hold."""
+
+    BLOCKER = "blocker"  # must not merge: injection into a query, an undefined name
+    MAJOR = "major"  # very likely a bug or a hole
+    MINOR = "minor"  # worth fixing
+    NIT = "nit"  # style
+
+    @classmethod
+    def parse(cls, value) -> Severity | None:
+        """The member a model or a tool wrote ("Major", " nit "), or None when it is not a severity."""
+        text = str(value).strip().lower() if isinstance(value, str) else ""
+        return cls(text) if text in cls._value2member_map_ else None
+
+
+SEVERITIES: tuple[Severity, ...] = tuple(Severity)
 CATEGORIES = ("correctness", "security", "performance", "quality")
 SOURCES = ("tool", "model")
 MIN_SPECIFICITY = 0.4
@@ -24,7 +42,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 class Comment:
     path: str
     line: int
-    severity: str
+    severity: Severity  # a plain string with a severity's value is accepted and turned into the member
     category: str
     message: str
     suggestion: str = ""
@@ -39,6 +57,13 @@ class Comment:
     fingerprint: str = ""
     id: int | None = None
     status: str = "open"  # open | accepted | dismissed
+
+    def __post_init__(self):
+        if not isinstance(self.severity, Severity):
+            severity = Severity.parse(self.severity)
+            if severity is None:
+                raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {self.severity!r}")
+            self.severity = severity
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -174,7 +199,7 @@ def finish(comments: list[Comment], added: dict[str, dict[int, str]], dismissed:
 
 
 def verdict(comments: list[Comment]) -> str:
-    if any(severity_rank(c.severity) <= 1 for c in comments):
+    if any(at_least(c.severity, Severity.MAJOR) for c in comments):
         return "request_changes"
     return "comment" if comments else "approve"
 

@@ -44,7 +44,7 @@ class ReviewFindings(Target):
             get_gateway().flush()
         latency = (time.perf_counter() - started) * 1000
         findings = [{"path": c.path, "line": c.line, "also_at": c.also_at, "category": c.category,
-                     "severity": c.severity, "source": c.source, "rule": c.rule} for c in result.comments]
+                     "severity": str(c.severity), "source": c.source, "rule": c.rule} for c in result.comments]
         output = {"findings": findings, "verdict": result.verdict, "model": result.model,
                   "notes_added": result.stats.get("model_notes_added", 0),
                   "notes_rejected": result.stats.get("model_notes_rejected", 0), "notices": result.notices,

@@ -3,10 +3,10 @@ SARIF 2.1.0 (for code-scanning dashboards and reviewdog)."""
 
 from __future__ import annotations
 
-from core.review._comments import Comment
+from core.review._comments import Comment, Severity
 
 _EVENT = {"request_changes": "REQUEST_CHANGES", "comment": "COMMENT", "approve": "APPROVE"}
-_LEVEL = {"blocker": "error", "major": "error", "minor": "warning", "nit": "note"}
+_LEVEL = {Severity.BLOCKER: "error", Severity.MAJOR: "error", Severity.MINOR: "warning", Severity.NIT: "note"}
 
 
 def comment_body(c: Comment) -> str:
@@ -47,7 +47,7 @@ def sarif(result) -> dict:
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": c.path},
                                                 "region": {"startLine": c.line}}}],
             "partialFingerprints": {"keelReview/v1": c.fingerprint},
-            "properties": {"severity": c.severity, "category": c.category, "source": c.source,
+            "properties": {"severity": str(c.severity), "category": c.category, "source": c.source,
                            "confidence": c.confidence},
         })
     return {

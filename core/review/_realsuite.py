@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import REPO_ROOT
-from core.review._comments import severity_rank
+from core.review._comments import Severity, severity_rank
 from core.review._errors import ReviewError
 
 REAL_DIR = REPO_ROOT / "data" / "review" / "real"
-COUNTED = "minor"  # nits are not findings a reviewer acts on
+COUNTED = Severity.MINOR  # nits are not findings a reviewer acts on
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def bug_spans(case: RealCase) -> list[dict]:
 
 def match(spans: list[dict], findings: list[dict]) -> dict:
     """tp / fn per expected bug, fp per counted finding that matches no bug."""
-    counted = [f for f in findings if severity_rank(f.get("severity", "nit")) <= severity_rank(COUNTED)]
+    counted = [f for f in findings if severity_rank(f.get("severity", Severity.NIT)) <= severity_rank(COUNTED)]
     hit = [False] * len(spans)
     false_positives = []
     for f in counted:
@@ -114,6 +114,6 @@ def review_real_case(case: RealCase, checkout: str = "head", options=None) -> tu
     options = options or ReviewOptions(use_llm=False, use_cache=False, apply_dismissals=False, user="eval")
     result = review_diff(case.diff, case.repo(checkout), options)
     findings = [{"path": c.path, "line": c.line, "also_at": c.also_at, "category": c.category,
-                 "severity": c.severity, "rule": c.rule} for c in result.comments]
+                 "severity": str(c.severity), "rule": c.rule} for c in result.comments]
     counts = match(bug_spans(case), findings)
     return {"bug_class": case.bug_class, **counts, "findings": findings, "notices": result.notices}, result

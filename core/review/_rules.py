@@ -23,7 +23,7 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
-from core.review._comments import Comment, first_added
+from core.review._comments import Comment, Severity, first_added
 from core.review._diff import FileDiff
 
 _SQL = re.compile(r"\b(select\b.+\bfrom|insert\s+into|update\b.+\bset|delete\s+from)\b", re.IGNORECASE | re.DOTALL)
@@ -124,7 +124,7 @@ def _sql_rules(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
                 elif uses:
                     for c in out.comments:  # the string reaches a query call: upgrade to blocker
                         if c.rule == "rule:sql-string" and c.line == tainted[uses[0]]:
-                            c.severity, c.confidence = "blocker", 0.95
+                            c.severity, c.confidence = Severity.BLOCKER, 0.95
 
 
 def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, added: dict, *, into_query: bool,
@@ -136,7 +136,7 @@ def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, a
     values = [n for n in names if n not in ("self", "cls")][:4]
     shown = ", ".join(f"`{n}`" for n in values) or "run-time values"
     out.comments.append(Comment(
-        path="", line=line, severity="blocker" if into_query else "major", category="security",
+        path="", line=line, severity=Severity.BLOCKER if into_query else Severity.MAJOR, category="security",
         message=f"SQL built from strings with {shown} interpolated: a crafted value changes the query "
                 f"(SQL injection).",
         suggestion="Keep the SQL constant with `?` placeholders and pass the values as parameters, e.g. "
@@ -161,7 +161,7 @@ def _swallowed(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
         caught = "every exception" if broad else f"`{ast.unparse(node.type)}`"
         line = node.lineno if node.lineno in added else next(b.lineno for b in node.body if b.lineno in added)
         out.comments.append(Comment(
-            path="", line=line, severity="major" if broad else "minor", category="correctness",
+            path="", line=line, severity=Severity.MAJOR if broad else Severity.MINOR, category="correctness",
             message=f"This `except` swallows {caught} silently: failures (a missing product, a database error) "
                     "disappear and the code carries on as if the step succeeded.",
             suggestion="Catch only the exception you expect, and log it or re-raise: "
@@ -213,7 +213,7 @@ def _loops(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
 def _n_plus_one(out: FileAnalysis, line: int, name: str, via: str | None) -> None:
     path = f"`{name}()`" + (f" (which runs `{via}`)" if via else "")
     out.comments.append(Comment(
-        path="", line=line, severity="major", category="performance",
+        path="", line=line, severity=Severity.MAJOR, category="performance",
         message=f"N+1 query: {path} runs one database query per loop iteration; 100 rows cost 100 round trips.",
         suggestion="Fetch everything in one query before the loop (a JOIN or `WHERE id IN (...)` / GROUP BY), "
                    "then look results up in a dict inside the loop.",
@@ -339,7 +339,7 @@ def _off_by_one(loop, var: str | None, added: dict[int, str], out: FileAnalysis)
         return
     message, suggestion = problem
     out.comments.append(Comment(
-        path="", line=line, severity="major", category="correctness", message=f"Off-by-one: {message}",
+        path="", line=line, severity=Severity.MAJOR, category="correctness", message=f"Off-by-one: {message}",
         suggestion=suggestion, rule="rule:off-by-one", confidence=0.9))
 
 
@@ -350,7 +350,7 @@ def _index_at_len(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> No
                 ast.unparse(node.slice.args[0]) == ast.unparse(node.value):
             seq = ast.unparse(node.value)
             out.comments.append(Comment(
-                path="", line=node.lineno, severity="major", category="correctness",
+                path="", line=node.lineno, severity=Severity.MAJOR, category="correctness",
                 message=f"Off-by-one: `{seq}[len({seq})]` is one past the end and always raises IndexError.",
                 suggestion=f"Use `{seq}[-1]` (or `{seq}[len({seq}) - 1]`) for the last element.",
                 rule="rule:off-by-one", confidence=0.95))
@@ -363,7 +363,7 @@ def injection_text(added: dict[int, str]) -> list[Comment]:
         match = _INJECTION.search(text)
         if match:
             found.append(Comment(
-                path="", line=line, severity="minor", category="security",
+                path="", line=line, severity=Severity.MINOR, category="security",
                 message=f"This line addresses an automated reviewer (\"{match.group(0).strip()}\"). Keel treats diff "
                         "text as data and ignored it; instructions to reviewers hidden in code are a "
                         "social-engineering red flag.",
@@ -483,7 +483,8 @@ def removed_guards(f: FileDiff) -> tuple[list[Comment], dict[int, str]]:
             kind_, _, name = guard
             anchors[after[2]] = after[3]
             comments.append(Comment(
-                path=f.path, line=after[2], severity="blocker" if kind_ == "auth" else "major", category="security",
+                path=f.path, line=after[2], severity=Severity.BLOCKER if kind_ == "auth" else Severity.MAJOR,
+                category="security",
                 message=f"This PR removes {name} (old line {old}: `{text.strip()[:80]}`) and nothing in the file "
                         f"replaces it: {_WHY[kind_]}.",
                 suggestion="Keep the check (or move it, visibly, to a helper every caller goes through); if it was "
@@ -494,23 +495,26 @@ def removed_guards(f: FileDiff) -> tuple[list[Comment], dict[int, str]]:
 
 # -- linter findings → comments ------------------------------------------------------------------------------
 
+_BANDIT_SEVERITY = {"HIGH": Severity.BLOCKER, "MEDIUM": Severity.MAJOR, "LOW": Severity.MINOR}
 _BANDIT_SKIP = {"B101", "B404", "B603"}  # assert, import subprocess, subprocess without shell: noise in review
 _RUFF_MAP = {  # code prefix → (category, severity)
-    "E9": ("correctness", "blocker"), "F821": ("correctness", "blocker"), "F811": ("correctness", "major"),
-    "F63": ("correctness", "major"), "F7": ("correctness", "major"), "F841": ("quality", "minor"),
-    "F401": ("quality", "nit"), "F": ("quality", "minor"), "E722": ("quality", "minor"),
-    "BLE": ("quality", "minor"), "B006": ("correctness", "major"), "B": ("correctness", "minor"),
-    "PERF": ("performance", "minor"), "PERF4": ("performance", "nit"), "PLE": ("correctness", "major"), "PLW": ("correctness", "minor"),
-    "RUF": ("correctness", "minor"),
+    "E9": ("correctness", Severity.BLOCKER), "F821": ("correctness", Severity.BLOCKER),
+    "F811": ("correctness", Severity.MAJOR), "F63": ("correctness", Severity.MAJOR),
+    "F7": ("correctness", Severity.MAJOR), "F841": ("quality", Severity.MINOR), "F401": ("quality", Severity.NIT),
+    "F": ("quality", Severity.MINOR), "E722": ("quality", Severity.MINOR), "BLE": ("quality", Severity.MINOR),
+    "B006": ("correctness", Severity.MAJOR), "B": ("correctness", Severity.MINOR),
+    "PERF": ("performance", Severity.MINOR), "PERF4": ("performance", Severity.NIT),
+    "PLE": ("correctness", Severity.MAJOR), "PLW": ("correctness", Severity.MINOR),
+    "RUF": ("correctness", Severity.MINOR),
     # S: bandit's checks as ported to ruff (S608 is bandit's B608); the same severities as bandit gives them
-    "S": ("security", "minor"), "S1": ("security", "minor"), "S201": ("security", "major"),
-    "S202": ("security", "major"), "S301": ("security", "major"), "S302": ("security", "major"),
-    "S307": ("security", "major"), "S102": ("security", "major"), "S501": ("security", "major"),
-    "S506": ("security", "major"), "S507": ("security", "major"), "S602": ("security", "blocker"),
-    "S604": ("security", "major"), "S605": ("security", "blocker"), "S608": ("security", "major"),
-    "S610": ("security", "major"), "S611": ("security", "major"), "S701": ("security", "major"),
-    "S702": ("security", "major"), "S704": ("security", "major"), "S4": ("security", "nit"),
-    "S110": ("correctness", "minor"), "S112": ("correctness", "minor"),
+    "S": ("security", Severity.MINOR), "S1": ("security", Severity.MINOR), "S201": ("security", Severity.MAJOR),
+    "S202": ("security", Severity.MAJOR), "S301": ("security", Severity.MAJOR), "S302": ("security", Severity.MAJOR),
+    "S307": ("security", Severity.MAJOR), "S102": ("security", Severity.MAJOR), "S501": ("security", Severity.MAJOR),
+    "S506": ("security", Severity.MAJOR), "S507": ("security", Severity.MAJOR), "S602": ("security", Severity.BLOCKER),
+    "S604": ("security", Severity.MAJOR), "S605": ("security", Severity.BLOCKER), "S608": ("security", Severity.MAJOR),
+    "S610": ("security", Severity.MAJOR), "S611": ("security", Severity.MAJOR), "S701": ("security", Severity.MAJOR),
+    "S702": ("security", Severity.MAJOR), "S704": ("security", Severity.MAJOR), "S4": ("security", Severity.NIT),
+    "S110": ("correctness", Severity.MINOR), "S112": ("correctness", Severity.MINOR),
 }
 
 
@@ -520,15 +524,15 @@ def linter_comment(finding: dict) -> Comment | None:
     if tool == "bandit":
         if code in _BANDIT_SKIP:
             return None
-        severity = {"HIGH": "blocker", "MEDIUM": "major", "LOW": "minor"}.get(finding.get("severity", ""), "minor")
+        severity = _BANDIT_SEVERITY.get(finding.get("severity", ""), Severity.MINOR)
         category = "security"
         if code in ("B110", "B112"):  # try/except/pass or continue: a correctness problem first
-            category, severity = "correctness", "minor"
+            category, severity = "correctness", Severity.MINOR
         confidence = {"HIGH": 0.85, "MEDIUM": 0.7, "LOW": 0.5}.get(finding.get("confidence") or "", 0.6)
         suggestion = _BANDIT_FIX.get(code, "")
     else:
         category, severity = next((v for k, v in sorted(_RUFF_MAP.items(), key=lambda kv: -len(kv[0]))
-                                   if code.startswith(k)), ("quality", "minor"))
+                                   if code.startswith(k)), ("quality", Severity.MINOR))
         confidence = 0.8
         suggestion = finding.get("fix") or (_BANDIT_FIX.get("B" + code[1:], "") if code.startswith("S") else "")
     line = int(finding["line"])

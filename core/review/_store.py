@@ -54,7 +54,7 @@ def save_review(*, cache_key: str, diff_hash: str, repo_key: str, model_key: str
             s.flush()
             for position, c in enumerate(comments):
                 row = ReviewComment(review_id=run.id, position=position, path=c.path[:1000], line=c.line,
-                                    severity=c.severity, category=c.category, message=c.message,
+                                    severity=str(c.severity), category=c.category, message=c.message,
                                     suggestion=c.suggestion, explanation=c.explanation, source=c.source,
                                     confidence=c.confidence, specificity=c.specificity, rule=c.rule[:300],
                                     fingerprint=c.fingerprint, code=c.code, also_at=json.dumps(c.also_at))

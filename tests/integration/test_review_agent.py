@@ -29,6 +29,8 @@ from core.review._tools import TOOLS
 from tests.support import fault_server
 from tests.support.fault_server import FaultServer
 
+SEVERITY_VALUES = ("blocker", "major", "minor", "nit")  # what review_comment.severity holds
+
 pytestmark = pytest.mark.timeout(300)
 TOOLS_ONLY = ReviewOptions(use_llm=False, use_cache=False)
 
@@ -243,6 +245,34 @@ def test_a_capable_model_explains_and_adds_checked_comments(remote_model):
     assert [(c.line, c.severity) for c in model] == [(49, "minor")]  # line 3 is not changed; 47 is vague
     assert result.model_summary.startswith("One N+1")
     assert result.tokens_out > 0 and result.model.startswith("remote/")
+
+
+def test_a_model_severity_becomes_a_member_and_is_stored_as_its_value(remote_model):
+    """The model writes plain JSON strings; the review holds `Severity` members, the table the same strings."""
+    from sqlmodel import select
+
+    from core import db
+    from core.review import Severity
+    from core.tables import ReviewComment
+
+    server, answers = remote_model
+    answers["next"] = {
+        "notes": [],
+        "comments": [
+            {"path": "shop/orders.py", "line": 49, "severity": "minor", "category": "quality",
+             "message": "history.append builds a dict per order; name the `total_cents` key consistently with "
+                        "the order_line price_cents column.", "fix": "Use a dataclass for the history row."},
+        ],
+        "summary": "One N+1 query in order_history.",
+    }
+    result = review_sample("04_n_plus_one", ReviewOptions(use_cache=False))
+    model = [c for c in result.comments if c.source == "model"]
+    assert [(c.line, c.severity) for c in model] == [(49, Severity.MINOR)], (result.notices, result.stats)
+    assert model[0].severity is Severity.MINOR
+    assert all(isinstance(c.severity, Severity) for c in result.comments)
+    with db.session() as s:
+        stored = [r.severity for r in s.exec(select(ReviewComment)).all()]
+    assert "minor" in stored and set(stored) <= set(SEVERITY_VALUES) and all(type(v) is str for v in stored)
 
 
 def test_an_unavailable_model_leaves_the_tool_findings(keel_home, monkeypatch):
