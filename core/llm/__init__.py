@@ -85,6 +85,7 @@ def shutdown_gateway() -> None:
     global _gateway
     with _lock:
         if _gateway is not None:
-            _gateway.close()
+            _gateway.log.flush()  # the writer itself, so a gateway stand-in with a log also shuts down
+            _gateway.log.close()
             close_providers(_gateway)
             _gateway = None
