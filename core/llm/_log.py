@@ -27,6 +27,7 @@ from core import db
 from core.batching import BatchWriter
 from core.llm._budgets import release_holds
 from core.llm._rollup import record
+from core.llm._types import RequestStatus
 from core.tables import ModelPrice, RequestLog, RequestLogQuarantine
 
 _logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class LogEntry:
     tokens_out: int
     ttft_ms: float | None
     latency_ms: float
-    status: str
+    status: RequestStatus
     error: str | None
     json_valid: bool | None
     metadata: Any = None  # the caller's tags (a dict, or JSON text); stored as valid JSON whatever arrives

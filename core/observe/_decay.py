@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from core import db
 from core.errors import KeelError
+from core.llm import RequestStatus
 from core.tables import DecayReport, DecayVector, EvalRun
 
 DEFAULT_DAYS = 7.0
@@ -101,9 +102,9 @@ def production_inputs(feature: str, days: float, cap: int = PRODUCTION_CAP, *,
     Answered calls only: they are what a reviewer can judge, and a failed attempt's input reaches the sample through
     the attempt that answered it."""
     since = (now or time.time()) - days * 86400
-    where = ("feature = :f AND feature <> 'eval' AND created_at >= :since AND status IN ('ok', 'fallback') "
+    where = ("feature = :f AND feature <> 'eval' AND created_at >= :since AND status IN (:ok, :fallback) "
              "AND input_text IS NOT NULL AND input_text <> '[redacted]'")
-    params = {"f": feature, "since": since}
+    params = {"f": feature, "since": since, "ok": RequestStatus.OK, "fallback": RequestStatus.FALLBACK}
     with db.get_engine().connect() as conn:
         total = conn.execute(text(f"SELECT COUNT(DISTINCT request_id) FROM request_log WHERE {where}"),
                              params).scalar_one()

@@ -99,26 +99,42 @@ def test_request_log_status_column_fits_every_status():
 _SCANNED = ("core", "ui", "pages", "bench")
 
 
+def _chain(node: ast.AST) -> list[str]:
+    """`get_gateway().budgets._loaded_at` -> ["get_gateway", "budgets", "_loaded_at"]: names from the root out."""
+    names: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            names.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Name):
+            names.append(node.id)
+            return names[::-1]
+        else:
+            return names[::-1]
+
+
 def _gateway_private_uses(path: Path) -> list[str]:
-    """`gateway._x`, `<anything>.log.prices` and `._run(` on a gateway-like name: what only core/llm may touch."""
+    """A private attribute or the log writer reached through a gateway (`gateway._run`, `gw.budgets._x`,
+    `get_gateway().log.flush`, `llm._gateway`), or `.log.prices` on anything: what only core/llm may touch."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = []
+    found = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute):
             continue
-        base = node.value
-        base_name = (base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute)
-                     else base.func.id if isinstance(base, ast.Call) and isinstance(base.func, ast.Name)
-                     else base.func.attr if isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute)
-                     else "")
-        gatewayish = "gateway" in base_name.lower() or base_name in ("gw", "llm")
-        if gatewayish and node.attr.startswith("_"):
-            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {base_name}.{node.attr}")
-        elif gatewayish and node.attr == "log":
-            found.append(f"{path.relative_to(ROOT)}:{node.lineno} {base_name}.log")
-        elif node.attr == "prices" and isinstance(base, ast.Attribute) and base.attr == "log":
-            found.append(f"{path.relative_to(ROOT)}:{node.lineno} .log.prices")
-    return found
+        names = _chain(node)
+        where = f"{path.relative_to(ROOT)}:{node.lineno} {'.'.join(names)}"
+        gateway_at = [i for i, n in enumerate(names) if "gateway" in n.lower() or n == "gw"]
+        if gateway_at:
+            after = names[gateway_at[0] + 1:]
+            if any(n.startswith("_") for n in after) or (after and after[0] == "log"):
+                found.add(where)
+        if names[:1] == ["llm"] and any(n.startswith("_") for n in names[1:]):
+            found.add(where)
+        if node.attr == "prices" and len(names) >= 2 and names[-2] == "log":
+            found.add(where)
+    return sorted(found)
 
 
 def test_no_caller_outside_core_llm_reaches_into_the_gateway():
@@ -130,8 +146,9 @@ def test_no_caller_outside_core_llm_reaches_into_the_gateway():
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("gateway._run(r, c, h)", 1), ("get_gateway().log.flush()", 1), ("self.gateway.log.prices.cost(1)", 2),
-    ("llm._gateway.log.flush()", 2), ("gateway.flush()", 0), ("gateway.stats()['failed']", 0),
+    ("gateway._run(r, c, h)", 1), ("get_gateway().log.flush()", 2), ("self.gateway.log.prices.cost(1)", 3),
+    ("llm._gateway.log.flush()", 3), ("gateway.budgets._loaded_at = 0", 1), ("writer.log.prices", 1),
+    ("gateway.flush()", 0), ("gateway.stats()['failed']", 0), ("gateway.budgets.reload()", 0), ("x._y", 0),
 ])
 def test_the_gateway_scan_catches_what_it_should(tmp_path, monkeypatch, source, expected):
     path = ROOT / "tests" / "unit" / "_scan_probe.py"  # inside ROOT so the relative path works
