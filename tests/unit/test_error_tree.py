@@ -178,3 +178,25 @@ def test_an_unmigrated_database_has_no_revision(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     assert db.current_revision(engine) is None  # no alembic_version table: never migrated
     engine.dispose()
+
+
+def test_the_providers_satisfy_the_provider_protocol():
+    from core.config import ProviderSettings, get_settings
+    from core.llm import EmbeddedProvider, OpenAIProvider, Provider
+
+    openai_provider = OpenAIProvider("up", ProviderSettings(name="up", kind="openai", base_url="http://127.0.0.1:9"),
+                                     get_settings())
+    assert isinstance(openai_provider, Provider)
+    members = ("name", "kind", "loaded", "models", "stream")
+    assert all(hasattr(EmbeddedProvider, m) for m in members if m != "name")  # name is set per instance
+    assert not isinstance(object(), Provider)
+
+
+def test_flush_gateway_without_a_gateway_is_a_no_op():
+    from core.llm import flush_gateway, set_gateway
+
+    previous = set_gateway(None)
+    try:
+        assert flush_gateway(timeout=0.1) is True
+    finally:
+        set_gateway(previous)
