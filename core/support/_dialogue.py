@@ -9,6 +9,7 @@ and everything after it in `_console`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 
@@ -49,6 +50,8 @@ from core.support._tools import (
     validate_args,
 )
 from core.tables import SupportConversation, SupportCsat
+
+_logger = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 2_000
 _YES = re.compile(r"^\s*(yes|y|yeah|yep|sure|confirm|confirmed|ok(ay)?|do it|go ahead|please do)\b[\s.!]*$", re.I)
@@ -178,6 +181,7 @@ def _tool_turn(row: SupportConversation, customer: Customer, decision: RouteDeci
             else:
                 failure = None
     except Exception as exc:  # the database or a bug: the customer still gets a person
+        _logger.exception("support tool %s failed in conversation %s", tool, row.id)
         return escalate(row.id, f"tool {tool} failed: {type(exc).__name__}", decision=decision,
                         summarize_async=summarize_async)
     if failure is not None:
@@ -241,7 +245,8 @@ def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
                 failure = None
             except ToolError as exc:
                 failure = exc
-    except Exception as exc:
+    except Exception as exc:  # the database or a bug: the customer still gets a person
+        _logger.exception("support tool %s failed in conversation %s", pending["tool"], conversation_id)
         return escalate(conversation_id, f"tool {pending['tool']} failed: {type(exc).__name__}")
     if failure is not None:
         return [_bot_say(conversation_id, f"{failure}", {"tool": pending["tool"], "tool_error": failure.code})]
