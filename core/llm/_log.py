@@ -357,7 +357,8 @@ class RequestLogWriter(BatchWriter):
                 raise _Probe("refused with its batch, accepted alone")
         except _Probe as exc:  # rolled back: the retry below decides what is kept
             return str(exc)
-        except Exception as exc:  # the refusal itself is the answer; `_quarantine` logs it with the row
+        except Exception as exc:  # the refusal itself is the answer, kept in the quarantine with the row
+            _logger.exception("request log row %s refused on its own", row.get("request_id"))
             return f"{type(exc).__name__}: {exc}"[:2_000]
 
     def _quarantine(self, raws: list[dict], error: str, counted: bool = True) -> None:
