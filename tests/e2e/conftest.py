@@ -17,8 +17,18 @@ from tests.conftest import free_port
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
+# Playwright's 5 s default for `expect` is shorter than one Streamlit rerun on a 2-core machine running the rest of
+# the suite; a test that means "soon" says so with its own, shorter timeout.
+EXPECT_TIMEOUT_MS = 15_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _patient_expect():
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
