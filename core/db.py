@@ -127,3 +127,15 @@ def insert_ignoring_duplicates(conn, table, rows: list[dict]) -> int:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return conn.execute(insert(table).on_conflict_do_nothing(), rows).rowcount or 0
+
+
+def update_row(table, key, **values) -> None:
+    """Set some columns of one row by primary key and commit (a row deleted meanwhile is left deleted)."""
+    with session() as s:
+        row = s.get(table, key)
+        if row is None:
+            return
+        for name, value in values.items():
+            setattr(row, name, value)
+        s.add(row)
+        s.commit()

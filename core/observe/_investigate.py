@@ -338,13 +338,7 @@ def distribution(samples: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def _update(investigation_id: int, **values) -> None:
-    with db.session() as s:
-        row = s.get(Investigation, investigation_id)
-        for k, v in values.items():
-            setattr(row, k, v)
-        row.updated_at = time.time()
-        s.add(row)
-        s.commit()
+    db.update_row(Investigation, investigation_id, updated_at=time.time(), **values)
 
 
 def get_investigation(investigation_id: int) -> dict:

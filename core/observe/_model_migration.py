@@ -266,12 +266,7 @@ def _verdict(report: dict, models: list[str]) -> dict:
 
 
 def _save(report_id: int, **values) -> None:
-    with db.session() as s:
-        row = s.get(MigrationReport, report_id)
-        for k, v in values.items():
-            setattr(row, k, v)
-        s.add(row)
-        s.commit()
+    db.update_row(MigrationReport, report_id, **values)
 
 
 def get_migration_report(report_id: int) -> dict:

@@ -372,7 +372,9 @@ def test_cancelling_the_job_stops_an_investigation_or_report_and_closes_its_row(
 
     good, _, _ = env
     request_id = _logged_call()
-    good.token_delay = 0.3  # each rerun takes seconds, so the cancel lands well before the 20th on a fast machine
+    good.token_delay, good.token_delay_all = 0.3, True  # every chunk waits: each rerun takes seconds, so the cancel
+    # lands well before the 20th on a fast machine (without token_delay_all only "slow" mode waited, and a quiet
+    # machine finished all 20 reruns before the cancel)
     plan = plan_investigation(request_id, "temperature makes it wander", "temperature", ["0", "1.2"], 10)
     inv_id = start_investigation(plan, created_by="alice", background=True)
     job_id = _job_for("investigation", "investigation_id", inv_id).id
