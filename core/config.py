@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import overload
 
 from core.errors import KeelError
 
@@ -106,7 +107,12 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+@overload
+def _env(name: str, default: str) -> str: ...
+@overload
+def _env(name: str, default: None = None) -> str | None: ...
 def _env(name: str, default: str | None = None) -> str | None:
+    """KEEL_<name>, or `default` when it is unset or empty (so a str default always gives a str)."""
     value = os.environ.get(f"KEEL_{name}")
     return value if value not in (None, "") else default
 

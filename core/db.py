@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import Insert, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, create_engine
@@ -91,7 +91,9 @@ def upgrade(engine: Engine | None = None) -> str:
     engine = engine or get_engine()
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "head")
-    return current_revision(engine)
+    revision = current_revision(engine)
+    assert revision is not None, "alembic_version is empty right after upgrading to head"
+    return revision
 
 
 def current_revision(engine: Engine | None = None) -> str | None:
@@ -107,7 +109,9 @@ def current_revision(engine: Engine | None = None) -> str | None:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    assert head is not None, f"no migrations in {_MIGRATIONS}"  # None only for an empty versions/ directory
+    return head
 
 
 def ping(engine: Engine | None = None) -> None:
@@ -122,11 +126,16 @@ def insert_ignoring_duplicates(conn, table, rows: list[dict]) -> int:
     if not rows:
         return 0
     dialect = conn.get_bind().dialect if hasattr(conn, "get_bind") else conn.dialect  # a Session or a Connection
+    statement: Insert  # each dialect's Insert, both with on_conflict_do_nothing
     if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(table).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    return conn.execute(insert(table).on_conflict_do_nothing(), rows).rowcount or 0
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing()
+    return conn.execute(statement, rows).rowcount or 0
 
 
 def update_row(table, key, **values) -> None:

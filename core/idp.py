@@ -9,10 +9,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from core.config import get_settings
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 DEV_CLIENT_ID = "keel-dev"
 DEV_CLIENT_SECRET = "keel-dev-secret-not-for-production"
@@ -74,7 +78,7 @@ class DevIdentityProvider:
 
     def __init__(self, port: int | None = None):
         self.port = port if port is not None else get_settings().dev_idp_port
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> "DevIdentityProvider":

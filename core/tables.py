@@ -6,8 +6,17 @@ Schema changes go through Alembic migrations in `core/migrations`; these classes
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Table, Text, inspect, text
 from sqlmodel import Field, SQLModel
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core `Table` behind a `table=True` model, for INSERT/UPDATE on many rows. It is the model's `__table__`,
+    which SQLModel sets when the class is created but does not declare, so a type checker cannot see that name."""
+    mapper = inspect(model, raiseerr=False)
+    if mapper is None or not isinstance(mapper.local_table, Table):
+        raise TypeError(f"{model.__name__} is not a table=True model, so it has no table")
+    return mapper.local_table
 
 
 class RequestLog(SQLModel, table=True):

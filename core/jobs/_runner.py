@@ -12,10 +12,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.jobs import _store
 from core.jobs._types import JobCancelled, JobError, JobStatus
+
+if TYPE_CHECKING:
+    from huey.consumer import Consumer
 
 _logger = logging.getLogger(__name__)
 
@@ -126,7 +129,8 @@ def execute(job_id: str) -> None:
     try:
         result = kind.fn(ctx, **job.params)
     except JobCancelled:
-        _store.finish(job_id, WORKER_ID, JobStatus.CANCELLED, error=_store.load(job_id).error or "cancelled")
+        latest = _store.load(job_id)  # None only if the row went away meanwhile (finish then changes nothing)
+        _store.finish(job_id, WORKER_ID, JobStatus.CANCELLED, error=(latest and latest.error) or "cancelled")
     except Exception as exc:  # the job's own failure: stored for the page and the CLI
         _logger.exception("job %s (%s) failed", job_id, kind.name)
         _store.finish(job_id, WORKER_ID, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
@@ -151,7 +155,7 @@ class _Queue:
         self.url = url
         self.huey = _make_huey(url)
         self.task = self.huey.task(name="keel_job")(execute)
-        self.consumer = None
+        self.consumer: Consumer | None = None
         self.stop = threading.Event()
         self.housekeeper: threading.Thread | None = None
 
@@ -262,7 +266,10 @@ def tidy(job_id: str) -> None:
     if job is None:
         return
     try:
-        kind = resolve(job.kind, _store.target_of(job_id)[1])
+        found = _store.target_of(job_id)
+        if found is None:
+            return  # deleted since it was loaded: nothing left to close
+        kind = resolve(job.kind, found[1])
         if kind.on_lost is not None:
             kind.on_lost(job)
     except Exception:  # the job is already failed or cancelled; tidying is best effort

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from core import db
 from core.jobs._types import ACTIVE, Job, JobError, JobStatus
-from core.tables import JobRow
+from core.tables import JobRow, table_of
 
-T = JobRow.__table__
+T = table_of(JobRow)
 
 
 def _json(value: Any, what: str) -> str:
@@ -195,7 +195,8 @@ def reap(now: float | None = None) -> tuple[list[str], list[str]]:
     """Running jobs whose lease passed (their worker died): retried while attempts remain, else failed; a job asked
     to cancel is cancelled. Returns (ids to enqueue again, ids failed or cancelled). Safe on every replica at once."""
     now = now or time.time()
-    retry, ended = [], []
+    retry: list[str] = []
+    ended: list[str] = []
     with db.get_engine().connect() as conn:
         expired = conn.execute(select(T.c.id, T.c.attempts, T.c.max_attempts, T.c.cancel_requested, T.c.worker,
                                       T.c.heartbeat_at)

@@ -4,6 +4,8 @@ Revision ID: 0001
 Revises:
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -47,16 +49,18 @@ def upgrade() -> None:
     op.create_index("ix_request_log_feature_created", "request_log", ["feature", "created_at"])
     op.create_index("ix_request_log_customer_created", "request_log", ["customer", "created_at"])
 
-    sums = lambda: [  # noqa: E731 - the same measures in every rollup
-        sa.Column("n", sa.Integer(), nullable=False),
-        sa.Column("cost_usd", sa.Float(), nullable=False),
-        sa.Column("tokens_in", sa.BigInteger(), nullable=False),
-        sa.Column("tokens_out", sa.BigInteger(), nullable=False),
-        sa.Column("latency_sum", sa.Float(), nullable=False),
-        sa.Column("ttft_sum", sa.Float(), nullable=False),
-        sa.Column("ttft_n", sa.Integer(), nullable=False),
-        sa.Column("refusals", sa.Integer(), nullable=False),
-    ]
+    def sums() -> list[sa.Column[Any]]:  # the same measures in every rollup
+        return [
+            sa.Column("n", sa.Integer(), nullable=False),
+            sa.Column("cost_usd", sa.Float(), nullable=False),
+            sa.Column("tokens_in", sa.BigInteger(), nullable=False),
+            sa.Column("tokens_out", sa.BigInteger(), nullable=False),
+            sa.Column("latency_sum", sa.Float(), nullable=False),
+            sa.Column("ttft_sum", sa.Float(), nullable=False),
+            sa.Column("ttft_n", sa.Integer(), nullable=False),
+            sa.Column("refusals", sa.Integer(), nullable=False),
+        ]
+
     op.create_table(
         "log_rollup_time",
         sa.Column("hour", sa.Integer(), primary_key=True),
