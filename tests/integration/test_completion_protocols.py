@@ -7,26 +7,22 @@ on the completion engine: auth with workspace API keys, the protocol's own error
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
 
 import httpx
 import openai
 import pytest
 from sqlmodel import select
-from starlette.applications import Starlette
 
-from core import auth, config, db
-from core.api import routes
-from core.completion import get_completion_service, set_completion_service
-from core.llm import get_gateway, set_gateway
+from core import db
+from core.completion import get_completion_service
+from core.llm import get_gateway
 from core.tables import CompletionEvent, RequestLog
 from tests.conftest import wait_until
-from tests.support.fault_server import closed_port
-from tests.support.live_server import LiveServer
+from tests.support import completion_api
 
 pytestmark = pytest.mark.timeout(900)
+server, api = completion_api.server, completion_api.api  # the shared fixtures
 
 PREFIX = "def mean(values):\n"
 MIDDLE = "    total = "
@@ -76,35 +72,6 @@ def tabby_body():
     """Tabby's openai/completion engine (http-api-bindings/src/completion/openai.rs): suffix is null when empty."""
     return {"model": "code", "prompt": PREFIX + MIDDLE, "suffix": None, "max_tokens": 64, "temperature": 0.1,
             "stream": True, "presence_penalty": 0.0}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with LiveServer(Starlette(routes=routes)) as live:
-        yield live
-
-
-@pytest.fixture
-def api(monkeypatch, keel_home, server):
-    for name in list(os.environ):
-        if name.startswith("KEEL_") and name != "KEEL_HOME":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("KEEL_DEV_IDP_PORT", str(closed_port()))
-    monkeypatch.setenv("KEEL_LOG_FLUSH_INTERVAL", "0.02")
-    monkeypatch.setenv("KEEL_LLM_TIMEOUT", "600")  # the machine is shared and sometimes overloaded
-    config.reset_settings()
-    old = set_gateway(None)
-    if old is not None:
-        old.log.close()
-    set_completion_service(None)
-    auth.ensure_workspace("acme", "Acme", plan="pro")
-    key, _ = auth.create_api_key("acme", "editor tests")
-    yield {"url": server.url, "key": key, "headers": {"Authorization": f"Bearer {key}"}}
-    service = set_completion_service(None)
-    if service is not None:
-        service.telemetry.flush()
-    wait_until(lambda: not any(t.name == "keel-completion-speculate" and t.is_alive()
-                               for t in threading.enumerate()), timeout=120, interval=0.05)
 
 
 def post(api, path, payload=None, *, headers=None, content=None, timeout=600):

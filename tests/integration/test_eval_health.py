@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
-from core import config, db, jobs
+from core import db, jobs
 from core.jobs import JobStatus
-from core.llm import LLMRequest, get_gateway, save_prices, set_gateway
+from core.llm import LLMRequest, get_gateway
 from core.evals import (
     EvalError, RelabelError, agent_branches, audit_items, audit_report, branch_coverage, case_annotations, cohens_kappa,
     list_audits, record_label, start_audit,
@@ -32,6 +32,7 @@ from core.tables import (
     EvalCase, EvalResult, EvalRun, JobRow, RequestLog, ReviewRun, SupportConversation, SupportMessage,
 )
 from tests.conftest import wait_until
+from tests.support.eval_models import rebuild_gateway, use_models
 from tests.support.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,13 +53,6 @@ LABELS = [  # label, rubric version, labeller
 ]
 
 
-def _rebuild():
-    old = set_gateway(None)
-    if old is not None:
-        old.log.flush()
-        old.log.close()
-    config.reset_settings()
-
 
 @pytest.fixture
 def env(database, tmp_path, monkeypatch):
@@ -74,19 +68,9 @@ def env(database, tmp_path, monkeypatch):
             '[labels]\nfeature = "support"\ntarget = "llm.chat"\ndataset = "labels.jsonl"\nscorers = ["label"]\n'
             'min_score = 0.5\n')
         (tmp_path / "rubrics.toml").write_text('[labels]\nversion = "2"\nrubric = "the intent"\n')
-        monkeypatch.setenv("KEEL_EVAL_SUITES", str(tmp_path / "suites.toml"))
-        monkeypatch.setenv("KEEL_PROVIDERS", json.dumps({
-            "good": {"kind": "openai", "base_url": good.url, "api_key": "k"},
-            "other": {"kind": "openai", "base_url": other.url, "api_key": "k"},
-        }))
-        monkeypatch.setenv("KEEL_TIERS", json.dumps({"fast": ["good/m1"], "capable": ["good/m1"]}))
-        monkeypatch.setenv("KEEL_LLM_MAX_RETRIES", "0")
-        monkeypatch.setenv("KEEL_LOG_FLUSH_INTERVAL", "0.02")
-        _rebuild()
-        save_prices([{"model": "m1", "input_per_mtok": 2.0, "output_per_mtok": 8.0},
-                     {"model": "m2", "input_per_mtok": 0.5, "output_per_mtok": 1.0}])
+        use_models(monkeypatch, good, other, tmp_path / "suites.toml")
         yield good, other, tmp_path
-        _rebuild()
+        rebuild_gateway()
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:

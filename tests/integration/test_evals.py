@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from core import config, db
-from core.llm import LLMRequest, get_gateway, save_prices, set_gateway
+from core import db
+from core.llm import LLMRequest, get_gateway
 from core.annotation import AnnotationError, mark_review, review_counts, review_queue, review_to_eval_case
 from core.evals import (
     EvalError, add_eval_case, compare_models, compare_runs, export_run, get_run, get_suite, list_runs, load_cases,
     run_suite,
 )
 from core.tables import ReviewItem
+from tests.support.eval_models import rebuild_gateway, use_models
 from tests.support.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,27 +66,10 @@ def eval_env(database, servers, tmp_path, monkeypatch):
     (tmp_path / "drift.jsonl").write_text("".join(
         json.dumps({"id": word, "input": f"Say {word}", "expected": {"contains": [word]}}) + "\n"
         for word in DRIFT_WORDS))
-    monkeypatch.setenv("KEEL_EVAL_SUITES", str(tmp_path / "suites.toml"))
-    monkeypatch.setenv("KEEL_PROVIDERS", json.dumps({
-        "good": {"kind": "openai", "base_url": good.url, "api_key": "k"},
-        "other": {"kind": "openai", "base_url": other.url, "api_key": "k"},
-    }))
-    monkeypatch.setenv("KEEL_TIERS", json.dumps({"fast": ["good/m1"], "capable": ["good/m1"]}))
-    monkeypatch.setenv("KEEL_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("KEEL_LOG_FLUSH_INTERVAL", "0.02")
-    _rebuild()
-    save_prices([{"model": "m1", "input_per_mtok": 2.0, "output_per_mtok": 8.0},
-                 {"model": "m2", "input_per_mtok": 0.5, "output_per_mtok": 1.0}])
+    use_models(monkeypatch, good, other, tmp_path / "suites.toml")
     yield good, other, tmp_path
-    _rebuild()
+    rebuild_gateway()
 
-
-def _rebuild():
-    old = set_gateway(None)
-    if old is not None:
-        old.log.flush()
-        old.log.close()
-    config.reset_settings()
 
 
 def test_a_run_is_stored_with_segments_costs_and_latencies(eval_env):
@@ -221,7 +205,7 @@ def test_collected_cases_run_apart_labelled_by_source(eval_env):
 
 def test_review_queue_samples_calls_and_turns_a_bad_one_into_an_eval_case(eval_env, monkeypatch):
     monkeypatch.setenv("KEEL_ANNOTATION_SAMPLE_SHARE", "1.0")
-    _rebuild()
+    rebuild_gateway()
     gateway = get_gateway()
     done = gateway.complete(LLMRequest(messages=[{"role": "user", "content": "capital of France?"}], tier="fast",
                                        feature="playground", max_tokens=16))
