@@ -33,6 +33,7 @@ async def lifespan(_app):
     try:  # workers and the identity provider start inside: if either fails, shutdown() still stops what started
         services.start_workers()
         idp = services.start_identity_provider()
+        services.start_warm_up()
         async with playground_host.router.lifespan_context(playground_host):
             yield {}
     finally:

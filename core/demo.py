@@ -24,9 +24,10 @@ def seed(traffic_rows: int = 2000) -> dict:
         key_file.chmod(0o600)
     from core.support import seed_demo_company
 
-    # The support bot's demo company (plans, accounts, orders, invoices, CSAT history); warm=True trains and caches
-    # the intent classifier and the knowledge-base embeddings, so a fresh install answers its first message quickly.
-    support = seed_demo_company(warm=True)
+    # The support bot's demo company (plans, accounts, orders, invoices, CSAT history). The intent classifier and
+    # the knowledge-base embeddings are trained by the server in the background once it is healthy
+    # (`services.start_warm_up`), so a fresh `make run` reaches a working app sooner.
+    support = seed_demo_company()
     marker = settings.home / ".demo_traffic_seeded"
     added = 0
     if traffic_rows and not marker.exists():

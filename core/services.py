@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from core import db
 from core.config import get_settings
 
 _logger = logging.getLogger(__name__)
+_warm_up: threading.Thread | None = None
+_warm_up_lock = threading.Lock()
 
 
 def prepare() -> str:
@@ -37,6 +40,26 @@ def start_identity_provider():
         _logger.info("a dev identity provider already answers on port %s; reusing it", settings.dev_idp_port)
         return None
     return DevIdentityProvider().start()
+
+
+def start_warm_up() -> threading.Thread:
+    """Train (or load from the cache) the support classifier and index the help centre in the background, so the
+    server is healthy first and a fresh install's first chat message does not pay for it. Once per process."""
+    global _warm_up
+
+    def run() -> None:
+        from core.support import warm_up
+
+        try:
+            warm_up()
+        except Exception:  # the first support message will try again and show its own error
+            _logger.exception("support warm-up failed")
+
+    with _warm_up_lock:
+        if _warm_up is None:
+            _warm_up = threading.Thread(target=run, daemon=True, name="support-warm-up")
+            _warm_up.start()
+        return _warm_up
 
 
 def start_workers() -> None:

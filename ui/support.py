@@ -3,7 +3,6 @@ and the "Add to eval dataset" form."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import plotly.graph_objects as go
@@ -18,20 +17,13 @@ _AVATARS = {"customer": "user", "bot": ":material/smart_toy:", "agent": ":materi
 _STATUS = {"bot": ("Bot", "blue"), "waiting": ("Waiting for a person", "orange"),
            "claimed": ("With a person", "green"), "resolved": ("Resolved", "gray")}
 LONG_MESSAGE = 2000
-_warm_started = False
-_warm_lock = threading.Lock()
 
 
 def start_warm_up() -> None:
-    """Load the encoder, classifier and KB index in the background once per process, so the first message is fast."""
-    global _warm_started
-    with _warm_lock:
-        if _warm_started:
-            return
-        _warm_started = True
-    from core.support import warm_up
+    """Load the encoder, classifier and KB index in the background (once per process; the server starts it too)."""
+    from core.services import start_warm_up as start
 
-    threading.Thread(target=warm_up, daemon=True, name="support-warm-up").start()
+    start()
 
 
 def escape_markdown(text: str) -> str:
