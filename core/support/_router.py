@@ -212,6 +212,12 @@ def plan_route(text: str, *, rephrased_already: bool = False,
         flags.append("refund_or_dispute")
         return decide(SupportRoute.HUMAN, "refunds and disputes are handled by the billing team",
                       branch=SupportBranch.REFUND_OR_DISPUTE)
+    if "injection" in flags and c.label == "ACCOUNT_ACTION":  # before the confidence check: however unsure the
+        tool, args = _account_tool(text)  # classifier is, an attempt to steer an account change goes to a person
+        if tool in MUTATING_TOOLS:
+            return decide(SupportRoute.HUMAN,
+                          "the message tries to steer the bot into changing the account; a person reviews it",
+                          tool, args, branch=SupportBranch.STEERED_HANDOFF)
     if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
         if rephrased_already:
             return decide(SupportRoute.HUMAN, f"still unclear after asking to rephrase ({_why_unclear(c)})",
@@ -228,9 +234,5 @@ def plan_route(text: str, *, rephrased_already: bool = False,
         return decide(SupportRoute.BILLING_TOOL, "billing look-up", tool, args, branch=SupportBranch.BILLING_LOOKUP)
     # ACCOUNT_ACTION
     tool, args = _account_tool(text)
-    if tool in MUTATING_TOOLS and "injection" in flags:
-        return decide(SupportRoute.HUMAN,
-                      "the message tries to steer the bot into changing the account; a person reviews it",
-                      tool, args, branch=SupportBranch.STEERED_HANDOFF)
     branch = SupportBranch.ACCOUNT_CHANGE if tool in MUTATING_TOOLS else SupportBranch.ACCOUNT_LOOKUP
     return decide(SupportRoute.ACCOUNT_TOOL, "account action", tool, args, branch=branch)
