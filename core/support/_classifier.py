@@ -7,6 +7,7 @@ the encoder and the head's own version and settings, so editing the data set ret
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -94,7 +95,9 @@ class _Head:
         return scale(self.raw(texts, vectors), self.temperature)
 
 
+@functools.cache
 def _hashers():
+    """Built once: they are stateless, and building them per message cost more than using them."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
     common = {"alternate_sign": False, "norm": None, "lowercase": True, "dtype": np.float32}
