@@ -290,8 +290,10 @@ def classify_many(texts: list[str]) -> list[Classification]:
     notes = [_text_shape(t) for t in texts]
     todo = [i for i, n in enumerate(notes) if n not in ("empty", "no words")]
     clipped = _clip(texts[i] for i in todo)
-    probabilities = head.probabilities(clipped, embed(clipped)) if todo else None
     results: list[Classification] = [_rule(n) for n in notes]
+    if not todo:
+        return results
+    probabilities = head.probabilities(clipped, embed(clipped))
     for row, i in enumerate(todo):
         results[i] = _decide(probabilities[row], head.labels, notes[i])
     return results
@@ -342,11 +344,11 @@ class EvaluationReport:
         for true, row in self.confusion.items():
             lines.append(f"{true:<16}" + "".join(f"{n:>7}" for n in row.values()))
         if self.calibration:
-            c = self.calibration
-            lines.append(f"calibration: ECE {c.ece:.3f}; mean confidence right {c.mean_confidence_right:.2f}, "
-                         f"wrong {c.mean_confidence_wrong:.2f}; flagged uncertain (confidence < "
-                         f"{c.confidence_threshold:.2f} or gap < {c.gap_threshold:.2f}): {c.wrong_flagged:.0%} of "
-                         f"wrong answers, {c.right_flagged:.0%} of right ones")
+            cal = self.calibration
+            lines.append(f"calibration: ECE {cal.ece:.3f}; mean confidence right {cal.mean_confidence_right:.2f}, "
+                         f"wrong {cal.mean_confidence_wrong:.2f}; flagged uncertain (confidence < "
+                         f"{cal.confidence_threshold:.2f} or gap < {cal.gap_threshold:.2f}): {cal.wrong_flagged:.0%} of "
+                         f"wrong answers, {cal.right_flagged:.0%} of right ones")
         for text, true, predicted, confidence in (self.mistakes if show_mistakes else ()):
             lines.append(f"  miss: {true} → {predicted} ({confidence:.2f}) {text!r}")
         return "\n".join(lines)
