@@ -46,8 +46,22 @@ def register(name: str, fn: Callable[..., Any], max_attempts: int, on_lost=None)
     return kind
 
 
+# Modules that held job functions before a move: a job queued before the upgrade still names the old path.
+MOVED_MODULES = {
+    "core.ops._eval_jobs": "core.evals._jobs",
+    "core.ops._investigate": "core.observe._investigate",
+    "core.ops._model_migration": "core.observe._model_migration",
+}
+
+
+def _current_target(target: str) -> str:
+    module, sep, function = target.partition(":")
+    return f"{MOVED_MODULES.get(module, module)}{sep}{function}"
+
+
 def resolve(name: str, target: str) -> Kind:
     """The registered function for a job row: importing its module registers it; nothing unregistered ever runs."""
+    target = _current_target(target)
     if name not in _kinds:
         module = target.partition(":")[0]
         if not module.startswith("core."):

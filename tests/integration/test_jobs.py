@@ -279,3 +279,18 @@ def test_concurrent_submits_with_one_dedupe_key_make_one_job(database):
             id="dup" * 5, kind=row.kind, target="x:y", label="", owner="", dedupe_key=key,
             status="queued", params_json="{}", progress_json="{}", attempts=0, max_attempts=1,
             cancel_requested=False, created_at=time.time(), enqueued_at=time.time(), run_after=0.0))
+
+
+def test_an_eval_job_queued_before_the_ops_split_still_runs(eval_env):
+    """Rows queued by the old release name `core.ops…`; after the upgrade they run from the module's new home."""
+    job_id, _ = jobs.submit("eval_run", {"suite": "qa", "started_by": "erin"}, delay_s=3600)
+    with db.get_engine().begin() as conn:
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id).values(
+            target="core.ops._eval_jobs:run_eval"))
+    from core.jobs import _runner
+    assert _runner.resolve("eval_run", "core.ops._eval_jobs:run_eval").target == "core.evals._jobs:run_eval"
+    with pytest.raises(JobError, match="no job kind"):  # a moved module does not make any old function name valid
+        _runner.resolve("eval_run", "core.ops._eval_jobs:something_else")
+    _runner.execute(job_id)
+    job = jobs.get(job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.result["status"] == "passed"
