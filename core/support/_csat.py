@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from sqlalchemy import Select as SQLSelect
 from sqlalchemy import case, func
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
 from core import db
 from core.tables import SupportConversation, SupportCsat, SupportMessage
@@ -30,26 +34,34 @@ class Overview:
     escalation_rate: float
 
 
-def _filters(stmt, since: float | None, intents, handled_by, models):
+_Q = TypeVar("_Q", bound=SQLSelect[*tuple[Any, ...]])  # any select over these tables; where() keeps its type
+
+
+def _filters(stmt: _Q, since: float | None, intents: Collection[str] | None, handled_by: Collection[str] | None,
+             models: Collection[str] | None) -> _Q:
     if since is not None:
-        stmt = stmt.where(SupportConversation.created_at >= since)
+        stmt = stmt.where(col(SupportConversation.created_at) >= since)
     if intents:
         stmt = stmt.where(func.coalesce(SupportConversation.intent, "UNKNOWN").in_(list(intents)))
     if handled_by:
-        stmt = stmt.where(SupportConversation.handled_by.in_(list(handled_by)))
+        stmt = stmt.where(col(SupportConversation.handled_by).in_(list(handled_by)))
     if models:
-        stmt = stmt.where(SupportConversation.model.in_(list(models)))
+        stmt = stmt.where(col(SupportConversation.model).in_(list(models)))
     return stmt
 
 
-def segments(*, since: float | None = None, intents=None, handled_by=None, models=None) -> list[Segment]:
+def segments(*, since: float | None = None, intents: Collection[str] | None = None,
+             handled_by: Collection[str] | None = None, models: Collection[str] | None = None) -> list[Segment]:
     """One row per intent × handled by × model, worst first: lowest average CSAT, then highest escalation rate."""
     intent = func.coalesce(SupportConversation.intent, "UNKNOWN")
-    escalated = func.sum(case((SupportConversation.escalated_at.is_not(None), 1), else_=0))
-    stmt = (select(intent, SupportConversation.handled_by, SupportConversation.model,
-                   func.count(SupportConversation.id), func.count(SupportCsat.score), func.avg(SupportCsat.score),
-                   escalated)
-            .join(SupportCsat, SupportCsat.conversation_id == SupportConversation.id, isouter=True)
+    escalated = func.sum(case((col(SupportConversation.escalated_at).is_not(None), 1), else_=0))
+    # sqlmodel's select() is typed for at most 4 columns; for more it builds this same Select, typed per column Any.
+    columns: Select[*tuple[Any, ...]] = Select(
+        intent, col(SupportConversation.handled_by), col(SupportConversation.model),
+        func.count(col(SupportConversation.id)), func.count(col(SupportCsat.score)), func.avg(SupportCsat.score),
+        escalated)
+    stmt = (columns
+            .join(SupportCsat, col(SupportCsat.conversation_id) == SupportConversation.id, isouter=True)
             .group_by(intent, SupportConversation.handled_by, SupportConversation.model))
     with db.session() as s:
         rows = s.exec(_filters(stmt, since, intents, handled_by, models)).all()
@@ -60,11 +72,12 @@ def segments(*, since: float | None = None, intents=None, handled_by=None, model
     return out
 
 
-def overview(*, since: float | None = None, intents=None, handled_by=None, models=None) -> Overview:
-    escalated = func.sum(case((SupportConversation.escalated_at.is_not(None), 1), else_=0))
-    stmt = (select(func.count(SupportConversation.id), func.count(SupportCsat.score), func.avg(SupportCsat.score),
+def overview(*, since: float | None = None, intents: Collection[str] | None = None,
+             handled_by: Collection[str] | None = None, models: Collection[str] | None = None) -> Overview:
+    escalated = func.sum(case((col(SupportConversation.escalated_at).is_not(None), 1), else_=0))
+    stmt = (select(func.count(col(SupportConversation.id)), func.count(col(SupportCsat.score)), func.avg(SupportCsat.score),
                    escalated)
-            .join(SupportCsat, SupportCsat.conversation_id == SupportConversation.id, isouter=True))
+            .join(SupportCsat, col(SupportCsat.conversation_id) == SupportConversation.id, isouter=True))
     with db.session() as s:
         n, rated, avg, esc = s.exec(_filters(stmt, since, intents, handled_by, models)).one()
     return Overview(int(n), int(rated), float(avg) if avg is not None else None, float(esc or 0) / n if n else 0.0)
@@ -78,21 +91,22 @@ def filter_options() -> dict[str, list[str]]:
     return {"intents": sorted(intents), "handled_by": sorted(handled), "models": sorted(models)}
 
 
-def conversation_rows(*, since: float | None = None, max_score: int | None = None, intents=None, handled_by=None,
-                      models=None, escalated_only: bool = False, limit: int = 5000) -> list[dict]:
+def conversation_rows(*, since: float | None = None, max_score: int | None = None,
+                      intents: Collection[str] | None = None, handled_by: Collection[str] | None = None,
+                      models: Collection[str] | None = None, escalated_only: bool = False, limit: int = 5000) -> list[dict]:
     """One row per conversation (with its CSAT when rated): the drill-down table and the CSV export."""
-    first_message = (select(SupportMessage.text).where(SupportMessage.conversation_id == SupportConversation.id,
-                                                       SupportMessage.role == "customer")
-                     .order_by(SupportMessage.id).limit(1).scalar_subquery())
+    first_message = (select(SupportMessage.text).where(col(SupportMessage.conversation_id) == SupportConversation.id,
+                                                       col(SupportMessage.role) == "customer")
+                     .order_by(col(SupportMessage.id)).limit(1).scalar_subquery())
     stmt = (select(SupportConversation, SupportCsat.score, SupportCsat.comment, first_message)
-            .join(SupportCsat, SupportCsat.conversation_id == SupportConversation.id, isouter=True))
+            .join(SupportCsat, col(SupportCsat.conversation_id) == SupportConversation.id, isouter=True))
     stmt = _filters(stmt, since, intents, handled_by, models)
     if max_score is not None:
-        stmt = stmt.where(SupportCsat.score <= max_score)
+        stmt = stmt.where(col(SupportCsat.score) <= max_score)
     if escalated_only:
-        stmt = stmt.where(SupportConversation.escalated_at.is_not(None))
+        stmt = stmt.where(col(SupportConversation.escalated_at).is_not(None))
     with db.session() as s:
-        rows = s.exec(stmt.order_by(SupportConversation.id.desc()).limit(limit)).all()
+        rows = s.exec(stmt.order_by(col(SupportConversation.id).desc()).limit(limit)).all()
     return [{"conversation": c.id, "customer": c.customer_sub, "intent": c.intent or "UNKNOWN",
              "handled_by": c.handled_by, "model": c.model, "status": c.status, "csat": score, "comment": comment,
              "escalated": c.escalated_at is not None, "priority": c.priority, "agent": c.assigned_to,
