@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypedDict
 
 from core.config import get_settings
 from core.review._comments import (
@@ -203,7 +203,8 @@ def choose_files(diff: Diff, max_files: int, max_lines: int) -> tuple[list[FileD
     text_files = [f for f in diff.files if not f.binary and f.path and f.status != "deleted"]
     ranked = sorted(text_files, key=lambda f: (not f.path.endswith(".py"),
                                                -sum(1 for t in f.added.values() if _RISKY.search(t))))
-    chosen, lines = [], 0
+    chosen: list[FileDiff] = []
+    lines = 0
     for f in ranked:
         n = len(f.added)
         if len(chosen) >= max_files or (chosen and lines + n > max_lines):
@@ -439,7 +440,23 @@ def _schema(n_findings: int, mode: str, paths: list[str]) -> dict:
             "properties": {"notes": notes, "comments": comments, "summary": short(240)}}
 
 
-async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: list[Comment]) -> dict:
+class Synthesis(TypedDict, total=False):
+    """What the model step adds to a review: why it was skipped or failed, or its usage, counts and comments."""
+
+    skipped: str
+    error: str | None
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    request_id: str
+    added: int  # the model's notes attached to tool findings
+    rejected: int  # notes and comments dropped (ungrounded, off the diff, approving)
+    summary: str
+    comments: list[Comment]  # full mode: the model's own findings on added lines
+
+
+async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: list[Comment]) -> Synthesis:
     """One schema-constrained model call; its output is validated and only ever adds to the review."""
     from core.llm import CancelToken, LLMError, LLMRequest, get_gateway
     from core.prompts import load
@@ -466,26 +483,28 @@ async def _synthesise(run: _Run, tri: Triage, files: list[FileDiff], comments: l
     entry = {"tool": f"model:{tri.mode}", "args": {"tier": tri.tier, "findings": len(focus)}, "round": "synthesis",
              "reason": "explain findings" + (" and review in full" if tri.mode == "full" else ""),
              "started_s": round(started - run.clock, 4), "output_chars": 0, "truncated": False}
+    error: str | None
     try:
         budget = max(1.0, min(run.remaining(), run.options.model_budget_s))
         completion = await asyncio.wait_for(asyncio.to_thread(gateway.complete, request, cancel), timeout=budget)
-        entry.update(status="ok", error=None)
+        status, error = "ok", None
     except (TimeoutError, asyncio.TimeoutError):
         cancel.cancel()
-        entry.update(status="timeout", error="the model did not answer within the review's time limit")
+        status, error = "timeout", "the model did not answer within the review's time limit"
         completion = None
     except LLMError:  # the gateway's request log keeps the detail; people see what it means for them
-        entry.update(status="error", error="the model was busy or unavailable")
+        status, error = "error", "the model was busy or unavailable"
         completion = None
+    entry.update(status=status, error=error)
     entry["ended_s"] = round(time.perf_counter() - run.clock, 4)
     run.extra_timeline.append(entry)
     if completion is None:
-        run.notices.append(f"The model did not explain the findings this time ({entry['error']}); the comments "
+        run.notices.append(f"The model did not explain the findings this time ({error}); the comments "
                            "below come from the tools.")
-        return {"error": entry["error"]}
+        return {"error": error}
     entry["output_chars"] = len(completion.text)
     cost = completion.cost_usd
-    out = {"model": f"{completion.provider}/{completion.model}", "tokens_in": completion.tokens_in,
+    out: Synthesis = {"model": f"{completion.provider}/{completion.model}", "tokens_in": completion.tokens_in,
            "tokens_out": completion.tokens_out, "cost_usd": cost, "request_id": completion.request_id,
            "added": 0, "rejected": 0, "summary": ""}
     data = completion.json if isinstance(completion.json, dict) else None
@@ -612,9 +631,9 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
             kept = [c for c in comments if c.fingerprint not in dismissed]
             for c in kept:
                 c.status = decided.get(c.fingerprint, "open")
-            hidden = len(comments) - len(kept)
+            n_hidden = len(comments) - len(kept)
             stats = dict(payload.get("stats", {}), dismissed_suppressed=payload.get("stats", {}).get(
-                "dismissed_suppressed", 0) + hidden)
+                "dismissed_suppressed", 0) + n_hidden)
             progress(1.0, "cached review")
             wall = (time.perf_counter() - started) * 1000
             return ReviewResult(
@@ -654,7 +673,7 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
         hidden: list[Comment] = []
         removals = {f.path: f.after_removals for f in files}
         comments, stats = finish(raw, reviewable, dismissed, suppressed_out=hidden, removals=removals)
-        synthesis: dict = {}
+        synthesis: Synthesis = {}
         if tri.mode != "tools":
             progress(0.6, f"asking the {tri.tier} model to explain {min(len(comments), MAX_MODEL_FINDINGS)} finding(s)")
             synthesis = await _synthesise(run, tri, files, comments)

@@ -82,7 +82,9 @@ def prepare_checkout(repo: Path, diff: Diff, files: list[FileDiff], tree_tar: by
         else:
             notices += _copy_tree(repo, root)
         sandbox = Sandbox(root)
-        applied, at_head, approximate = [], [], []
+        applied: list[str] = []
+        at_head: list[str] = []
+        approximate: list[str] = []
         for f in files:
             if f.binary or not f.path:
                 continue

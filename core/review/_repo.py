@@ -323,6 +323,8 @@ class GitView:
             shutil.rmtree(self.path, ignore_errors=True)
 
     async def run(self, *args: str, timeout_s: float = 30.0, max_output: int = 8_000_000):
+        if self.path is None:  # the view exists only inside `async with GitView(repo)`
+            raise ReviewError("GitView.run called outside `async with GitView(...)`: the view is not set up")
         return await run_git(self.path, *args, git_dir=self.path, timeout_s=timeout_s, max_output=max_output)
 
 

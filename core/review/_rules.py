@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from core.review._comments import Comment, Severity, first_added
@@ -72,7 +73,7 @@ def _string_built(node: ast.AST) -> tuple[bool, str, list[str]]:
     return False, literal, names
 
 
-def _walk_module_level(tree: ast.AST):
+def _walk_module_level(tree: ast.AST) -> Iterator[ast.AST]:
     """Every node outside function bodies (those are scopes of their own)."""
     stack = [tree]
     while stack:
@@ -82,7 +83,7 @@ def _walk_module_level(tree: ast.AST):
                      if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
 
 
-def _functions(tree: ast.AST):
+def _functions(tree: ast.AST) -> Iterator[ast.AST]:
     yield tree
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -95,14 +96,13 @@ def _sql_rules(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
         tainted: dict[str, int] = {}
         flagged: set[int] = set()
         for node in body_nodes:
-            value = None
-            target_names = []
+            value: ast.expr
             if isinstance(node, ast.Assign):
                 value, target_names = node.value, [t.id for t in node.targets if isinstance(t, ast.Name)]
             elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
                 value = node.value
                 target_names = [node.target.id] if isinstance(node.target, ast.Name) else []
-            if value is None:
+            else:
                 continue
             built, literal, names = _string_built(value)
             if built and _SQL.search(literal):
@@ -127,12 +127,13 @@ def _sql_rules(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
                             c.severity, c.confidence = Severity.BLOCKER, 0.95
 
 
-def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, added: dict, *, into_query: bool,
-                 end: int = 0):
+def _sql_comment(out: FileAnalysis, line: int, names: list[str], literal: str, added: dict[int, str], *,
+                 into_query: bool, end: int = 0) -> None:
     if line not in added:
-        line = first_added(added, line, end)
-        if line is None:
+        first = first_added(added, line, end)
+        if first is None:
             return
+        line = first
     values = [n for n in names if n not in ("self", "cls")][:4]
     shown = ", ".join(f"`{n}`" for n in values) or "run-time values"
     out.comments.append(Comment(
@@ -158,7 +159,7 @@ def _swallowed(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
             quiet = True  # e.g. `except: return []`: every error becomes a default value, nobody hears of it
         if not quiet:
             continue
-        caught = "every exception" if broad else f"`{ast.unparse(node.type)}`"
+        caught = "every exception" if broad or node.type is None else f"`{ast.unparse(node.type)}`"
         line = node.lineno if node.lineno in added else next(b.lineno for b in node.body if b.lineno in added)
         out.comments.append(Comment(
             path="", line=line, severity=Severity.MAJOR if broad else Severity.MINOR, category="correctness",
@@ -187,8 +188,9 @@ def _reports(handler: ast.ExceptHandler) -> bool:
 
 def _loops(tree: ast.AST, added: dict[int, str], out: FileAnalysis) -> None:
     for loop in ast.walk(tree):
+        body: list[ast.AST]
         if isinstance(loop, (ast.For, ast.AsyncFor, ast.While)):
-            body = loop.body
+            body = list(loop.body)
             loop_var = loop.target.id if isinstance(loop, (ast.For, ast.AsyncFor)) and \
                 isinstance(loop.target, ast.Name) else None
             _off_by_one(loop, loop_var, added, out)
@@ -476,14 +478,14 @@ def removed_guards(f: FileDiff) -> tuple[list[Comment], dict[int, str]]:
             guard = _guard_in(text)
             if guard is None or _still_there(guard[0], guard[1], added_text):
                 continue
-            after = next((r for r in rows[i + 1:] if r[2] is not None), None) or \
-                next((r for r in reversed(rows[:i]) if r[2] is not None), None)
+            after = next(((new, t) for _, _, new, t in rows[i + 1:] if new is not None), None) or \
+                next(((new, t) for _, _, new, t in reversed(rows[:i]) if new is not None), None)
             if after is None:
                 continue
             kind_, _, name = guard
-            anchors[after[2]] = after[3]
+            anchors[after[0]] = after[1]
             comments.append(Comment(
-                path=f.path, line=after[2], severity=Severity.BLOCKER if kind_ == "auth" else Severity.MAJOR,
+                path=f.path, line=after[0], severity=Severity.BLOCKER if kind_ == "auth" else Severity.MAJOR,
                 category="security",
                 message=f"This PR removes {name} (old line {old}: `{text.strip()[:80]}`) and nothing in the file "
                         f"replaces it: {_WHY[kind_]}.",

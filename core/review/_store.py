@@ -7,14 +7,21 @@ import json
 import time
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
 from core import db
-from core.review._comments import CATEGORIES, Comment
+from core.review._comments import CATEGORIES, Comment, Severity
 from core.review._errors import ReviewError
 from core.tables import ReviewComment, ReviewDecision, ReviewRun
 
 DECISIONS = ("dismissed", "accepted")
+
+
+def _inserted_id(run: ReviewRun) -> int:
+    """The key the database gave the run on flush: the comments point at it, so a run without one cannot be saved."""
+    if run.id is None:
+        raise ReviewError("the review run got no id from the database on insert")
+    return run.id
 
 
 def load_review(cache_key: str) -> tuple[dict, list[Comment]] | None:
@@ -23,11 +30,11 @@ def load_review(cache_key: str) -> tuple[dict, list[Comment]] | None:
         if run is None:
             return None
         rows = s.exec(select(ReviewComment).where(ReviewComment.review_id == run.id)
-                      .order_by(ReviewComment.position)).all()
+                      .order_by(col(ReviewComment.position))).all()
         payload = json.loads(run.result_json)
         payload.update(id=run.id, created_at=run.created_at, verdict=run.verdict, tokens_in=run.tokens_in,
                        tokens_out=run.tokens_out, cost_usd=run.cost_usd, wall_ms=run.wall_ms)
-        comments = [Comment(path=r.path, line=r.line, severity=r.severity, category=r.category, message=r.message,
+        comments = [Comment(path=r.path, line=r.line, severity=Severity(r.severity), category=r.category, message=r.message,
                             suggestion=r.suggestion, explanation=r.explanation, source=r.source,
                             confidence=r.confidence, specificity=r.specificity, rule=r.rule,
                             fingerprint=r.fingerprint, code=r.code, also_at=json.loads(r.also_at or "[]"), id=r.id)
@@ -41,9 +48,9 @@ def save_review(*, cache_key: str, diff_hash: str, repo_key: str, model_key: str
     """Store a finished review; if the same review was stored meanwhile (two identical runs), keep that one."""
     try:
         with db.session() as s:
-            s.exec(delete(ReviewComment).where(ReviewComment.review_id.in_(  # a stale row from an older engine
+            s.exec(delete(ReviewComment).where(col(ReviewComment.review_id).in_(  # a stale row from an older engine
                 select(ReviewRun.id).where(ReviewRun.cache_key == cache_key))))
-            s.exec(delete(ReviewRun).where(ReviewRun.cache_key == cache_key))
+            s.exec(delete(ReviewRun).where(col(ReviewRun.cache_key) == cache_key))
             run = ReviewRun(cache_key=cache_key, diff_hash=diff_hash, repo_key=repo_key[:500],
                             model_key=model_key[:300],
                             engine_version=engine_version, created_at=time.time(),
@@ -52,8 +59,9 @@ def save_review(*, cache_key: str, diff_hash: str, repo_key: str, model_key: str
                             wall_ms=wall_ms, result_json=json.dumps(payload, default=str))
             s.add(run)
             s.flush()
+            run_id = _inserted_id(run)
             for position, c in enumerate(comments):
-                row = ReviewComment(review_id=run.id, position=position, path=c.path[:1000], line=c.line,
+                row = ReviewComment(review_id=run_id, position=position, path=c.path[:1000], line=c.line,
                                     severity=str(c.severity), category=c.category, message=c.message,
                                     suggestion=c.suggestion, explanation=c.explanation, source=c.source,
                                     confidence=c.confidence, specificity=c.specificity, rule=c.rule[:300],
@@ -62,7 +70,7 @@ def save_review(*, cache_key: str, diff_hash: str, repo_key: str, model_key: str
                 s.flush()
                 c.id = row.id
             s.commit()
-            return run.id
+            return run_id
     except IntegrityError:
         stored = load_review(cache_key)
         return stored[0]["id"] if stored else 0
@@ -97,8 +105,8 @@ def decide(repo_key: str, comment: Comment, decision: str, user: str | None = No
 
 def undo_decision(repo_key: str, fingerprint: str) -> bool:
     with db.session() as s:
-        result = s.exec(delete(ReviewDecision).where(ReviewDecision.repo_key == repo_key,
-                                                     ReviewDecision.fingerprint == fingerprint))
+        result = s.exec(delete(ReviewDecision).where(col(ReviewDecision.repo_key) == repo_key,
+                                                     col(ReviewDecision.fingerprint) == fingerprint))
         s.commit()
         return bool(result.rowcount)
 
@@ -113,7 +121,7 @@ def decisions(repo_key: str) -> dict[str, str]:
 
 def recent_reviews(limit: int = 20) -> list[dict]:
     with db.session() as s:
-        rows = s.exec(select(ReviewRun).order_by(ReviewRun.created_at.desc()).limit(max(1, min(limit, 200)))).all()
+        rows = s.exec(select(ReviewRun).order_by(col(ReviewRun.created_at).desc()).limit(max(1, min(limit, 200)))).all()
         return [{"id": r.id, "created_at": r.created_at, "repo": r.repo_key, "verdict": r.verdict, "files": r.files,
                  "added_lines": r.added_lines, "model": r.model_key, "wall_ms": r.wall_ms, "user": r.user,
                  "diff_hash": r.diff_hash} for r in rows]

@@ -146,7 +146,7 @@ async def run_linter(sandbox: Sandbox, paths: list[str], linter: str = "ruff", t
 # -- get_function_definition -------------------------------------------------------------------------------------
 
 
-def _definitions(source: str, name: str) -> list[ast.AST]:
+def _definitions(source: str, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -183,7 +183,7 @@ async def get_function_definition(sandbox: Sandbox, name: str, path: str | None 
         source = await asyncio.to_thread(_read_source, file)
         lines = source.splitlines()
         for node in _definitions(source, name):
-            end = getattr(node, "end_lineno", node.lineno)
+            end = node.end_lineno or node.lineno
             found.append({"path": rel, "name": name, "start": node.lineno, "end": end,
                           "source": "\n".join(lines[node.lineno - 1:min(end, node.lineno + 79)])})
     return ToolOutput(found)

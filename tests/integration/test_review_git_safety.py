@@ -177,3 +177,12 @@ def test_tools_cannot_run_git_and_only_run_git_builds_a_git_command(tmp_path):
     offenders = [p.name for p in core.glob("*.py")
                  if p.name != "_repo.py" and ('["git"' in p.read_text() or "'git'," in p.read_text())]
     assert offenders == []
+
+
+def test_a_git_view_used_outside_its_async_with_says_so(tmp_path):
+    """Before `async with`, the view has no directory: running git there would use no GIT_DIR at all."""
+    from core.review._errors import ReviewError
+    from core.review._repo import GitView, run_sync
+
+    with pytest.raises(ReviewError, match="outside `async with GitView"):
+        run_sync(GitView(tmp_path).run("status"))
