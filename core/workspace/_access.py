@@ -6,11 +6,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from core import db
 from core.auth import Principal
-from core.tables import Workspace, WorkspaceMember
+from core.tables import Workspace, WorkspaceMember, table_of
 from core.workspace._errors import NotAMember, WorkspaceError
 from core.workspace._sql import insert_ignore, now
 
@@ -96,13 +96,15 @@ def ensure_member(workspace_id: str, sub: str, role: str = "member", *, name: st
     if plan not in PLANS:
         raise WorkspaceError(f"plan must be one of {', '.join(PLANS)}")
     with db.session() as s:
-        insert_ignore(s, Workspace.__table__,
+        insert_ignore(s, table_of(Workspace),
                       dict(id=workspace_id, name=name or workspace_id, plan=plan, created_at=now()))
-        insert_ignore(s, WorkspaceMember.__table__,
+        insert_ignore(s, table_of(WorkspaceMember),
                       dict(workspace_id=workspace_id, user_sub=sub, role=role, created_at=now()))
     with db.session() as s:
         ws = s.get(Workspace, workspace_id)
         member = s.get(WorkspaceMember, (workspace_id, sub))
+        if ws is None or member is None:  # removed by someone else between the two transactions
+            raise WorkspaceError(f"workspace {workspace_id!r} or its member {sub!r} was removed while being set up")
         return WorkspaceInfo(ws.id, ws.name, ws.plan, member.role, personal=ws.id == personal_workspace_id(sub))
 
 
@@ -115,15 +117,15 @@ def workspaces_for(who: Principal | str) -> list[WorkspaceInfo]:
     sub = user_sub(who)
     personal = personal_workspace_id(sub)
     with db.session() as s:
-        created = insert_ignore(s, Workspace.__table__, dict(
+        created = insert_ignore(s, table_of(Workspace), dict(
             id=personal, name=f"{_name(who)[:180]}'s workspace", plan="free", created_at=now()))
         if created:  # only the call that created it makes its owner admin; a removed owner is not re-added
-            insert_ignore(s, WorkspaceMember.__table__,
+            insert_ignore(s, table_of(WorkspaceMember),
                           dict(workspace_id=personal, user_sub=sub, role="admin", created_at=now()))
     with db.session() as s:
         rows = s.exec(
             select(Workspace, WorkspaceMember.role)
-            .join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
+            .join(WorkspaceMember, col(WorkspaceMember.workspace_id) == Workspace.id)
             .where(WorkspaceMember.user_sub == sub)
         ).all()
     infos = [WorkspaceInfo(ws.id, ws.name, ws.plan, role, personal=ws.id == personal) for ws, role in rows]
@@ -193,6 +195,8 @@ def set_plan(who: Principal | str, workspace_id: str, plan: str) -> WorkspaceInf
         raise WorkspaceError(f"plan must be one of {', '.join(PLANS)}")
     with db.session() as s:
         ws = s.get(Workspace, workspace_id)
+        if ws is None:  # deleted (e.g. by a demo reset) after the membership check above
+            raise NotAMember(f"{_name(who)} is not a member of workspace {workspace_id!r}")
         ws.plan = plan
         s.add(ws)
     return get_workspace(who, workspace_id)

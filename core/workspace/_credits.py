@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import cast
 
 from sqlalchemy import bindparam, case
-from sqlmodel import func, select, update
+from sqlmodel import col, func, select, update
 
 from core import db
 from core.auth import Principal
-from core.tables import Workspace, WorkspaceCredit, WorkspaceMember, WorkspaceUsage
+from core.tables import Workspace, WorkspaceCredit, WorkspaceMember, WorkspaceUsage, table_of
 from core.workspace._access import require_member
 from core.workspace._errors import CreditsExhausted, WorkspaceError
 from core.workspace._sql import insert_ignore, now as wall_now
@@ -105,7 +106,7 @@ def credit_status(workspace_id: str, *, clock: Clock = utc_now) -> CreditStatus:
 
 
 _UNLIMITED = 2**31 - 1
-_usage, _credit, _workspace = WorkspaceUsage.__table__, WorkspaceCredit.__table__, Workspace.__table__
+_usage, _credit, _workspace = table_of(WorkspaceUsage), table_of(WorkspaceCredit), table_of(Workspace)
 # Built once: reservations are hot, and SQLAlchemy Core with bound parameters skips per-call ORM work.
 _LIMIT = select(case(*[(_workspace.c.plan == plan, _UNLIMITED if limit is None else limit)
                        for plan, limit in PLAN_LIMITS.items()], else_=0)  # an unknown plan gets no credits
@@ -140,10 +141,11 @@ def reserve_credit(workspace_id: str, user_sub: str, task: str, *, clock: Clock 
             raise WorkspaceError(f"workspace {workspace_id!r} has an unknown plan {plan!r}")
         limit = PLAN_LIMITS[plan]
         if used is None:
-            raise CreditsExhausted(workspace_id=workspace_id, plan=plan, limit=limit, used=limit, month=month,
+            cap = _UNLIMITED if limit is None else limit  # what _LIMIT held the UPDATE to
+            raise CreditsExhausted(workspace_id=workspace_id, plan=plan, limit=cap, used=cap, month=month,
                                    resets_on=resets_on(month))
         credit_id = conn.execute(_RECORD, dict(workspace_id=workspace_id, month=month, user_sub=user_sub,
-                                               task=task[:64], status="reserved", created_at=wall_now())).scalar()
+                                               task=task[:64], status="reserved", created_at=wall_now())).scalar_one()
     return Reservation(credit_id, workspace_id, month, user_sub, task, plan,
                        None if limit is None else limit - used)
 
@@ -152,7 +154,7 @@ def settle_credit(reservation: Reservation, request_id: str | None = None) -> bo
     """The call delivered: the credit stays spent. False if it was already settled or given back."""
     with db.session() as s:
         done = s.exec(update(WorkspaceCredit)
-                      .where(WorkspaceCredit.id == reservation.id, WorkspaceCredit.status == "reserved")
+                      .where(col(WorkspaceCredit.id) == reservation.id, col(WorkspaceCredit.status) == "reserved")
                       .values(status="spent", request_id=request_id, settled_at=wall_now())).rowcount
     if done:
         reservation.status = "spent"
@@ -163,12 +165,12 @@ def refund_credit(reservation: Reservation, request_id: str | None = None) -> bo
     """Give the credit back (the call failed or was cancelled). Idempotent: a second call changes nothing."""
     with db.session() as s:
         done = s.exec(update(WorkspaceCredit)
-                      .where(WorkspaceCredit.id == reservation.id, WorkspaceCredit.status == "reserved")
+                      .where(col(WorkspaceCredit.id) == reservation.id, col(WorkspaceCredit.status) == "reserved")
                       .values(status="refunded", request_id=request_id, settled_at=wall_now())).rowcount
         if done:
             s.exec(update(WorkspaceUsage)
-                   .where(WorkspaceUsage.workspace_id == reservation.workspace_id,
-                          WorkspaceUsage.month == reservation.month, WorkspaceUsage.used > 0)
+                   .where(col(WorkspaceUsage.workspace_id) == reservation.workspace_id,
+                          col(WorkspaceUsage.month) == reservation.month, col(WorkspaceUsage.used) > 0)
                    .values(used=WorkspaceUsage.used - 1))
     if done:
         reservation.status = "refunded"
@@ -185,7 +187,8 @@ def release_stale_reservations(older_than_s: float = 900.0) -> int:
                                                       WorkspaceCredit.created_at < cutoff)).all()
     released = 0
     for credit in stale:
-        released += refund_credit(Reservation(credit.id, credit.workspace_id, credit.month, credit.user_sub,
+        credit_id = cast(int, credit.id)  # a row read back from the table always has its primary key
+        released += refund_credit(Reservation(credit_id, credit.workspace_id, credit.month, credit.user_sub,
                                               credit.task, "", None))
     return released
 
@@ -199,7 +202,7 @@ def usage_by_member(who: Principal | str, workspace_id: str, *, month: str | Non
         rows = s.exec(
             select(WorkspaceCredit.user_sub, WorkspaceCredit.status, func.count())
             .where(WorkspaceCredit.workspace_id == workspace_id, WorkspaceCredit.month == month,
-                   WorkspaceCredit.status.in_(("spent", "reserved")))
+                   col(WorkspaceCredit.status).in_(("spent", "reserved")))
             .group_by(WorkspaceCredit.user_sub, WorkspaceCredit.status)
         ).all()
         roles = dict(s.exec(select(WorkspaceMember.user_sub, WorkspaceMember.role)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import select, update
+from sqlalchemy import select
+from sqlmodel import col, update
 
 from core import db
 from core.auth import Principal
-from core.tables import WorkspaceDocument
+from core.tables import WorkspaceDocument, table_of
 from core.workspace._access import require_member, user_sub
 from core.workspace._errors import DocumentConflict, DocumentNotFound, WorkspaceError
 from core.workspace._sql import clean_text, now
@@ -43,6 +44,8 @@ class DocumentSummary:
 
 
 def _document(row: WorkspaceDocument) -> Document:
+    if row.id is None:
+        raise WorkspaceError("a document that was never saved has no id")
     return Document(row.id, row.workspace_id, row.title, row.content, row.version, row.created_by,
                     row.created_at, row.updated_by, row.updated_at)
 
@@ -70,12 +73,12 @@ def _content(content: str | None) -> str:
 def list_documents(who: Principal | str, workspace_id: str) -> list[DocumentSummary]:
     """The workspace's documents, most recently edited first."""
     require_member(who, workspace_id)
+    doc = table_of(WorkspaceDocument)  # Core columns: SQLModel's select() takes at most four
     with db.session() as s:
-        rows = s.exec(
-            select(WorkspaceDocument.id, WorkspaceDocument.title, WorkspaceDocument.version,
-                   WorkspaceDocument.updated_by, WorkspaceDocument.updated_at)
-            .where(WorkspaceDocument.workspace_id == workspace_id)
-            .order_by(WorkspaceDocument.updated_at.desc(), WorkspaceDocument.id.desc())
+        rows = s.connection().execute(
+            select(doc.c.id, doc.c.title, doc.c.version, doc.c.updated_by, doc.c.updated_at)
+            .where(doc.c.workspace_id == workspace_id)
+            .order_by(doc.c.updated_at.desc(), doc.c.id.desc())
         ).all()
     return [DocumentSummary(r[0], workspace_id, r[1], r[2], r[3], r[4]) for r in rows]
 
@@ -111,9 +114,9 @@ def update_document(who: Principal | str, document_id: int, *, content: str | No
         values["content"] = _content(content)
     if title is not None:
         values["title"] = _title(title)
-    statement = update(WorkspaceDocument).where(WorkspaceDocument.id == document_id).values(**values)
+    statement = update(WorkspaceDocument).where(col(WorkspaceDocument.id) == document_id).values(**values)
     if expected_version is not None:
-        statement = statement.where(WorkspaceDocument.version == expected_version)
+        statement = statement.where(col(WorkspaceDocument.version) == expected_version)
     with db.session() as s:
         changed = s.exec(statement).rowcount
     if not changed:

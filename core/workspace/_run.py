@@ -113,6 +113,8 @@ class TaskRun:
         """Consume the stream and return the final text (resets already applied)."""
         for _ in self._gen:
             pass
+        if self.result is None:  # closed (or cancelled) before the answer finished: there is no text to give
+            raise RuntimeError(f"workspace run {self.request_id} was closed before it finished, so it has no text")
         return self.result.text
 
     def cancel(self) -> None:

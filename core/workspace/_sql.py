@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import Insert
+
 
 def insert_ignore(session, table, values: dict) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True if this call inserted the row (race-free on both databases)."""
+    statement: Insert  # each dialect's Insert, both with on_conflict_do_nothing
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(table).values(**values).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    result = session.exec(insert(table).values(**values).on_conflict_do_nothing())
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    result = session.exec(statement)
     return bool(result.rowcount)
 
 

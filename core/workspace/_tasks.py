@@ -163,7 +163,7 @@ class PreparedTask:
     def request(self, *, user: str | None = None, customer: str | None = None,
                 max_tokens: int | None = None) -> LLMRequest:
         prompt = self.task.prompt
-        overrides = dict(feature="workspace", task=self.task.id, user=user, customer=customer,
+        overrides: dict[str, object] = dict(feature="workspace", task=self.task.id, user=user, customer=customer,
                          json_schema=self.task.json_schema)
         if max_tokens is not None:
             if not 1 <= int(max_tokens) <= prompt.max_tokens:
@@ -193,19 +193,19 @@ def validate_params(task: Task, params: dict | None) -> dict[str, str]:
         if len(value) > spec.max_chars or "\x00" in value:
             raise InvalidParam(f"the {spec.label.lower()} is at most {spec.max_chars} characters")
         if spec.choices is not None:
-            value = _choose(spec, value)
+            value = _choose(spec, spec.choices, value)
         clean[name] = value
     return clean
 
 
-def _choose(spec: Param, value: str) -> str:
+def _choose(spec: Param, choices: tuple[str, ...], value: str) -> str:
     wanted = value.casefold()
     if spec.name == "language" and wanted in LANGUAGES:  # an ISO code
         return LANGUAGES[wanted]
-    for choice in spec.choices:
+    for choice in choices:
         if choice.casefold() == wanted:
             return choice
-    raise InvalidParam(f"unsupported {spec.label.lower()} {value[:40]!r}; choose one of: {', '.join(spec.choices)}")
+    raise InvalidParam(f"unsupported {spec.label.lower()} {value[:40]!r}; choose one of: {', '.join(choices)}")
 
 
 def prepare(task_id, selection: str | None, page: str | None = None, params: dict | None = None) -> PreparedTask:

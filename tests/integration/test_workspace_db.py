@@ -313,6 +313,14 @@ def test_cancelled_and_abandoned_runs_give_their_credit_back(team, dead_llm):
     assert statuses == ["refunded"] * 3
 
 
+def test_text_of_a_run_closed_unfinished_is_a_clear_error(team, dead_llm):
+    run = run_task(ALICE, "team", "explain", "Entropy.", clock=clock(JAN))
+    run.close()
+    with pytest.raises(RuntimeError, match="closed before it finished"):
+        run.text()  # it used to fail with "'NoneType' object has no attribute 'text'"
+    assert credit_status("team", clock=clock(JAN)).used == 0
+
+
 def test_spent_quota_stops_the_call_before_the_llm_with_the_reset_date(team, dead_llm):
     for _ in range(20):
         reserve_credit("team", "carol@keel.dev", "summarize", clock=clock(JAN))
