@@ -1,6 +1,7 @@
 """Admin: model prices, monthly budgets per customer and feature, and per-workspace API keys for /v1."""
 
 from datetime import datetime, timezone
+from typing import cast
 
 import pandas as pd
 import streamlit as st
@@ -61,15 +62,15 @@ def _when(ts):
 
 
 for record in list_api_keys():
-    cols = st.columns([4, 2, 2, 2, 1])  # the key's name is what people read first: give it the room
-    cols[0].markdown(f"{code(record.prefix + '…')} {plain(record.name)}")
-    cols[1].write(record.workspace_id)
-    cols[2].write(f"created {_when(record.created_at)}")
-    cols[3].write(f"revoked {_when(record.revoked_at)}" if record.revoked_at else
+    row = st.columns([4, 2, 2, 2, 1])  # the key's name is what people read first: give it the room
+    row[0].markdown(f"{code(record.prefix + '…')} {plain(record.name)}")
+    row[1].write(record.workspace_id)
+    row[2].write(f"created {_when(record.created_at)}")
+    row[3].write(f"revoked {_when(record.revoked_at)}" if record.revoked_at else
                   f"last used {_when(record.last_used_at) or 'never'}")
     if not record.revoked_at:
-        with cols[4].popover("Revoke", key=f"revoke-pop-{record.id}"):  # a revoked key breaks its callers at once
+        with row[4].popover("Revoke", key=f"revoke-pop-{record.id}"):  # a revoked key breaks its callers at once
             st.markdown(f"Revoke {code(record.prefix + '…')}? Every program using it stops working immediately.")
             if st.button("Revoke key", type="primary", key=f"revoke-{record.id}"):
-                revoke_api_key(record.id)
+                revoke_api_key(cast(int, record.id))  # a key read from the database has its primary key
                 st.rerun()

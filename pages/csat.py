@@ -32,8 +32,8 @@ intents = f[1].multiselect("Intent", options["intents"], placeholder="all intent
 handled = f[2].multiselect("Handled by", options["handled_by"], placeholder="bot and human")
 models = f[3].multiselect("Model", options["models"], placeholder="all models")
 days = WINDOWS[window]
-filters = dict(since=time.time() - days * 86400 if days else None, intents=intents, handled_by=handled,
-               models=models)
+filters = ui.CsatFilters(since=time.time() - days * 86400 if days else None, intents=intents, handled_by=handled,
+                         models=models)
 
 total = overview(**filters)
 m = st.columns(4)

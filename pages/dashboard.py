@@ -107,10 +107,9 @@ if worker["recent"]:
                  column_order=["time", "feature", "task", "model", "error", "request_id"])
 
 st.subheader("Recent calls")
-cols = st.columns(3)
-status = cols[0].multiselect("Status", [str(s) for s in STATUSES])
-feature = cols[1].multiselect("Feature", sorted(data.breakdowns["feature"] and
-                                               [r["feature"] for r in data.breakdowns["feature"]]))
+filter_cols = st.columns(3)
+status = filter_cols[0].multiselect("Status", [str(s) for s in STATUSES])
+feature = filter_cols[1].multiselect("Feature", sorted(r["feature"] for r in data.breakdowns["feature"]))
 recent = recent_calls(LogFilter(since=window.since, until=window.until, statuses=tuple(status),
                                 features=tuple(feature)), limit=100)
 for row in recent:
@@ -121,12 +120,15 @@ picked = st.dataframe(recent, hide_index=True, width="stretch", on_select="rerun
                                                   "latency_ms", "cost_usd", "error", "id"])
 if picked.selection.rows:
     record = call_record(recent[picked.selection.rows[0]]["id"])
-    with st.container(border=True):
-        st.markdown(f"##### Call {record['id']} · request `{record['request_id']}` · attempt {record['attempt']}")
-        attempts = request_attempts(record["request_id"])
-        if len(attempts) > 1:  # a fallback or retry: show the whole chain of attempts of this request
-            st.dataframe([{k: a[k] for k in ("attempt", "status", "provider", "model", "latency_ms", "error")}
-                          for a in attempts], hide_index=True, width="stretch")
-        st.json(record, expanded=True)
-        investigate_panel(record["request_id"], principal.email or principal.sub)
+    if record is None:  # the row left the log (retention, a demo data reset) after the table was read
+        st.info("That call is no longer in the request log.")
+    else:
+        with st.container(border=True):
+            st.markdown(f"##### Call {record['id']} · request `{record['request_id']}` · attempt {record['attempt']}")
+            attempts = request_attempts(record["request_id"])
+            if len(attempts) > 1:  # a fallback or retry: show the whole chain of attempts of this request
+                st.dataframe([{k: a[k] for k in ("attempt", "status", "provider", "model", "latency_ms", "error")}
+                              for a in attempts], hide_index=True, width="stretch")
+            st.json(record, expanded=True)
+            investigate_panel(record["request_id"], principal.email or principal.sub)
 st.caption(f"Dashboard queries took {data.elapsed_ms:.0f} ms.")

@@ -1,9 +1,11 @@
 """Home: who you are, whether Keel is healthy, and a quick streamed answer from any tier."""
 
+from typing import cast
+
 import streamlit as st
 
 from core import health
-from core.llm import LLMError, LLMRequest, get_gateway
+from core.llm import Completion, LLMError, LLMRequest, get_gateway
 from core.prompts import load, remove_scaffolding
 from ui.feedback import failure_note, working
 from ui.session import require_principal
@@ -38,7 +40,7 @@ with left, st.container(border=True):
                         box.markdown(model_markdown(shown))
                 if not remove_scaffolding(reply).strip():
                     box.caption("The model returned no text this time. Please try again.")
-                result = stream.result
+                result = cast(Completion, stream.result)  # the stream ran to its end without an error: it is set
                 st.caption(f"{result.provider}/{result.model} · {result.tokens_out} tokens · "
                            f"first token {result.ttft_ms or 0:.0f} ms · total {result.latency_ms:.0f} ms · "
                            f"request {result.request_id[:8]}")

@@ -7,7 +7,7 @@ from core.annotation import review_counts, review_queue, review_total
 from core.evals import load_suites
 from ui.eval_health import investigate_panel
 from ui.demo import demo_cleared_notice, demo_data_panel
-from ui.evals import review_card
+from ui.evals import QueueFilters, review_card
 from ui.session import require_principal
 
 principal = require_principal("admin", "developer")
@@ -32,7 +32,7 @@ sources = {"All": None, "Real calls": "live", "Demo": "demo"}
 source = sources[mid.selectbox("Source", list(sources), key="review_source")]
 features = right.multiselect("Features", ["workspace", "support", "search", "review", "completion", "playground"],
                              key="review_features")
-filters = dict(verdict=None if verdict == "all" else verdict, features=tuple(features), source=source)
+filters = QueueFilters(verdict=None if verdict == "all" else verdict, features=tuple(features), source=source)
 total = review_total(**filters)
 pages = max(1, -(-total // PAGE))
 if st.session_state.get("review_filters") != filters:  # new filters start at the first page

@@ -115,7 +115,9 @@ def decay_section(user: str) -> None:
                  hide_index=True, width="stretch")
     if any(r["production"]["capped"] for r in reports):
         st.caption(f"Each report embeds the newest {DECAY_PRODUCTION_CAP:,} answered calls of its window.")
-    for c in (shown or {}).get("clusters", []):
+    if shown is None:
+        return
+    for c in shown.get("clusters", []):
         left = c["size"] - len(c["sent"])
         with st.expander(f"Cluster #{c['cluster']}: {c['size']} inputs ({pct(c['share'])}), "
                          f"{len(c['sent'])} sent to review"):
@@ -174,12 +176,12 @@ def migrations_section(user: str) -> None:
         st.dataframe(readiness, hide_index=True, width="stretch",
                      column_order=["model", "feature", "calls", "replacement", "readiness", "suites", "report_id"])
     with st.form("migration_report"):
-        c = st.columns([2, 2, 3, 1])
-        a = c[0].text_input("From model (tier or provider/model)", key="mig_from")
-        b = c[1].text_input("To model", key="mig_to")
-        suites = c[2].multiselect("Suites (default: fast suites that call a model)",
+        cols = st.columns([2, 2, 3, 1])
+        a = cols[0].text_input("From model (tier or provider/model)", key="mig_from")
+        b = cols[1].text_input("To model", key="mig_to")
+        suites = cols[2].multiselect("Suites (default: fast suites that call a model)",
                                   [s.name for s in load_suites().values() if s.uses_model])
-        limit = c[3].number_input("Cases per suite", min_value=1, max_value=5000, value=20)
+        limit = cols[3].number_input("Cases per suite", min_value=1, max_value=5000, value=20)
         if st.form_submit_button("Run migration report"):
             try:
                 start_migration_report(a.strip(), b.strip(), suites or None, limit=int(limit), created_by=user,
@@ -249,7 +251,9 @@ def _label_next(audit: dict, user: str) -> None:
     labels = suite_labels(audit["suite"])
     c = st.columns([3, 1])
     label = c[0].radio("Your label", labels, horizontal=True, index=None, key=f"relabel_{audit['id']}_{item['case_id']}")
-    if c[1].button("Save label", key=f"relabel_save_{audit['id']}_{item['case_id']}", disabled=label is None):
+    # the button is disabled until a label is picked; `label is not None` says so to the type checker too
+    if c[1].button("Save label", key=f"relabel_save_{audit['id']}_{item['case_id']}", disabled=label is None) \
+            and label is not None:
         try:
             record_label(audit["id"], item["case_id"], label, labelled_by=user)
             st.rerun()
@@ -268,7 +272,8 @@ def investigate_panel(request_id: str, user: str) -> None:
         hypothesis = st.text_area("Hypothesis", key=f"{key}_h", max_chars=2000,
                                   placeholder="e.g. the answer is wrong because temperature makes the model wander")
         c = st.columns([1, 2, 1])
-        factor = c[0].selectbox("Factor", list(Factor), key=f"{key}_f")
+        factors: list[Factor] = list(Factor)  # typed first: inline, mypy matches selectbox's empty-options overload
+        factor = c[0].selectbox("Factor", factors, key=f"{key}_f")
         hint = {"model": "good/m1, fast", "temperature": "0, 0.7, 1.2", "prompt_version": "a version hash or file",
                 "context": "logged, none, text:…"}[factor]
         values = c[1].text_input("Values (comma separated)", key=f"{key}_v", placeholder=hint)

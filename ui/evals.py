@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import TypedDict
 
 import streamlit as st
 
@@ -16,6 +17,14 @@ from ui import charts
 
 _CHANGE_ICONS = {"regressed": "🔴 regressed", "improved": "🟢 improved", "same": "same", "only in A": "only in A",
                  "only in B": "only in B"}
+
+
+class QueueFilters(TypedDict):
+    """The Review queue page's filters, passed as keywords to core.annotation's review_total and review_queue."""
+
+    verdict: str | None
+    features: tuple[str, ...]
+    source: str | None
 
 
 def when(ts: float | None) -> str:
@@ -39,7 +48,7 @@ def suite_table(suites: list[dict], runs: list[dict]) -> None:
         last = latest.get(s["suite"])
         rows.append({"suite": s["suite"], "feature": s["feature"], "cases": s["cases"],
                      "CI (fast)": s["fast"], "calls a model": s["uses_model"],
-                     "last score": pct(last and last["score"]), "last verdict": last["status"] if last else "never run",
+                     "last score": pct(last["score"] if last else None), "last verdict": last["status"] if last else "never run",
                      "tolerance": pct(s["tolerance"]), "floor": pct(s["min_score"]), "scorers": s["scorers"],
                      "what it checks": s["description"]})
     st.dataframe(rows, hide_index=True, width="stretch")
@@ -91,15 +100,20 @@ def pick_runs(runs: list[dict]) -> tuple[dict, dict] | None:
     if len(of_suite) < 2:
         st.info(f"{suite} has one run so far; run it again (or with another --model) to compare.")
         return None
-    labels = {r["id"]: run_label(r) for r in of_suite}
+    labels: dict[int, str] = {r["id"]: run_label(r) for r in of_suite}
     ids = list(labels)
     b_id = ids[0]
     a_default = of_suite[0]["baseline_run_id"] if of_suite[0]["baseline_run_id"] in labels else ids[1]
     left, right = st.columns(2)
-    a_id = left.selectbox("Run A (before)", ids, index=ids.index(a_default), format_func=labels.get,
+    a_id = left.selectbox("Run A (before)", ids, index=ids.index(a_default), format_func=labels.__getitem__,
                           key=f"eval_a_{suite}")
-    b_id = right.selectbox("Run B (after)", ids, index=ids.index(b_id), format_func=labels.get, key=f"eval_b_{suite}")
-    return get_run(a_id), get_run(b_id)
+    b_id = right.selectbox("Run B (after)", ids, index=ids.index(b_id), format_func=labels.__getitem__,
+                           key=f"eval_b_{suite}")
+    a, b = get_run(a_id), get_run(b_id)
+    if a is None or b is None:  # get_run finds no run under that id
+        st.info("One of those runs is no longer stored; pick another.")
+        return None
+    return a, b
 
 
 def side_by_side(a: dict, b: dict) -> None:

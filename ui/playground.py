@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import gradio as gr
 from starlette.responses import RedirectResponse
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from core.auth import AuthError, Principal, principal_from_session
 from core.config import REPO_ROOT
-from core.llm import LLMError, LLMRequest, get_gateway
+from core.llm import Completion, LLMError, LLMRequest, get_gateway
 from core.prompts import remove_scaffolding
 from ui.session import cookie_claims
 
@@ -55,7 +56,7 @@ def _stream_reply(model: str, history: list[dict], user: str | None):
             reply = "" if chunk.reset else reply + chunk.text
             yield remove_scaffolding(reply)  # a small model may echo its prompt's <data> tags
         reply = remove_scaffolding(reply)
-        result = stream.result
+        result = cast(Completion, stream.result)  # the stream ran to its end without an error, and that sets it
         yield reply + f"\n\n*{result.provider}/{result.model} · {result.tokens_out} tokens · " \
                       f"TTFT {result.ttft_ms or 0:.0f} ms · {result.latency_ms:.0f} ms*"
     except LLMError as exc:  # the request log (Dashboard) has the detail under this id

@@ -284,7 +284,7 @@ def diff_with_comments(result, severities: list[str], categories: list[str], use
                             f"<td>@@ -{h.old_start},{h.old_count} +{h.new_start},{h.new_count} @@ "
                             f"{html.escape(h.header)}</td></tr>")
                 for kind, old, new, text in h.lines:
-                    here = by_line.get((f.path, new), []) if kind == "+" else []
+                    here = by_line.get((f.path, new), []) if kind == "+" and new is not None else []
                     rows.append(_row(kind, old, new, text, bool(here)))
                     if here:
                         _table(rows)

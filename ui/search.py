@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import html
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,8 +14,10 @@ import streamlit as st
 from core.auth import CLEARANCE_NAMES
 from core.search import (
     NOT_COVERED,
+    Answer,
     DocumentUnavailable,
     SearchInputError,
+    SyncProgress,
     ask,
     audit_csv,
     audit_log,
@@ -82,7 +85,7 @@ def answer_question(principal, question: str, k: int) -> None:
         for piece in run:
             text += piece
             slot.markdown(model_markdown(text) + " ▌")
-        answer = run.answer
+        answer = cast(Answer, run.answer)  # iterating the run to its end sets the answer
         slot.markdown(model_markdown(answer.text))
         if run.replaced and run.draft.strip():
             st.warning(f"The answer above replaced the model's draft: {answer.fallback_reason}.",
@@ -130,8 +133,8 @@ def document_viewer(principal, doc_id: str, highlight: tuple[str, ...]) -> None:
 
 def _passage(text: str) -> None:
     """Prose as plain text; table rows as a table whose every cell is HTML-escaped text, never the source's markup."""
-    for kind, block in passage_blocks(text):
-        if kind == "text":
+    for _, block in passage_blocks(text):
+        if isinstance(block, str):  # a "text" block; a "table" block is its rows of cells
             if block.strip():
                 st.text(block)
         else:
@@ -189,11 +192,11 @@ def sync_panel(roots, user: str) -> None:
         if job.root != str(labels[choice]):
             st.toast(f"A sync of {job.root} is already running")
     _index_status()
-    job = current_sync()
-    if job is not None and job.running:
+    latest = current_sync()
+    if latest is not None and latest.running:
         st.fragment(_sync_progress, run_every=0.5)()
-    elif job is not None:
-        _sync_result(job)
+    elif latest is not None:
+        _sync_result(latest)
 
 
 def _index_status() -> None:
@@ -214,7 +217,7 @@ def _sync_progress() -> None:
     if job is None or not job.running:
         st.rerun(scope="app")
     p = job.progress
-    if p is None:
+    if not isinstance(p, SyncProgress):  # None until the job reports its first counts
         st.progress(0.0, text=f"Queued: {job.root}…" if job.status == "queued" else f"Scanning {job.root}…")
         _cancel_button(job)
         return
@@ -295,8 +298,8 @@ def audit_view() -> None:
     doc_id = c4.text_input("Document id", key="audit_doc", max_chars=255)
     today = datetime.now(UTC).date()
     picked = st.date_input("Between", value=(today - timedelta(days=30), today), key="audit_dates")
-    picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
-    start, end = (picked + (None, None))[:2]  # while a range is being picked only its start is set
+    dates: tuple[date | None, ...] = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
+    start, end = (dates + (None, None))[:2]  # while a range is being picked only its start is set
     end = end or start
     since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp() if start else None
     until = (datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)).timestamp() \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from core.auth import secrets_auth_section
 from core.idp import DEV_USERS
@@ -37,7 +38,7 @@ def visible_pages(principal) -> dict[str, list]:
     """The pages this person may use, by section; the others are registered hidden, so opening one by its address
     shows the page's own "this page is for …" message instead of silently landing on Home."""
     sections: dict[str, list] = {}
-    hidden = []
+    hidden: list[StreamlitPage] = []
     for section, path, title, icon, roles in PAGES:
         allowed = not roles or principal.has_role(*roles)
         page = st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"), url_path=URL_PATHS.get(path),

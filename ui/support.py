@@ -4,6 +4,8 @@ and the "Add to eval dataset" form."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
+from typing import Literal, TypedDict
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -14,9 +16,20 @@ from ui.text import model_markdown, plain
 
 _AVATARS = {"customer": "user", "bot": ":material/smart_toy:", "agent": ":material/support_agent:",
             "system": ":material/info:", "note": ":material/sticky_note_2:"}
-_STATUS = {"bot": ("Bot", "blue"), "waiting": ("Waiting for a person", "orange"),
-           "claimed": ("With a person", "green"), "resolved": ("Resolved", "gray")}
+_BadgeColor = Literal["red", "orange", "yellow", "blue", "green", "violet", "gray", "grey", "primary"]  # st.badge's
+_STATUS: dict[str, tuple[str, _BadgeColor]] = {
+    "bot": ("Bot", "blue"), "waiting": ("Waiting for a person", "orange"), "claimed": ("With a person", "green"),
+    "resolved": ("Resolved", "gray")}
 LONG_MESSAGE = 2000
+
+
+class CsatFilters(TypedDict):
+    """The CSAT page's filters, passed as keywords to core.support's overview, segments and conversation_rows."""
+
+    since: float | None
+    intents: Collection[str]
+    handled_by: Collection[str]
+    models: Collection[str]
 
 
 def start_warm_up() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import streamlit as st
 
 from core.llm import LLMError
@@ -9,6 +11,8 @@ from core.workspace import (
     CreditsExhausted,
     DocumentConflict,
     NotAMember,
+    Param,
+    TaskResult,
     WorkspaceError,
     credit_status,
     get_document,
@@ -63,18 +67,19 @@ def save_handed_over(principal, doc_id: str, version: int, text: str) -> None:
 
 def credits_badge(workspace_id: str) -> None:
     status = credit_status(workspace_id)
-    if status.limit is None:
+    left = status.left  # None: no limit (a paid plan)
+    if left is None:
         st.caption(":material/all_inclusive: Paid plan: unlimited AI responses")
     else:
-        color = "red" if status.exhausted else "orange" if status.left <= 3 else "green"
-        st.caption(f":{color}[●] {status.left} of {status.limit} AI responses left in {status.month} "
+        color = "red" if status.exhausted else "orange" if left <= 3 else "green"
+        st.caption(f":{color}[●] {left} of {status.limit} AI responses left in {status.month} "
                    f"(free plan) · resets {status.resets_on:%-d %b %Y}")
 
 
 def task_toolbar(key: str) -> tuple[str, dict] | None:
     """Buttons for every task; returns (task_id, params) for the pressed one."""
     tasks = {t.id: t for t in list_tasks()}
-    pressed = None
+    pressed: tuple[str, dict] | None = None
     for ids in TASK_GROUPS.values():
         with st.container(horizontal=True, wrap=True):  # labels keep their full width and wrap to a new row
             for task_id in ids:
@@ -82,12 +87,10 @@ def task_toolbar(key: str) -> tuple[str, dict] | None:
                     pressed = (task_id, {})
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 2, 3, 2], vertical_alignment="bottom")  # full button labels
-        lang_param = tasks["translate"].params[0]
-        tone_param = tasks["change_tone"].params[0]
-        language = c1.selectbox("Translate to", lang_param.choices, key=f"{key}-lang")
+        language = c1.selectbox("Translate to", _choices(tasks["translate"].params[0]), key=f"{key}-lang")
         if c2.button("Translate", key=f"{key}-translate", width="stretch"):
             pressed = ("translate", {"language": language})
-        tone = c3.selectbox("Tone", tone_param.choices, key=f"{key}-tone")
+        tone = c3.selectbox("Tone", _choices(tasks["change_tone"].params[0]), key=f"{key}-tone")
         if c4.button("Change tone", key=f"{key}-tone-btn", width="stretch"):
             pressed = ("change_tone", {"tone": tone})
         c1, c2 = st.columns([5, 1])
@@ -101,6 +104,13 @@ def task_toolbar(key: str) -> tuple[str, dict] | None:
         if c2.button("Ask page", key=f"{key}-askpage", width="stretch"):
             pressed = ("ask_about_page", {"question": question})
     return pressed
+
+
+def _choices(param: Param) -> tuple[str, ...]:
+    """The allow-list a toolbar selectbox offers; a parameter without one would draw an empty, useless box."""
+    if param.choices is None:
+        raise ValueError(f"task parameter {param.name!r} has no choices for the toolbar to offer")
+    return param.choices
 
 
 def run_and_stream(principal, workspace_id: str, request: dict) -> dict | None:
@@ -141,7 +151,7 @@ def run_and_stream(principal, workspace_id: str, request: dict) -> dict | None:
                     "request_id": f"partial-{id(run)}", "meta": "incomplete answer · the model stopped part-way"}
         st.session_state["ws_result"] = finished
         return finished
-    r = run.result
+    r = cast(TaskResult, run.result)  # the stream ran to its end without an error, and that sets the result
     finished = {**request, "text": r.text, "items": r.items, "notice": r.notice, "request_id": r.request_id,
                 "meta": f"{r.provider}/{r.model} · {r.tokens_out} tokens · first token {r.ttft_ms or 0:.0f} ms · "
                         f"{r.latency_ms:.0f} ms · prompt {r.prompt_id}@{r.prompt_version}"
