@@ -8,14 +8,14 @@ import time
 from enum import StrEnum
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.errors import KeelError
 from core.evals import CaseSource, add_eval_case
 from core.llm._types import ANSWERED
 from core.observe._synthetic import demo_id_bounds, is_demo
-from core.tables import RequestLog, ReviewItem
+from core.tables import RequestLog, ReviewItem, table_of
 
 VERDICTS = ("good", "bad")
 MAX_NOTE_CHARS = 4000
@@ -34,13 +34,13 @@ class AnnotationSource(StrEnum):
 
 def _filtered(stmt, verdict: str | None, features: tuple[str, ...], source: str | None):
     if verdict == "pending":
-        stmt = stmt.where(ReviewItem.verdict.is_(None))
+        stmt = stmt.where(col(ReviewItem.verdict).is_(None))
     elif verdict in VERDICTS:
         stmt = stmt.where(ReviewItem.verdict == verdict)
     elif verdict is not None:
         raise AnnotationError(f"unknown verdict filter {verdict!r}: use pending, good, bad or all")
     if features:
-        stmt = stmt.where(ReviewItem.feature.in_(features))
+        stmt = stmt.where(col(ReviewItem.feature).in_(features))
     if source is not None:
         try:
             source = AnnotationSource(source)
@@ -57,7 +57,7 @@ def review_queue(*, verdict: str | None = "pending", features: tuple[str, ...] =
     """Sampled calls, newest first, with the answered attempt's input and output. verdict: pending|good|bad|None (all);
     source: demo|live|None (all). Each item says whether it is demo data (`demo`)."""
     stmt = _filtered(select(ReviewItem), verdict, features, source)
-    stmt = stmt.order_by(ReviewItem.sampled_at.desc(), ReviewItem.request_id).offset(max(0, offset)) \
+    stmt = stmt.order_by(col(ReviewItem.sampled_at).desc(), ReviewItem.request_id).offset(max(0, offset)) \
         .limit(max(1, min(limit, 500)))
     with db.session() as session:
         items = session.exec(stmt).all()
@@ -85,7 +85,7 @@ def _answered_attempts(session, request_ids: list[str]) -> dict[str, dict]:
     if not request_ids:
         return {}
     rows = session.exec(
-        select(RequestLog).where(RequestLog.request_id.in_(request_ids), RequestLog.status.in_(ANSWERED))
+        select(RequestLog).where(col(RequestLog.request_id).in_(request_ids), col(RequestLog.status).in_(ANSWERED))
     ).all()
     return {r.request_id: r.model_dump() for r in sorted(rows, key=lambda r: r.attempt)}
 
@@ -96,11 +96,11 @@ def queue_for_review(request_ids: list[str], *, session=None) -> list[str]:
     def run(s) -> list[str]:
         ids = list(dict.fromkeys(str(r) for r in request_ids))
         calls = _answered_attempts(s, ids)
-        queued = set(s.exec(select(ReviewItem.request_id).where(ReviewItem.request_id.in_(ids))).all()) if ids else set()
+        queued = set(s.exec(select(ReviewItem.request_id).where(col(ReviewItem.request_id).in_(ids))).all()) if ids else set()
         now = time.time()
         rows = [{"request_id": rid, "sampled_at": now, "feature": calls[rid]["feature"], "model": calls[rid]["model"],
                  "prompt_version": calls[rid]["prompt_version"]} for rid in ids if rid in calls and rid not in queued]
-        db.insert_ignoring_duplicates(s, ReviewItem.__table__, rows)
+        db.insert_ignoring_duplicates(s, table_of(ReviewItem), rows)
         return [r["request_id"] for r in rows]
 
     if session is not None:
@@ -114,7 +114,7 @@ def queue_for_review(request_ids: list[str], *, session=None) -> list[str]:
 def review_counts(features: tuple[str, ...] = ()) -> dict[str, int]:
     stmt = select(ReviewItem.verdict, func.count()).group_by(ReviewItem.verdict)
     if features:
-        stmt = stmt.where(ReviewItem.feature.in_(features))
+        stmt = stmt.where(col(ReviewItem.feature).in_(features))
     with db.session() as session:
         counts = {verdict or "pending": n for verdict, n in session.exec(stmt).all()}
     return {"pending": counts.get("pending", 0), "good": counts.get("good", 0), "bad": counts.get("bad", 0)}
@@ -156,9 +156,10 @@ def review_to_eval_case(request_id: str, suite: str, expected: dict, notes: str 
                             source_ref=request_id, created_by=created_by)
     with db.session() as session:
         item = session.get(ReviewItem, request_id)
-        item.eval_case_id = case_id
-        session.add(item)
-        session.commit()
+        if item is not None:  # a demo clear may have emptied the queue meanwhile; the case stands on its own
+            item.eval_case_id = case_id
+            session.add(item)
+            session.commit()
     return case_id
 
 

@@ -7,10 +7,10 @@ import json
 import time
 from enum import StrEnum
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
-from core.evals._runner import EvalError, get_suite
+from core.evals._runner import EvalError, get_suite, saved_id
 from core.tables import EvalCase
 
 
@@ -52,11 +52,11 @@ def add_eval_case(suite: str, input: str, expected: dict, notes: str = "", *, so
         session.add(case)
         session.commit()
         session.refresh(case)
-        return int(case.id)
+        return saved_id(case.id)
 
 
 def list_eval_cases(suite: str | None = None, source: str | None = None) -> list[dict]:
-    stmt = select(EvalCase).order_by(EvalCase.created_at.desc())
+    stmt = select(EvalCase).order_by(col(EvalCase.created_at).desc())
     if suite:
         stmt = stmt.where(EvalCase.suite == suite)
     if source:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import cast
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
 
 from core import db
 from core.tables import EvalResult, EvalRun, ReviewRun, SupportMessage
@@ -26,7 +29,7 @@ class Agent(StrEnum):
 _BRANCHES: dict[Agent, list[str]] = {}
 
 
-def register_branches(agent: Agent, branches) -> None:
+def register_branches(agent: Agent, branches: Iterable[str]) -> None:
     """A feature's `_eval.py` names the branches its agent can take (its own StrEnum)."""
     _BRANCHES[Agent(agent)] = [str(b) for b in branches]
 
@@ -80,10 +83,10 @@ def production_branches(days: float = 30.0) -> dict[Agent, dict[str, int]]:
     counts: dict[Agent, dict[str, int]] = {Agent.SUPPORT: {}, Agent.REVIEW: {}}
     with db.session() as s:
         metas = s.exec(select(SupportMessage.meta).where(
-            SupportMessage.created_at >= since, SupportMessage.role.in_(("bot", "system")),
-            SupportMessage.meta.like('%"branch"%'))).all()
+            SupportMessage.created_at >= since, col(SupportMessage.role).in_(("bot", "system")),
+            col(SupportMessage.meta).like('%"branch"%'))).all()
         reviews = s.exec(select(ReviewRun.result_json).where(
-            ReviewRun.created_at >= since, (ReviewRun.user.is_(None)) | (ReviewRun.user != "eval"))).all()
+            ReviewRun.created_at >= since, (col(ReviewRun.user).is_(None)) | (ReviewRun.user != "eval"))).all()
     for meta in metas:
         branch = _json_path(meta, "decision", "branch")
         if branch:
@@ -114,19 +117,25 @@ def eval_branches() -> tuple[dict[str, dict[str, set[str]]], dict[str, dict]]:
                         .group_by(EvalRun.suite)).all()
         run_ids = [rid for _, rid in latest]
         results = s.exec(select(EvalResult.run_id, EvalResult.case_id, EvalResult.branch)
-                         .where(EvalResult.run_id.in_(run_ids), EvalResult.branch.is_not(None))).all() if run_ids else []
-        failures = s.exec(select(EvalResult.branch, EvalResult.case_id, EvalResult.error, EvalRun.id, EvalRun.suite,
-                                 EvalRun.started_at)
-                          .join(EvalRun, EvalRun.id == EvalResult.run_id)
-                          .where(EvalResult.branch.is_not(None), EvalResult.passed.is_(False))
-                          .order_by(EvalRun.started_at.desc(), EvalRun.id.desc()).limit(2000)).all()
+                         .where(col(EvalResult.run_id).in_(run_ids), col(EvalResult.branch).is_not(None))
+                         ).all() if run_ids else []
+        # six columns: more than sqlmodel's select() has typed overloads for, so SQLAlchemy's select, run on the
+        # session's connection
+        failures = s.connection().execute(
+            sa_select(col(EvalResult.branch), col(EvalResult.case_id), col(EvalResult.error), col(EvalRun.id),
+                      col(EvalRun.suite), col(EvalRun.started_at))
+            .join(EvalRun, col(EvalRun.id) == EvalResult.run_id)
+            .where(col(EvalResult.branch).is_not(None), col(EvalResult.passed).is_(False))
+            .order_by(col(EvalRun.started_at).desc(), col(EvalRun.id).desc()).limit(2000)).all()
     suite_of = {rid: suite for suite, rid in latest}
     cases: dict[str, dict[str, set[str]]] = {}
     for run_id, case_id, branch in results:
+        branch = cast(str, branch)  # the query keeps only results with a branch
         cases.setdefault(branch, {}).setdefault(suite_of[run_id], set()).add(case_id)
     last_failure: dict[str, dict] = {}
-    for branch, case_id, error, run_id, suite, started in failures:
-        last_failure.setdefault(branch, {"suite": suite, "case_id": case_id, "run_id": run_id, "at": started,
+    for branch, case_id, error, failed_run, suite, started in failures:
+        branch = cast(str, branch)  # the query keeps only results with a branch
+        last_failure.setdefault(branch, {"suite": suite, "case_id": case_id, "run_id": failed_run, "at": started,
                                          "error": (error or "")[:200]})
     return cases, last_failure
 

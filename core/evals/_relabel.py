@@ -13,8 +13,9 @@ import time
 import tomllib
 from collections import Counter
 from enum import StrEnum
+from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.errors import KeelError
@@ -87,11 +88,11 @@ def annotation_summary() -> list[dict]:
     """Per suite: cases, how many predate the current rubric, labellers, and the latest audit's kappa."""
     from core.evals._runner import EvalError, load_suites
 
-    latest = {}
-    for audit in list_audits():
-        if audit["status"] == AuditStatus.DONE:
-            latest.setdefault(audit["suite"], audit)
-    out = []
+    latest: dict[str, dict] = {}
+    for done in list_audits():
+        if done["status"] == AuditStatus.DONE:
+            latest.setdefault(done["suite"], done)
+    out: list[dict[str, Any]] = []
     for name in load_suites():
         try:
             cases = case_annotations(name)
@@ -104,7 +105,7 @@ def annotation_summary() -> list[dict]:
                     "current_rubric": cases[0]["current_rubric"] if cases else current_rubric(name),
                     "labellers": dict(Counter(c["labelled_by"] or "unknown" for c in cases)),
                     "auditable": any(c["label"] for c in cases),
-                    "kappa": report and report["kappa"], "audit_id": audit and audit["id"]})
+                    "kappa": report["kappa"] if report else None, "audit_id": audit["id"] if audit else None})
     return out
 
 
@@ -113,18 +114,18 @@ CASE_ID_MAX = 128  # relabel_item.case_id
 
 def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed: int | None = None) -> int:
     """Sample k labelled cases of the suite into a new audit (all rows in one transaction)."""
-    from core.evals._runner import get_suite, load_cases
+    from core.evals._runner import get_suite, load_cases, saved_id
 
     suite = get_suite(suite_name)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise RelabelError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
-    labelled = [c for c in load_cases(suite) if _label_of(c.expected)]
+    labelled = [(c, label) for c in load_cases(suite) if (label := _label_of(c.expected))]
     if not labelled:
         raise RelabelError(f"suite {suite.name} has no categorical label ({', '.join(LABEL_KEYS)}) to re-label")
     if k > len(labelled):
         raise RelabelError(f"suite {suite.name} has {len(labelled)} labelled cases; k={k} is more")
     # An audit item's case id column holds 128 characters; a longer id could be stored but never found again.
-    too_long = [c.id for c in labelled if len(c.id) > CASE_ID_MAX]
+    too_long = [c.id for c, _ in labelled if len(c.id) > CASE_ID_MAX]
     if too_long:
         raise RelabelError(f"suite {suite.name} has case ids longer than {CASE_ID_MAX} characters, which an audit "
                            f"cannot hold (first: {too_long[0][:40]!r}…); shorten them in the dataset")
@@ -135,19 +136,20 @@ def start_audit(suite_name: str, k: int, *, created_by: str | None = None, seed:
                              status=AuditStatus.OPEN, created_by=created_by, created_at=time.time())
         s.add(audit)
         s.flush()
-        for position, case in enumerate(sample):
+        audit_id = saved_id(audit.id)
+        for position, (case, label) in enumerate(sample):
             note = notes.get(case.id, {})
-            s.add(RelabelItem(audit_id=audit.id, case_id=case.id, position=position,
-                              input_text=case.input[:20_000], old_label=_label_of(case.expected)[:128],
+            s.add(RelabelItem(audit_id=audit_id, case_id=case.id, position=position,
+                              input_text=case.input[:20_000], old_label=label[:128],
                               old_labelled_by=note.get("labelled_by"), old_rubric_version=note.get("rubric_version")))
         s.commit()
-        return int(audit.id)
+        return audit_id
 
 
 def suite_labels(suite_name: str) -> list[str]:
     from core.evals._runner import get_suite, load_cases
 
-    return sorted({_label_of(c.expected) for c in load_cases(get_suite(suite_name)) if _label_of(c.expected)})
+    return sorted({label for c in load_cases(get_suite(suite_name)) if (label := _label_of(c.expected))})
 
 
 def audit_items(audit_id: int, *, reveal: bool = False) -> list[dict]:
@@ -156,7 +158,7 @@ def audit_items(audit_id: int, *, reveal: bool = False) -> list[dict]:
     show = reveal or audit["status"] == AuditStatus.DONE
     with db.session() as s:
         rows = s.exec(select(RelabelItem).where(RelabelItem.audit_id == audit_id)
-                      .order_by(RelabelItem.position)).all()
+                      .order_by(col(RelabelItem.position))).all()
     out = []
     for r in rows:
         d = r.model_dump()
@@ -186,9 +188,11 @@ def record_label(audit_id: int, case_id: str, label: str, *, labelled_by: str) -
         s.add(item)
         s.commit()
         left = s.exec(select(RelabelItem.case_id).where(RelabelItem.audit_id == audit_id,
-                                                        RelabelItem.new_label.is_(None))).first()
+                                                        col(RelabelItem.new_label).is_(None))).first()
         if left is None:
             row = s.get(RelabelAudit, audit_id)
+            if row is None:
+                raise RelabelError(f"no re-label audit {audit_id}")
             row.status, row.finished_at = AuditStatus.DONE, time.time()
             s.add(row)
             s.commit()
@@ -201,12 +205,12 @@ def get_audit(audit_id: int) -> dict:
         if row is None:
             raise RelabelError(f"no re-label audit {audit_id}")
         labelled = len(s.exec(select(RelabelItem.case_id).where(RelabelItem.audit_id == audit_id,
-                                                                RelabelItem.new_label.is_not(None))).all())
+                                                                col(RelabelItem.new_label).is_not(None))).all())
     return row.model_dump() | {"labelled": labelled}
 
 
 def list_audits(suite: str | None = None) -> list[dict]:
-    stmt = select(RelabelAudit).order_by(RelabelAudit.created_at.desc(), RelabelAudit.id.desc())
+    stmt = select(RelabelAudit).order_by(col(RelabelAudit.created_at).desc(), col(RelabelAudit.id).desc())
     if suite:
         stmt = stmt.where(RelabelAudit.suite == suite)
     with db.session() as s:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.config import REPO_ROOT, get_settings
@@ -110,8 +110,11 @@ def load_suites(path: Path | None = None) -> dict[str, Suite]:
         unknown_scorers = [s for s in spec.get("scorers", []) if s not in SCORERS]
         if unknown_scorers:
             raise EvalError(f"{path}: suite {name} names unknown scorers {unknown_scorers}; known: {sorted(SCORERS)}")
+        if not isinstance(spec.get("target"), str):
+            raise EvalError(f"{path}: suite {name} needs a target (a string such as \"llm.chat\"), "
+                            f"not {spec.get('target')!r}")
         try:
-            get_target(spec.get("target"))
+            get_target(spec["target"])
         except EvalTargetError as exc:
             raise EvalError(f"{path}: suite {name} names {exc}") from None
         tolerance, floor = _fraction(path, name, spec, "tolerance", 0.02), _floor(path, name, spec)
@@ -182,7 +185,7 @@ def load_cases(suite: Suite, *, include_collected: bool = True) -> list[EvalCase
         cases.extend(_extra_cases(suite, segment, extra))
     if include_collected:
         with db.session() as session:
-            rows = session.exec(select(EvalCase).where(EvalCase.suite == suite.name).order_by(EvalCase.id)).all()
+            rows = session.exec(select(EvalCase).where(EvalCase.suite == suite.name).order_by(col(EvalCase.id))).all()
         for row in rows:
             cases.append(EvalCaseInput(
                 id=f"{row.source}:{row.id}", input=row.input_text, expected=json.loads(row.expected or "{}"),
@@ -227,6 +230,13 @@ def _dataset_case(suite: Suite, record: dict, number: int) -> EvalCaseInput:
                          segment=segment or "all", source="dataset", fields=record)
 
 
+def saved_id(row_id: int | None) -> int:
+    """A stored row's id: SQL assigns it on insert, so None means the row was never saved (a bug, said clearly)."""
+    if row_id is None:
+        raise EvalError("the row has no id: it was never saved")
+    return row_id
+
+
 # --- Running -----------------------------------------------------------------------------------------------------
 
 Progress = Callable[[int, int, dict], None]
@@ -256,13 +266,14 @@ def run_suite(name: str, *, model: str | None = None, prompt_version: str | None
     baseline_run = resolve_baseline(suite, baseline, model=model_label)  # "auto": the newest passed run, this model
     run = EvalRun(suite=suite.name, model=model_label,
                   prompt_version=target.prompt_label(options) if prompt_version else None,
-                  started_at=time.time(), cases=len(cases), baseline_run_id=baseline_run and baseline_run.get("id"),
-                  baseline_score=baseline_run and baseline_run.get("score"), started_by=started_by)
+                  started_at=time.time(), cases=len(cases),
+                  baseline_run_id=baseline_run.get("id") if baseline_run else None,
+                  baseline_score=baseline_run.get("score") if baseline_run else None, started_by=started_by)
     with db.session() as session:
         session.add(run)
         session.commit()
         session.refresh(run)
-        run_id = run.id
+        run_id = saved_id(run.id)
     if on_run:
         on_run(run_id)
     results: list[dict] = []
@@ -324,6 +335,8 @@ def _finish(run_id: int, suite: Suite, results: list[dict], baseline_run: dict |
                "baseline_segments": baseline_run.get("segments", {}) if baseline_run else {}}
     with db.session() as session:
         run = session.get(EvalRun, run_id)
+        if run is None:
+            raise EvalError(f"eval run {run_id} was deleted while it ran; its results are not recorded")
         run.finished_at = time.time()
         run.status, run.score, run.regressions = status, score, len(regressions)
         run.cost_usd = round(sum(r["cost_usd"] for r in results), 8)
@@ -395,12 +408,12 @@ def resolve_baseline(suite: Suite, baseline: str | int | None, *, model: str | N
     if baseline == "auto":
         with db.session() as session:
             stmt = (select(EvalRun).where(EvalRun.suite == suite.name, EvalRun.status == RunStatus.PASSED)
-                    .order_by(EvalRun.started_at.desc(), EvalRun.id.desc()))
+                    .order_by(col(EvalRun.started_at).desc(), col(EvalRun.id).desc()))
             if model:
                 stmt = stmt.where(EvalRun.model == model)
             found = session.exec(stmt.limit(1)).first()
         if found is not None:
-            return get_run(found.id)
+            return get_run(saved_id(found.id))
         checked_in = baseline_file(suite.name)
         return load_run_file(checked_in) if checked_in.is_file() else None
     if isinstance(baseline, int) or (isinstance(baseline, str) and baseline.isdigit()):
@@ -461,7 +474,7 @@ def export_run(run_id: int) -> dict:
 
 
 def list_runs(suite: str | None = None, limit: int = 100) -> list[dict]:
-    stmt = select(EvalRun).order_by(EvalRun.started_at.desc(), EvalRun.id.desc()).limit(limit)
+    stmt = select(EvalRun).order_by(col(EvalRun.started_at).desc(), col(EvalRun.id).desc()).limit(limit)
     if suite:
         stmt = stmt.where(EvalRun.suite == suite)
     with db.session() as session:
@@ -529,6 +542,7 @@ def compare_models(models: list[str], suites: list[str] | None = None, *, progre
 def describe_suites() -> list[dict[str, Any]]:
     out = []
     for s in load_suites().values():
+        n: int | str
         try:
             n = len(load_cases(s, include_collected=False))
         except EvalError as exc:

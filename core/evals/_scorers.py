@@ -65,7 +65,8 @@ def contains(expected: dict, out, suite) -> ScoreResult | None:
     present = [s for s in must_not if _norm(s) in text]
     met = len(must) - len(missing) + len(must_not) - len(present)
     score = met / (len(must) + len(must_not))
-    why = "; ".join(filter(None, [missing and f"missing {missing}", present and f"should not contain {present}"]))
+    why = "; ".join(filter(None, [f"missing {missing}" if missing else None,
+                                  f"should not contain {present}" if present else None]))
     return ScoreResult(score, not missing and not present, why)
 
 
@@ -105,8 +106,8 @@ def citation_correctness(expected: dict, out, suite) -> ScoreResult | None:
     hit = not want or bool(want & set(cited))
     correct = (len(cited) - len(bad)) / len(cited) if cited else (1.0 if not want else 0.0)
     ok = not bad and hit
-    why = "; ".join(filter(None, [bad and f"cites unretrieved or forbidden {bad}",
-                                  not hit and f"cites none of {sorted(want)}"]))
+    why = "; ".join(filter(None, [f"cites unretrieved or forbidden {bad}" if bad else None,
+                                  None if hit else f"cites none of {sorted(want)}"]))
     return ScoreResult(correct if hit else 0.0, ok, why)
 
 

@@ -12,9 +12,13 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import REPO_ROOT, get_settings
 from core.errors import KeelError
+
+if TYPE_CHECKING:  # core.llm is imported where it is used, so loading core.evals does not load the gateway
+    from core.llm import Completion, LLMRequest
 
 
 class EvalTargetError(KeelError, RuntimeError):
@@ -79,7 +83,7 @@ def tier_model_label(options: RunOptions, tier: str) -> str:
     return options.model or chain[0]
 
 
-def complete(request) -> tuple[object, float, float]:
+def complete(request: LLMRequest) -> tuple[Completion, float, float]:
     from core.llm import LLMError, get_gateway
 
     gateway = get_gateway()
