@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from core import db
 from core.errors import KeelError
-from core.tables import Budget, BudgetHold
+from core.tables import Budget, BudgetHold, table_of
 
 _logger = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def _committed_and_held(conn: Connection, scope: BudgetScope, key: str, now: flo
 def release_holds(conn: Connection, hold_ids: list[str]) -> None:
     """Delete holds inside the caller's transaction (the one that writes the calls' cost rows)."""
     if hold_ids:
-        conn.execute(delete(BudgetHold.__table__).where(BudgetHold.__table__.c.id.in_(hold_ids)))
+        hold = table_of(BudgetHold)
+        conn.execute(delete(hold).where(hold.c.id.in_(hold_ids)))
 
 
 class BudgetBook:
@@ -141,8 +142,9 @@ class BudgetBook:
         amount = float(estimate())
         now = time.time()
         _, month = month_start(now)
-        budget = Budget.__table__
-        holds = []
+        budget, hold = table_of(Budget), table_of(BudgetHold)
+        holds: list[dict[str, object]] = []
+        hold_ids: list[str] = []
         with db.get_engine().begin() as conn:
             for scope, key in sorted(keys):
                 # Lock the budget row first (a write lock on SQLite, a row lock on PostgreSQL): reservations for one
@@ -157,15 +159,16 @@ class BudgetBook:
                     spent = _committed_and_held(conn, BudgetScope(scope), key, now)
                     if spent + amount > hard:
                         raise BudgetExceeded(BudgetStatus(scope, key, soft, hard, spent, month), amount)
-                holds.append(dict(id=uuid.uuid4().hex, scope=scope, key=key, amount_usd=amount,
+                hold_ids.append(uuid.uuid4().hex)
+                holds.append(dict(id=hold_ids[-1], scope=scope, key=key, amount_usd=amount,
                                   request_id=(request_id or "")[:40], created_at=now,
                                   expires_at=now + self.hold_ttl_s))
             if holds:
-                conn.execute(insert(BudgetHold.__table__), holds)
+                conn.execute(insert(hold), holds)
             if now - self._swept_at > 60:
                 self._swept_at = now
-                conn.execute(delete(BudgetHold.__table__).where(BudgetHold.__table__.c.expires_at < now))
-        return [h["id"] for h in holds]
+                conn.execute(delete(hold).where(hold.c.expires_at < now))
+        return hold_ids
 
 
 def live_holds(scope: str, key: str) -> float:
@@ -193,7 +196,7 @@ def save_budgets(rows: list[dict]) -> None:
             raise ValueError(f"row {i + 1}: scope must be one of {', '.join(SCOPES)}")
         if not key or len(key) > 128 or "\x00" in key:
             raise ValueError(f"row {i + 1}: a {scope} name of 1-128 characters is required")
-        limits = []
+        limits: list[float | None] = []
         for name in ("soft_usd", "hard_usd"):
             value = row.get(name)
             if value is None or value == "" or (isinstance(value, float) and value != value):
@@ -206,13 +209,14 @@ def save_budgets(rows: list[dict]) -> None:
             if not 0 <= number <= 1e9:
                 raise ValueError(f"row {i + 1} ({key}): {name} must be between 0 and 1,000,000,000")
             limits.append(number)
-        if limits == [None, None]:
+        soft, hard = limits
+        if soft is None and hard is None:
             raise ValueError(f"row {i + 1} ({key}): give a soft or a hard budget")
-        if None not in limits and limits[0] > limits[1]:
+        if soft is not None and hard is not None and soft > hard:
             raise ValueError(f"row {i + 1} ({key}): the soft budget must not exceed the hard budget")
         if (scope, key) in clean:
             raise ValueError(f"{scope} {key!r} appears twice")
-        clean[(scope, key)] = (limits[0], limits[1])
+        clean[(scope, key)] = (soft, hard)
     with db.session() as s:
         for budget in s.exec(select(Budget)).all():
             if (budget.scope, budget.key) not in clean:

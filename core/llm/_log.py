@@ -28,7 +28,7 @@ from core.batching import BatchWriter
 from core.llm._budgets import release_holds
 from core.llm._rollup import record
 from core.llm._types import RequestStatus
-from core.tables import ModelPrice, RequestLog, RequestLogQuarantine
+from core.tables import ModelPrice, RequestLog, RequestLogQuarantine, table_of
 
 _logger = logging.getLogger(__name__)
 LATENCY_BUCKET_BASE = 1.05  # 5 % wide buckets: percentiles from a GROUP BY, precise to about 5 %
@@ -172,12 +172,12 @@ def _no_constant(name: str):
 def _column_limits() -> dict[str, tuple[str, int | None]]:
     """Per column of request_log: its kind (text, int, float, bool) and, for VARCHAR, its length."""
     limits: dict[str, tuple[str, int | None]] = {}
-    for column in RequestLog.__table__.columns:
+    for column in table_of(RequestLog).columns:
         kind = getattr(column.type, "impl", column.type)  # SQLModel's AutoString is a TypeDecorator over String
         try:
-            python_type = kind.python_type
+            python_type: type = kind.python_type
         except NotImplementedError:
-            python_type = None
+            python_type = object  # no Python type: "other" below
         kind = {str: "text", int: "int", float: "float"}.get(python_type, "other")
         limits[column.name] = (kind, getattr(column.type, "length", None) if kind == "text" else None)
     return limits
@@ -368,7 +368,7 @@ class RequestLogWriter(BatchWriter):
                         error=_ascii(error, 2_000), row_json=_ascii_json(r)) for r in raws]
         try:
             with db.get_engine().begin() as conn:
-                conn.execute(insert(RequestLogQuarantine.__table__), records)
+                conn.execute(insert(table_of(RequestLogQuarantine)), records)
         except Exception as exc:
             _logger.exception("request log quarantine table unavailable (%s); writing to a file", exc)
             try:

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from core import db
 from core.config import EMBEDDED_MODEL, get_settings
-from core.tables import ModelPrice
+from core.tables import ModelPrice, table_of
 
 # USD per million tokens (input, output), public list prices; users edit them on the Admin page.
 LIST_PRICES = {
@@ -29,7 +29,7 @@ def ensure_default_prices() -> int:
         rows = [{"model": model, "input_per_mtok": p_in, "output_per_mtok": p_out, "updated_at": time.time()}
                 for model, (p_in, p_out) in defaults.items() if model not in existing]
         # another replica starting at the same moment may insert the same defaults: theirs and ours are equal
-        return db.insert_ignoring_duplicates(s, ModelPrice.__table__, rows)
+        return db.insert_ignoring_duplicates(s, table_of(ModelPrice), rows)
 
 
 def list_prices() -> list[dict]:
@@ -45,7 +45,8 @@ def save_prices(rows: list[dict]) -> None:
         if not model or len(model) > 128:
             raise ValueError(f"row {i + 1}: a model name of 1-128 characters is required")
         try:
-            p_in, p_out = float(row.get("input_per_mtok")), float(row.get("output_per_mtok"))
+            # a missing price fails float("") and is refused below like any other non-number
+            p_in, p_out = float(row.get("input_per_mtok", "")), float(row.get("output_per_mtok", ""))
         except (TypeError, ValueError):
             raise ValueError(f"row {i + 1} ({model}): prices must be numbers") from None
         if not (0 <= p_in <= 10_000 and 0 <= p_out <= 10_000):

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection
 
 from core import db
 from core.llm._types import ANSWERED, RequestStatus
-from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog, ReviewItem
+from core.tables import LogRollupCustomer, LogRollupDims, LogRollupTime, RequestLog, ReviewItem, table_of
+
+if TYPE_CHECKING:  # the dialects themselves are imported when first used
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 _MEASURES = ("n", "cost_usd", "tokens_in", "tokens_out", "latency_sum", "ttft_sum", "ttft_n", "refusals")
 # Capability-drift measures, kept only on the breakdown rollup (hour × feature × model × tier × prompt × status).
 _DRIFT_MEASURES = ("json_asked", "json_valid", "empty_outputs")
 _ROLLUPS = (
-    (LogRollupTime.__table__, ("hour", "status", "latency_bucket"), _MEASURES),
-    (LogRollupDims.__table__, ("hour", "feature", "model", "tier", "prompt_version", "status"),
+    (table_of(LogRollupTime), ("hour", "status", "latency_bucket"), _MEASURES),
+    (table_of(LogRollupDims), ("hour", "feature", "model", "tier", "prompt_version", "status"),
      _MEASURES + _DRIFT_MEASURES),
-    (LogRollupCustomer.__table__, ("hour", "customer", "status"), _MEASURES),
+    (table_of(LogRollupCustomer), ("hour", "customer", "status"), _MEASURES),
 )
 
 
@@ -61,7 +67,9 @@ def aggregate(rows: list[dict], keys: tuple[str, ...], drift: bool = False) -> l
     return [dict(zip(keys, key)) | dict(zip(measures, values)) for key, values in groups.items()]
 
 
-def _upsert(conn: Connection, table, keys: tuple[str, ...], measures: tuple[str, ...], values: list[dict]) -> None:
+def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], measures: tuple[str, ...],
+            values: list[dict]) -> None:
+    dialect_insert: Callable[[Table], PgInsert | SqliteInsert]  # both have on_conflict_do_update
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -103,12 +111,12 @@ def record(conn: Connection, rows: list[dict], *, review_share: float = 0.0) -> 
     """Insert log rows, fold them into every rollup and sample some for review; the caller owns the transaction."""
     if not rows:
         return
-    conn.execute(insert(RequestLog.__table__), rows)
+    conn.execute(insert(table_of(RequestLog)), rows)
     for table, keys, measures in _ROLLUPS:
         _upsert(conn, table, keys, measures, aggregate(rows, keys, drift=len(measures) > len(_MEASURES)))
     samples = review_samples(rows, review_share)
     if samples:
-        db.insert_ignoring_duplicates(conn, ReviewItem.__table__, samples)
+        db.insert_ignoring_duplicates(conn, table_of(ReviewItem), samples)
 
 
 def unrecord(conn: Connection, rows: list[dict]) -> None:

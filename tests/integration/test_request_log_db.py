@@ -93,6 +93,8 @@ def test_edited_price_is_used_for_new_rows(database):
 @pytest.mark.parametrize("bad, message", [
     ([{"model": "", "input_per_mtok": 1, "output_per_mtok": 1}], "model name"),
     ([{"model": "m", "input_per_mtok": "abc", "output_per_mtok": 1}], "numbers"),
+    ([{"model": "m", "output_per_mtok": 1}], "numbers"),  # a missing price
+    ([{"model": "m", "input_per_mtok": None, "output_per_mtok": 1}], "numbers"),
     ([{"model": "m", "input_per_mtok": -1, "output_per_mtok": 1}], "between 0"),
     ([{"model": "m", "input_per_mtok": 1, "output_per_mtok": 1}] * 2, "twice"),
 ])
