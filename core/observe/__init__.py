@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.llm import RequestStatus, bucket_latency_ms
@@ -235,14 +235,15 @@ def call_record(row_id: int) -> dict | None:
 
 def request_attempts(request_id: str) -> list[dict]:
     with db.session() as s:
-        rows = s.exec(select(RequestLog).where(RequestLog.request_id == request_id).order_by(RequestLog.attempt))
+        rows = s.exec(select(RequestLog).where(RequestLog.request_id == request_id)
+                     .order_by(col(RequestLog.attempt)))
         return [r.model_dump() for r in rows.all()]
 
 
 def tail(limit: int = 20, after_id: int = 0) -> list[dict]:
     """Newest rows (for `keel logs tail`); `after_id` returns only rows written since."""
     with db.session() as s:
-        query = select(RequestLog).where(RequestLog.id > after_id).order_by(RequestLog.id.desc()).limit(limit)
+        query = select(RequestLog).where(col(RequestLog.id) > after_id).order_by(col(RequestLog.id).desc()).limit(limit)
         return [r.model_dump() for r in reversed(s.exec(query).all())]
 
 

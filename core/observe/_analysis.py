@@ -113,7 +113,7 @@ def cost_concentration(window, *, paid_usd: float | None = None) -> Concentratio
             "SELECT customer, SUM(n) AS n, SUM(cost_usd) AS cost FROM log_rollup_customer "
             "WHERE hour BETWEEN :h0 AND :h1 AND customer <> '' GROUP BY customer"),
             {"h0": window.first_hour, "h1": window.last_hour}).mappings().all()
-        plans = dict(conn.execute(text("SELECT id, plan FROM workspace")).all())
+        plans: dict[str, str] = {ws: plan for ws, plan in conn.execute(text("SELECT id, plan FROM workspace"))}
     hours = window.last_hour - window.first_hour + 1
     customers = []
     for r in rows:

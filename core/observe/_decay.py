@@ -12,16 +12,17 @@ import random
 import re
 import time
 from enum import StrEnum
+from typing import NotRequired, TypedDict
 
 import numpy as np
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 from threadpoolctl import threadpool_limits
 
 from core import db
 from core.errors import KeelError
 from core.llm import RequestStatus
-from core.tables import DecayReport, DecayVector, EvalRun
+from core.tables import DecayReport, DecayVector, EvalRun, table_of
 
 DEFAULT_DAYS = 7.0
 MAX_DAYS = 3650.0
@@ -53,6 +54,18 @@ class Discrimination(StrEnum):
     NO_SPREAD = "no_spread"  # two models score within the tolerance: the suite no longer tells them apart
     NO_TWO_MODEL_RUNS = "no two-model runs"
     NO_MODEL = "calls no model"  # the suite's target calls no LLM: there is nothing to compare
+
+
+class Cluster(TypedDict):
+    """One cluster of uncovered production inputs in a stored report (`sent` grows as samples go to review)."""
+
+    size: int
+    share: float
+    examples: list[str]
+    nearest_eval_distance: float
+    request_ids: list[str]
+    sent: list[str]
+    cluster: NotRequired[int]  # its rank by size, set once the clusters are sorted
 
 
 # -- inputs ---------------------------------------------------------------------------------------------------------
@@ -89,7 +102,7 @@ def eval_inputs(suites: list) -> list[str]:
     """Every dataset, extra-dataset and collected case input of the suites, as the user wrote it."""
     from core.evals import load_cases
 
-    texts = []
+    texts: list[str] = []
     for suite in suites:
         texts.extend(user_text(c.input) for c in load_cases(suite, include_collected=True))
     return [t for t in texts if t]
@@ -141,7 +154,7 @@ def vectors(texts: list[str]) -> tuple[np.ndarray, int]:
     with db.session() as s:
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            for key, blob in s.exec(select(DecayVector.key, DecayVector.vector).where(DecayVector.key.in_(chunk))):
+            for key, blob in s.exec(select(DecayVector.key, DecayVector.vector).where(col(DecayVector.key).in_(chunk))):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
     missing = [i for i, k in enumerate(keys) if k not in found]
     if missing:
@@ -150,7 +163,7 @@ def vectors(texts: list[str]) -> tuple[np.ndarray, int]:
         rows = [{"key": keys[i], "vector": fresh[j].astype(np.float32).tobytes(), "created_at": now}
                 for j, i in enumerate(missing)]
         with db.get_engine().begin() as conn:
-            db.insert_ignoring_duplicates(conn, DecayVector.__table__, rows)
+            db.insert_ignoring_duplicates(conn, table_of(DecayVector), rows)
             conn.execute(text("DELETE FROM decay_vector WHERE created_at < :old"), {"old": now - VECTOR_TTL_S})
         for j, i in enumerate(missing):
             found[keys[i]] = fresh[j]
@@ -227,19 +240,22 @@ def suite_spread(suite) -> dict:
     """The latest finished runs of the two most recently run models on the suite, and their score spread."""
     row = {"suite": suite.name, "tolerance": suite.tolerance, "models": [], "spread": None}
     with db.session() as s:
-        runs = s.exec(select(EvalRun).where(EvalRun.suite == suite.name, EvalRun.status.in_(("passed", "failed")),
-                                            EvalRun.score.is_not(None))
-                      .order_by(EvalRun.started_at.desc(), EvalRun.id.desc()).limit(500)).all()
-    latest: dict[str, EvalRun] = {}
+        runs = s.exec(select(EvalRun).where(EvalRun.suite == suite.name, col(EvalRun.status).in_(("passed", "failed")),
+                                            col(EvalRun.score).is_not(None))
+                      .order_by(col(EvalRun.started_at).desc(), col(EvalRun.id).desc()).limit(500)).all()
+    latest: dict[str, tuple[EvalRun, float]] = {}
     for run in runs:
-        latest.setdefault(run.model or "default", run)
+        if run.score is None:  # the query already leaves these out
+            continue
+        latest.setdefault(run.model or "default", (run, run.score))
         if len(latest) == 2:
             break
-    row["models"] = [{"model": m, "run_id": r.id, "score": r.score, "at": r.started_at} for m, r in latest.items()]
+    row["models"] = [{"model": m, "run_id": r.id, "score": score, "at": r.started_at}
+                     for m, (r, score) in latest.items()]
     if len(latest) < 2:
         row["verdict"] = Discrimination.NO_TWO_MODEL_RUNS if suite.uses_model else Discrimination.NO_MODEL
         return row
-    a, b = (r.score for r in latest.values())
+    a, b = (score for _, score in latest.values())
     row["spread"] = round(abs(a - b), 4)
     row["verdict"] = Discrimination.DISCRIMINATES if row["spread"] > suite.tolerance else Discrimination.NO_SPREAD
     return row
@@ -301,7 +317,7 @@ def _report(feature: str, suites: list, days: float, distance: float, cap: int, 
     counts = np.array([len(groups[t]) for t in distinct], dtype=np.float64)
     uncovered = near > distance
     n_uncovered = int(counts[uncovered].sum()) if len(distinct) else 0
-    clusters = []
+    clusters: list[Cluster] = []
     if uncovered.any():
         idx = np.flatnonzero(uncovered)
         with threadpool_limits(limits=1, user_api="blas"):
@@ -336,13 +352,13 @@ def _report(feature: str, suites: list, days: float, distance: float, cap: int, 
     lap("spread_ms")
     report["timings"] = timings | {"total_ms": round((time.perf_counter() - started) * 1000, 1)}
     if store:
-        row = DecayReport(feature=feature, days=days, distance=distance, created_at=time.time(),
-                          report=json.dumps(report, default=str))
+        stored = DecayReport(feature=feature, days=days, distance=distance, created_at=time.time(),
+                             report=json.dumps(report, default=str))
         with db.session() as s:
-            s.add(row)
+            s.add(stored)
             s.commit()
-            s.refresh(row)
-            report |= {"id": row.id, "created_at": row.created_at}
+            s.refresh(stored)
+            report |= {"id": stored.id, "created_at": stored.created_at}
     return report
 
 
@@ -359,14 +375,14 @@ def get_decay_report(report_id: int) -> dict | None:
 def latest_decay_reports() -> list[dict]:
     """The newest stored report of each feature, by feature."""
     with db.session() as s:
-        newest = s.exec(select(DecayReport.feature, DecayReport.id).order_by(DecayReport.created_at.desc(),
-                                                                             DecayReport.id.desc()).limit(2000)).all()
+        newest = s.exec(select(DecayReport.feature, DecayReport.id)
+                        .order_by(col(DecayReport.created_at).desc(), col(DecayReport.id).desc()).limit(2000)).all()
         ids, seen = [], set()
         for feature, rid in newest:
             if feature not in seen:
                 seen.add(feature)
                 ids.append(rid)
-        rows = s.exec(select(DecayReport).where(DecayReport.id.in_(ids))).all() if ids else []
+        rows = s.exec(select(DecayReport).where(col(DecayReport.id).in_(ids))).all() if ids else []
     return sorted((_row(r) for r in rows), key=lambda r: r["feature"])
 
 
@@ -403,9 +419,9 @@ def sent_by_decay(request_id: str) -> int | None:
     if not re.fullmatch(r"[0-9A-Za-z_-]{1,40}", request_id or ""):
         return None
     with db.session() as s:
-        rows = s.exec(select(DecayReport.id, DecayReport.report).where(DecayReport.report.like(f'%"{request_id}"%'))
-                      .order_by(DecayReport.id.desc()).limit(20)).all()
+        rows = s.exec(select(DecayReport.id, DecayReport.report).where(col(DecayReport.report).like(f'%"{request_id}"%'))
+                      .order_by(col(DecayReport.id).desc()).limit(20)).all()
     for report_id, payload in rows:
         if any(request_id in c.get("sent", []) for c in json.loads(payload or "{}").get("clusters", [])):
-            return int(report_id)
+            return report_id
     return None

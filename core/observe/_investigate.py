@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db, jobs
 from core.errors import KeelError
@@ -82,7 +82,7 @@ def logged_call(request_id: str) -> RequestLog:
     """The answered attempt of a logged call (the last attempt when a fallback chain ran)."""
     with db.session() as s:
         row = s.exec(select(RequestLog).where(RequestLog.request_id == str(request_id)[:40])
-                     .order_by(RequestLog.attempt.desc())).first()
+                     .order_by(col(RequestLog.attempt).desc())).first()
     if row is None:
         raise InvestigationError(f"no logged call with request id {request_id!r}")
     return row
@@ -223,7 +223,9 @@ def start_investigation(plan: InvestigationPlan, *, created_by: str | None = Non
         s.add(row)
         s.commit()
         s.refresh(row)
-        investigation_id = int(row.id)
+        investigation_id = row.id
+    if investigation_id is None:  # SQL assigns the id on insert
+        raise InvestigationError("the investigation was not stored: it got no id")
     if background:
         jobs.submit(JOB_KIND, {"investigation_id": investigation_id}, owner=created_by or "",
                     label=f"investigation {investigation_id}", dedupe_key=str(investigation_id))
@@ -322,7 +324,7 @@ def distribution(samples: dict[str, list[dict]]) -> dict[str, dict]:
     for value, rows in samples.items():
         ok = [r for r in rows if r["ok"]]
         counts = Counter(_normal(r["text"]) for r in ok)
-        examples = {}
+        examples: dict[str, str] = {}
         for r in ok:
             examples.setdefault(_normal(r["text"]), r["text"][:500])
         lat = sorted(r["latency_ms"] for r in rows)
@@ -350,7 +352,8 @@ def get_investigation(investigation_id: int) -> dict:
 
 
 def list_investigations(request_id: str | None = None, limit: int = 50) -> list[dict]:
-    stmt = select(Investigation).order_by(Investigation.created_at.desc(), Investigation.id.desc()).limit(limit)
+    stmt = (select(Investigation).order_by(col(Investigation.created_at).desc(), col(Investigation.id).desc())
+            .limit(limit))
     if request_id:
         stmt = stmt.where(Investigation.request_id == request_id)
     with db.session() as s:

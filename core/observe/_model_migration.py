@@ -17,7 +17,7 @@ import time
 from enum import StrEnum
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db, jobs
 from core.errors import KeelError
@@ -140,7 +140,9 @@ def start_migration_report(model_from: str, model_to: str, suites: list[str] | N
         s.add(row)
         s.commit()
         s.refresh(row)
-        report_id = int(row.id)
+        report_id = row.id
+    if report_id is None:  # SQL assigns the id on insert
+        raise MigrationError("the migration report was not stored: it got no id")
     if background:
         jobs.submit(JOB_KIND, {"report_id": report_id, "limit": limit}, owner=created_by or "",
                     label=f"migration report {report_id}: {model_from} → {model_to}", dedupe_key=str(report_id))
@@ -204,17 +206,23 @@ def run_migration_report(report_id: int, *, limit: int | None = None, progress=N
 
     with db.session() as s:
         row = s.get(MigrationReport, report_id)
+        if row is None:  # e.g. a queued job whose report was deleted meanwhile
+            raise MigrationError(f"no migration report {report_id}")
         names, models, user = json.loads(row.suites), [row.model_from, row.model_to], row.created_by
     report: dict = {"suites": {}}
     try:
         done = 0
         for name in names:
             suite = get_suite(name)
-            entry = {"feature": suite.feature, "tolerance": suite.tolerance, "models": {}}
+            figures: dict[str, dict] = {}
+            entry = {"feature": suite.feature, "tolerance": suite.tolerance, "models": figures}
             for model in models:
                 run = run_suite(name, model=model, baseline=None, started_by=user, limit=limit, progress=progress,
                                 on_run=on_run).run
-                entry["models"][model] = _run_figures(get_run(run["id"]))
+                stored = get_run(run["id"])
+                if stored is None:
+                    raise MigrationError(f"eval run {run['id']} of suite {name} was deleted before it was read")
+                figures[model] = _run_figures(stored)
                 done += 1
                 report["suites"][name] = entry
                 _save(report_id, done=done, report=json.dumps(report))
@@ -279,7 +287,8 @@ def get_migration_report(report_id: int) -> dict:
 
 def list_migration_reports(limit: int = 50) -> list[dict]:
     with db.session() as s:
-        rows = s.exec(select(MigrationReport).order_by(MigrationReport.created_at.desc(), MigrationReport.id.desc())
+        rows = s.exec(select(MigrationReport)
+                      .order_by(col(MigrationReport.created_at).desc(), col(MigrationReport.id).desc())
                       .limit(limit)).all()
     return [_report_dict(r) for r in rows]
 
@@ -321,7 +330,7 @@ def feature_readiness(days: float = 30.0) -> list[dict]:
             RequestLog.created_at >= since, RequestLog.feature != "eval")
             .group_by(RequestLog.model, RequestLog.feature)).all()
         reports = s.exec(select(MigrationReport).where(MigrationReport.status == "done")
-                         .order_by(MigrationReport.created_at.desc(), MigrationReport.id.desc())).all()
+                         .order_by(col(MigrationReport.created_at).desc(), col(MigrationReport.id).desc())).all()
     suites_by_feature: dict[str, list[str]] = {}
     for suite in load_suites().values():
         if suite.uses_model:
@@ -331,22 +340,23 @@ def feature_readiness(days: float = 30.0) -> list[dict]:
         for model, feature, calls in used:
             if model != entry.model:
                 continue
+            suites = suites_by_feature.get(feature, [])
             row = {"model": entry.model, "feature": feature, "calls": int(calls), "replacement": entry.replacement,
                    "deprecation_date": entry.deprecation_date, "owner": entry.owner, "report_id": None,
-                   "suites": suites_by_feature.get(feature, [])}
+                   "suites": suites}
             if not entry.replacement:
                 row["readiness"] = Readiness.NO_REPLACEMENT
-            elif not row["suites"]:
+            elif not suites:
                 row["readiness"] = Readiness.NO_SUITE
             else:
                 report = next((r for r in reports if _model_part(r.model_from) == entry.model
                                and _model_part(r.model_to) == _model_part(entry.replacement)
-                               and set(row["suites"]) & set(json.loads(r.suites))), None)
+                               and set(suites) & set(json.loads(r.suites))), None)
                 if report is None:
                     row["readiness"] = Readiness.NO_REPORT
                 else:
                     verdict = json.loads(report.report).get("verdict", {})
-                    mine = [verdict.get(name) for name in row["suites"] if name in verdict]
+                    mine = [verdict.get(name) for name in suites if name in verdict]
                     row["report_id"] = report.id
                     row["readiness"] = Readiness.READY if mine and all(v == "ok" for v in mine) else (
                         Readiness.REGRESSES if "regresses" in mine else Readiness.NO_REPORT)

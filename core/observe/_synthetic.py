@@ -45,7 +45,7 @@ def model_switch_time(*, days: float, end: float) -> float:
 
 def is_demo(request_id: str | None) -> bool:
     """True for a row the demo seed or `keel demo traffic` wrote."""
-    return bool(request_id) and request_id.startswith(DEMO_PREFIX)
+    return request_id is not None and request_id.startswith(DEMO_PREFIX)
 
 
 def demo_id_bounds() -> tuple[str, str]:
