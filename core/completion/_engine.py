@@ -29,6 +29,9 @@ from core.errors import KeelError
 
 _logger = logging.getLogger(__name__)
 
+# A file's frozen context: (files and tabs it was built from, the chunks, the prefix window's start, when built)
+_Snapshot = tuple[tuple[tuple[str, ...], tuple[str, ...]], list[ContextChunk], int, float]
+
 DEFAULT_DEBOUNCE_MS = 75.0
 MIN_DEBOUNCE_MS = 50.0
 MAX_DEBOUNCE_MS = 120.0
@@ -298,7 +301,7 @@ class Ticket:
 class SessionStats:
     """Counters and perceived latencies of one session, for the playground's live panel."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requests = 0
         self.model_requests = 0
         self.cancelled = 0
@@ -388,7 +391,7 @@ class CompletionSession:
         self._lock = threading.Lock()
         self._live: list[Ticket] = []
         self._generations: dict[str, _Generation] = {}
-        self._snapshots: dict[str, tuple] = {}
+        self._snapshots: dict[str, _Snapshot] = {}
         self._gaps: deque[float] = deque(maxlen=20)
         self._last_keystroke: float | None = None
         self._last_kind: str | None = None
@@ -442,9 +445,8 @@ class CompletionSession:
         signature = (tuple(sorted(state.files)), state.open_paths)
         now = self.clock.now()
         snapshot = self._snapshots.get(state.path)
-        fresh = snapshot is not None and snapshot[0] == signature and (
-            snapshot[2] == assembly.prefix_start or now - snapshot[3] < CONTEXT_MAX_AGE_S)
-        if fresh:
+        if snapshot is not None and snapshot[0] == signature and (
+                snapshot[2] == assembly.prefix_start or now - snapshot[3] < CONTEXT_MAX_AGE_S):  # still fresh
             chunks: list[ContextChunk] = snapshot[1]
             self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, snapshot[3])
         else:
@@ -507,11 +509,13 @@ class CompletionSession:
     def complete(self, state: EditorState, options: CompletionOptions | None = None) -> dict:
         """Run one request to the end (CLI, tests): the final suggestion and its outcome."""
         ticket = self.open(state, options)
-        done = None
+        done: dict | None = None
         for event in ticket.events():
             if event.kind == "done":
-                done = event
-        return done.data
+                done = event.data
+        if done is None:
+            raise RuntimeError("the suggestion stream ended without its done event")
+        return done
 
     def accept(self, suggestion_id: str, text: str | None = None) -> dict:
         """The user took a suggestion: count it, mark it in telemetry, and start the next one speculatively."""

@@ -73,7 +73,7 @@ def imported_paths(text: str, path: str, language: Language, known: list[str]) -
     """Paths among `known` that the file imports (relative JS/TS imports, Python modules, C includes)."""
     found: list[str] = []
     base = posixpath.dirname(path)
-    stems = {}
+    stems: dict[str, str] = {}  # path without extension -> the first known path with it
     for candidate in known:
         stems.setdefault(posixpath.splitext(candidate)[0], candidate)
     for match in language.imports.finditer(text[:MAX_SCAN_CHARS]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -256,8 +257,12 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
         if probe.first_visible is not None:
             result.late_ms.append((probe.first_visible - probe.sent) * 1000.0)
         deadline = probe.next_event if probe.next_event is not None else float("inf")
-        visible_ms = None if probe.first_visible is None else round((probe.first_visible - probe.sent) * 1000.0, 1)
-        if visible_ms is None or visible_ms > 250 or probe.first_visible > deadline:
+        if probe.first_visible is None:
+            visible_ms, slow = None, True
+        else:
+            visible_ms = round((probe.first_visible - probe.sent) * 1000.0, 1)
+            slow = visible_ms > 250 or probe.first_visible > deadline
+        if slow:
             done = probe.done or {}
             result.slow.append({"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
                                 **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms",
@@ -293,15 +298,13 @@ class ApiServer:
         self.port = port
         self.server = uvicorn.Server(uvicorn.Config(app=app, host="127.0.0.1", port=port, lifespan="off",
                                                     log_level="warning", timeout_graceful_shutdown=2))
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> ApiServer:
-        import threading
-
         self._thread = threading.Thread(target=self.server.run, name="keel-bench-api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout

@@ -37,9 +37,9 @@ class TelemetryWriter(BatchWriter):
         self.put(("accept", suggestion_id))
 
     def write_batch(self, items: list) -> None:
-        from core.tables import CompletionEvent
+        from core.tables import CompletionEvent, table_of
 
-        table = CompletionEvent.__table__
+        table = table_of(CompletionEvent)
         rows = [value for kind, value in items if kind == "row"]
         accepted = {value for kind, value in items if kind == "accept"}
         for row in rows:
@@ -58,12 +58,12 @@ class TelemetryWriter(BatchWriter):
 
 
 def recent_events(limit: int = 200, user: str | None = None) -> list[dict]:
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from core.tables import CompletionEvent
 
     with db.session() as s:
-        query = select(CompletionEvent).order_by(CompletionEvent.id.desc()).limit(limit)
+        query = select(CompletionEvent).order_by(col(CompletionEvent.id).desc()).limit(limit)
         if user is not None:
             query = query.where(CompletionEvent.user == user)
         return [row.model_dump() for row in s.exec(query)]
