@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from core.config import ProviderSettings, Settings
 from core.llm._embedded import EmbeddedProvider, embedded_model_path
-from core.llm._types import CancelToken, LLMRequest, ProviderError, Usage
+from core.llm._types import CancelToken, LLMRequest, Provider, ProviderError, Usage
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 _logger = logging.getLogger(__name__)
 
@@ -46,23 +50,24 @@ class OpenAIProvider:
         if request.prompt is not None:
             yield from self._stream_raw(model, request, usage, cancel)
             return
-        kwargs = dict(
-            model=model,
-            messages=request.messages,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        if request.stop:
-            kwargs["stop"] = request.stop
-        if request.json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
-            }
+        from openai import omit  # an omitted argument is not sent at all
+
+        # LLMRequest keeps messages as plain role/content dicts, which is exactly what these params are
+        messages = cast("list[ChatCompletionMessageParam]", request.messages)
         try:
-            stream = self._client.chat.completions.create(**kwargs)
+            stream = self._client.chat.completions.create(
+                model=model,
+                messages=messages,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                stop=request.stop or omit,
+                response_format=omit if request.json_schema is None else {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
+                },
+            )
         except Exception as exc:
             raise self._translate(exc, cancel, "before the response started") from exc
         cancel.on_cancel(stream.close)
@@ -97,12 +102,14 @@ class OpenAIProvider:
 
     def _stream_raw(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
         """Legacy `/v1/completions` with a prompt string: what FIM models behind vLLM, llama.cpp or Ollama take."""
-        kwargs = dict(model=model, prompt=request.prompt, max_tokens=request.max_tokens,
-                      temperature=request.temperature, stream=True)
-        if request.stop:
-            kwargs["stop"] = request.stop[:4]  # the OpenAI API accepts at most four
+        from openai import omit  # an omitted argument is not sent at all
+
         try:
-            stream = self._client.completions.create(**kwargs)
+            stream = self._client.completions.create(
+                model=model, prompt=request.prompt, max_tokens=request.max_tokens,
+                temperature=request.temperature, stream=True,
+                stop=request.stop[:4] if request.stop else omit,  # the OpenAI API accepts at most four
+            )
         except Exception as exc:
             raise self._translate(exc, cancel, "before the response started") from exc
         cancel.on_cancel(stream.close)
@@ -110,16 +117,17 @@ class OpenAIProvider:
             for chunk in stream:
                 if cancel.cancelled:
                     break
-                if getattr(chunk, "usage", None) is not None:
-                    usage.tokens_in = chunk.usage.prompt_tokens or 0
-                    usage.tokens_out = chunk.usage.completion_tokens or 0
+                counts = chunk.usage  # None on most chunks (the model's field defaults to None)
+                if counts is not None:
+                    usage.tokens_in = counts.prompt_tokens or 0
+                    usage.tokens_out = counts.completion_tokens or 0
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     usage.finish_reason = choice.finish_reason
                 if choice.text:
-                    usage.tokens_out += 0 if getattr(chunk, "usage", None) else 1
+                    usage.tokens_out += 0 if counts else 1
                     yield choice.text
         except Exception as exc:
             if cancel.cancelled:
@@ -163,8 +171,8 @@ def _status_error(exc) -> ProviderError:
     )
 
 
-def build_providers(settings: Settings) -> dict:
-    providers = {}
+def build_providers(settings: Settings) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
     for name, spec in settings.providers.items():
         if spec.kind == "embedded":
             providers[name] = EmbeddedProvider(name, settings)

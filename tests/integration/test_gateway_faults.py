@@ -581,6 +581,12 @@ def test_the_gateway_sends_what_the_request_says(faulty, make_gateway):
     assert row.json_valid is True and row.tokens_in == result.tokens_in > 0
 
 
+def test_a_request_without_stops_or_schema_sends_neither(faulty, make_gateway):
+    gateway = make_gateway({"faulty": faulty.url}, {"capable": ["faulty/m1"]})
+    gateway.complete(LLMRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=5, stop=[]))
+    assert "stop" not in faulty.requests[0] and "response_format" not in faulty.requests[0]
+
+
 # -- concurrency ----------------------------------------------------------------------------------------
 
 
