@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.support._errors import AlreadyClaimed, NotAllowed
@@ -33,6 +33,7 @@ from core.support._records import (
     get_conversation,
     list_messages,
     load_row,
+    saved_id,
     set_fields,
     transcript,
 )
@@ -103,7 +104,7 @@ def improve_summary(conversation_id: int) -> bool:
     except (LLMError, Exception):
         return False
     with db.session() as s:
-        s.exec(update(SupportHandoff).where(SupportHandoff.conversation_id == conversation_id)
+        s.exec(update(SupportHandoff).where(col(SupportHandoff.conversation_id) == conversation_id)
                .values(summary=summary, summary_source="llm"))
     return True
 
@@ -129,15 +130,15 @@ def queue(*, include_claimed: bool = True) -> list[QueueItem]:
     now = time.time()
     with db.session() as s:
         rows = s.exec(select(SupportConversation, SupportHandoff)
-                      .join(SupportHandoff, SupportHandoff.conversation_id == SupportConversation.id, isouter=True)
-                      .where(SupportConversation.status.in_(statuses))).all()
+                      .join(SupportHandoff, col(SupportHandoff.conversation_id) == SupportConversation.id, isouter=True)
+                      .where(col(SupportConversation.status).in_(statuses))).all()
         last = {}
         for conv, _ in rows:
             msg = s.exec(select(SupportMessage).where(SupportMessage.conversation_id == conv.id,
                                                       SupportMessage.role == "customer")
-                         .order_by(SupportMessage.id.desc())).first()
+                         .order_by(col(SupportMessage.id).desc())).first()
             last[conv.id] = msg.text if msg else ""
-    items = [QueueItem(conversation_id=c.id, customer_sub=c.customer_sub, status=c.status,
+    items = [QueueItem(conversation_id=saved_id(c), customer_sub=c.customer_sub, status=c.status,
                        priority=c.priority or "normal", intent=c.intent, reason=h.reason if h else "",
                        summary=h.summary if h else "", assigned_to=c.assigned_to,
                        escalated_at=c.escalated_at or c.updated_at, waiting_s=now - (c.escalated_at or c.updated_at),

@@ -29,6 +29,7 @@ from core.support._records import (
     latest_bot_texts,
     load_row,
     owned_row,
+    saved_id,
     set_fields,
     take_pending,
 )
@@ -84,29 +85,30 @@ def _bot_say(conversation_id: int, text: str, meta: dict) -> Message:
 
 def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, message_id: int,
               summarize_async: bool) -> list[Message]:
+    conversation_id = saved_id(row)
     pending = json.loads(row.pending_action) if row.pending_action else None
     if pending:
         # Every message while an action waits is checked for instructions to the bot, not only the one that
         # started it: "change my plan" → injection → "yes" must not change anything.
         if looks_like_injection(text):
-            set_fields(row.id, pending_action=None)
-            return _steered(row.id, pending, summarize_async=summarize_async)
+            set_fields(conversation_id, pending_action=None)
+            return _steered(conversation_id, pending, summarize_async=summarize_async)
         if pending.get("stage") == "confirm" and _YES.match(text):
-            return confirm_action(row.id, customer)
+            return confirm_action(conversation_id, customer)
         if _NO.match(text):
-            return cancel_action(row.id, customer)
+            return cancel_action(conversation_id, customer)
         if pending.get("stage") == "need_plan" and requested_plan(text):
-            set_fields(row.id, pending_action=None)
+            set_fields(conversation_id, pending_action=None)
             return _propose(row, customer, "change_plan", {"plan": requested_plan(text)},
                             tuple(pending.get("flags") or ()), None,
                             from_message_id=pending.get("from_message_id", message_id))
-        set_fields(row.id, pending_action=None)  # the customer moved on: the proposal lapses
+        set_fields(conversation_id, pending_action=None)  # the customer moved on: the proposal lapses
     from core.support._llm import llm_triage, triage_enabled
 
     from core.support._followup import follow_up_decision, shown_entities
 
     c = classify(text)
-    decision = follow_up_decision(text, c, shown_entities(latest_bot_texts(row.id, before=message_id)))
+    decision = follow_up_decision(text, c, shown_entities(latest_bot_texts(conversation_id, before=message_id)))
     if decision is None:
         if c.uncertain and c.source == "classifier" and triage_enabled():
             c = llm_triage(text, c, user=customer.sub)
@@ -116,15 +118,15 @@ def _bot_turn(row: SupportConversation, customer: Customer, text: str, *, messag
     updates = {"route": str(decision.route), "bot_confidence": confidence}
     if row.intent is None and decision.route != SupportRoute.REPHRASE:
         updates["intent"] = decision.intent
-    set_fields(row.id, **updates)
+    set_fields(conversation_id, when_status=None, **updates)
 
     if decision.route == SupportRoute.REPHRASE:
-        set_fields(row.id, rephrase_asked=True)
+        set_fields(conversation_id, rephrase_asked=True)
         reply = NOT_ENGLISH_TEXT if "not_english" in decision.flags else REPHRASE_TEXT
-        return [_bot_say(row.id, reply, meta)]
-    set_fields(row.id, rephrase_asked=False)
+        return [_bot_say(conversation_id, reply, meta)]
+    set_fields(conversation_id, rephrase_asked=False)
     if decision.route == SupportRoute.HUMAN:
-        return escalate(row.id, decision.reason, decision=decision, summarize_async=summarize_async)
+        return escalate(conversation_id, decision.reason, decision=decision, summarize_async=summarize_async)
     if decision.route == SupportRoute.FAQ_ANSWER:
         return [_faq(row, customer, text, meta)]
     return _tool_turn(row, customer, decision, meta, message_id=message_id, summarize_async=summarize_async)
@@ -151,56 +153,62 @@ def _faq(row: SupportConversation, customer: Customer, text: str, meta: dict) ->
     from core.support._kb import search
     from core.support._llm import faq_answer
 
+    conversation_id = saved_id(row)
     answer = faq_answer(text, search(text), user=customer.sub, customer=row.account_id)
     meta = {**meta, "sources": list(answer.sources), "answer": answer.status, "model": answer.model}
     if answer.error:
         meta["llm_error"] = answer.error[:300]
     if answer.model:
-        set_fields(row.id, model=answer.model[:128])
-    return _bot_say(row.id, answer.text, meta)
+        set_fields(conversation_id, model=answer.model[:128])
+    return _bot_say(conversation_id, answer.text, meta)
 
 
 def _tool_turn(row: SupportConversation, customer: Customer, decision: RouteDecision, meta: dict, *,
                message_id: int, summarize_async: bool) -> list[Message]:
+    conversation_id = saved_id(row)
     tool, args = decision.tool, dict(decision.args)
+    if tool is None:  # plan_route and follow_up_decision always name the tool of a tool route; a person takes it
+        return escalate(conversation_id, f"the {decision.route} route named no tool", decision=decision,
+                        summarize_async=summarize_async)
     if tool in MUTATING_TOOLS:
         if tool == "change_plan" and "plan" not in args:
-            set_fields(row.id, pending_action=json.dumps({"tool": tool, "args": {}, "stage": "need_plan",
-                                                          "flags": list(decision.flags), "from_message_id": message_id,
-                                                          "expires_at": time.time() + CONFIRMATION_TTL_S}))
-            return [_bot_say(row.id, "Which plan would you like: **Basic** (free), **Plus** ($4.99), **Pro** ($9.99) "
-                                     "or **Business** ($29)?", {**meta, "awaiting": "plan"})]
+            set_fields(conversation_id, pending_action=json.dumps({
+                "tool": tool, "args": {}, "stage": "need_plan", "flags": list(decision.flags),
+                "from_message_id": message_id, "expires_at": time.time() + CONFIRMATION_TTL_S}))
+            return [_bot_say(conversation_id, "Which plan would you like: **Basic** (free), **Plus** ($4.99), "
+                                              "**Pro** ($9.99) or **Business** ($29)?", {**meta, "awaiting": "plan"})]
         return _propose(row, customer, tool, args, decision.flags, meta, from_message_id=message_id)
+    failure: ToolError | None = None
     try:
         with db.session() as s:
             try:
                 account = account_for_customer(s, customer)
-                result = run_tool(s, tool, account, args, flags=decision.flags, conversation_id=row.id)
+                result = run_tool(s, tool, account, args, flags=decision.flags, conversation_id=conversation_id)
             except ToolError as exc:
                 failure = exc  # the audit row is committed with the session; handled below
-            else:
-                failure = None
     except Exception as exc:  # the database or a bug: the customer still gets a person
-        _logger.exception("support tool %s failed in conversation %s", tool, row.id)
-        return escalate(row.id, f"tool {tool} failed: {type(exc).__name__}", decision=decision,
+        _logger.exception("support tool %s failed in conversation %s", tool, conversation_id)
+        return escalate(conversation_id, f"tool {tool} failed: {type(exc).__name__}", decision=decision,
                         summarize_async=summarize_async)
     if failure is not None:
         if failure.code == "no_account":
-            return escalate(row.id, "no customer account is linked to this sign-in", decision=decision,
+            return escalate(conversation_id, "no customer account is linked to this sign-in", decision=decision,
                             summarize_async=summarize_async)
         if failure.code == "failed":
-            return escalate(row.id, f"tool {tool} failed: {failure}", decision=decision,
+            return escalate(conversation_id, f"tool {tool} failed: {failure}", decision=decision,
                             summarize_async=summarize_async)
         if failure.code == "unverified":
-            return [_bot_say(row.id, str(failure), {**meta, "tool": tool, "tool_error": failure.code})]
-        return [_bot_say(row.id, f"{failure} Anything else I can check? You can also press **Talk to a human**.",
+            return [_bot_say(conversation_id, str(failure), {**meta, "tool": tool, "tool_error": failure.code})]
+        return [_bot_say(conversation_id,
+                         f"{failure} Anything else I can check? You can also press **Talk to a human**.",
                          {**meta, "tool": tool, "tool_error": failure.code})]
-    return [_bot_say(row.id, result.text, {**meta, "tool": tool, "data": result.data})]
+    return [_bot_say(conversation_id, result.text, {**meta, "tool": tool, "data": result.data})]
 
 
 def _propose(row: SupportConversation, customer: Customer, tool: str, args: dict, flags: tuple[str, ...],
              meta: dict | None, *, from_message_id: int) -> list[Message]:
     """Ask the customer to confirm a mutating tool call, after checking it could run at all."""
+    conversation_id = saved_id(row)
     meta = meta or {}
     try:
         clean = validate_args(tool, args)
@@ -209,26 +217,27 @@ def _propose(row: SupportConversation, customer: Customer, tool: str, args: dict
             if account is None:
                 raise ToolError("no customer account is linked to your sign-in", "no_account")
             decision = check_policy(s, tool, account, clean, confirmed=True, flags=flags)
-            question = describe_action(s, tool, account, clean)
+            question = describe_action(s, tool, account, clean) if decision.allowed else ""  # refused: no question
     except ToolError as exc:
         if exc.code == "no_account":
-            return escalate(row.id, "no customer account is linked to this sign-in")
-        return [_bot_say(row.id, f"{exc}", {**meta, "tool": tool, "tool_error": exc.code})]
+            return escalate(conversation_id, "no customer account is linked to this sign-in")
+        return [_bot_say(conversation_id, f"{exc}", {**meta, "tool": tool, "tool_error": exc.code})]
     if not decision.allowed:
-        return [_bot_say(row.id, f"I can't do that: {decision.reason}. Press **Talk to a human** if you need "
-                                 "help with it.", {**meta, "tool": tool, "tool_error": "policy"})]
-    set_fields(row.id, pending_action=json.dumps({"tool": tool, "args": clean, "stage": "confirm",
-                                                  "flags": list(flags), "from_message_id": from_message_id,
-                                                  "expires_at": time.time() + CONFIRMATION_TTL_S}))
-    return [_bot_say(row.id, f"{question} Reply **yes** to confirm or **no** to cancel.",
+        return [_bot_say(conversation_id, f"I can't do that: {decision.reason}. Press **Talk to a human** if you "
+                                          "need help with it.", {**meta, "tool": tool, "tool_error": "policy"})]
+    set_fields(conversation_id, pending_action=json.dumps({"tool": tool, "args": clean, "stage": "confirm",
+                                                           "flags": list(flags), "from_message_id": from_message_id,
+                                                           "expires_at": time.time() + CONFIRMATION_TTL_S}))
+    return [_bot_say(conversation_id, f"{question} Reply **yes** to confirm or **no** to cancel.",
                      {**meta, "tool": tool, "confirm": True, "args": clean})]
 
 
 def confirm_action(conversation_id: int, customer: Customer) -> list[Message]:
     """Run the pending mutating tool: the policy is checked again now, against the account as it is now."""
     row = owned_row(conversation_id, customer)
-    pending = json.loads(row.pending_action) if row.pending_action else None
-    if not pending or pending.get("stage") != "confirm" or not take_pending(conversation_id, row.pending_action):
+    raw = row.pending_action
+    pending = json.loads(raw) if raw else None
+    if raw is None or not pending or pending.get("stage") != "confirm" or not take_pending(conversation_id, raw):
         return [_bot_say(conversation_id, "There is nothing waiting for your confirmation.", {})]
     if time.time() > float(pending.get("expires_at", 0)):
         return [_bot_say(conversation_id, "That proposal expired; please ask again.", {"tool": pending["tool"]})]

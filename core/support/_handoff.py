@@ -45,7 +45,7 @@ def format_transcript(lines: list[TranscriptLine], max_chars_per_message: int = 
 
 
 def entities_for(lines: list[TranscriptLine], account_id: str | None) -> dict[str, list[str]]:
-    found = {"accounts": [], "orders": [], "invoices": []}
+    found: dict[str, list[str]] = {"accounts": [], "orders": [], "invoices": []}
     for line in lines:
         if line.role != "customer":
             continue

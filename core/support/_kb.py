@@ -79,13 +79,21 @@ def get_index() -> _Index:
     digest = _kb_digest(articles)
     with _lock:
         if _index is None or _index.digest != digest:
-            owners, paragraphs, questions, texts = [], [], [], []
+            # One entry per paragraph or question: its article, the text shown, is it a question, the text embedded.
+            owners: list[int] = []
+            paragraphs: list[str] = []
+            questions: list[bool] = []
+            texts: list[str] = []
             for i, article in enumerate(articles):
                 for para in _paragraphs(article):
-                    owners.append(i), paragraphs.append(para), questions.append(False)
+                    owners.append(i)
+                    paragraphs.append(para)
+                    questions.append(False)
                     texts.append(f"{article.title}. {para}")
                 for question in article.questions:
-                    owners.append(i), paragraphs.append(question), questions.append(True)
+                    owners.append(i)
+                    paragraphs.append(question)
+                    questions.append(True)
                     texts.append(question)
             vectors = _cached_vectors(digest, texts)
             _index = _Index(digest, vectors, tuple(owners), tuple(paragraphs), tuple(questions), articles)

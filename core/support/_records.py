@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.support._errors import ConversationNotFound, EmptyMessage, MessageTooLong
@@ -101,10 +101,18 @@ def clean_text(text, *, limit: int = MAX_MESSAGE_CHARS, what: str = "message") -
     return text
 
 
+def saved_id(row: SupportConversation | SupportMessage) -> int:
+    """The id of a row read from or flushed to the database; a row never flushed has none, and reading it back
+    as a Conversation or Message would hand out an id of None."""
+    if row.id is None:
+        raise ValueError(f"this {type(row).__name__} has not been saved yet, so it has no id: flush it first")
+    return row.id
+
+
 def to_conversation(row: SupportConversation, csat: SupportCsat | None = None) -> Conversation:
     pending = json.loads(row.pending_action) if row.pending_action else None
     return Conversation(
-        id=row.id, customer_sub=row.customer_sub, account_id=row.account_id, status=row.status, intent=row.intent,
+        id=saved_id(row), customer_sub=row.customer_sub, account_id=row.account_id, status=row.status, intent=row.intent,
         route=SupportRoute(row.route) if row.route else None, handled_by=row.handled_by, model=row.model,
         bot_confidence=row.bot_confidence, priority=row.priority, assigned_to=row.assigned_to,
         created_at=row.created_at, updated_at=row.updated_at, escalated_at=row.escalated_at,
@@ -113,7 +121,7 @@ def to_conversation(row: SupportConversation, csat: SupportCsat | None = None) -
 
 
 def to_message(row: SupportMessage) -> Message:
-    return Message(id=row.id, conversation_id=row.conversation_id, role=row.role, author=row.author, text=row.text,
+    return Message(id=saved_id(row), conversation_id=row.conversation_id, role=row.role, author=row.author, text=row.text,
                    created_at=row.created_at, meta=json.loads(row.meta) if row.meta else {})
 
 
@@ -124,7 +132,7 @@ def append_message(conversation_id: int, role: str, author: str, text: str, meta
         row = SupportMessage(conversation_id=conversation_id, role=role, author=author[:255], text=text,
                              meta=json.dumps(meta, default=str) if meta else None, created_at=now)
         s.add(row)
-        s.exec(update(SupportConversation).where(SupportConversation.id == conversation_id)
+        s.exec(update(SupportConversation).where(col(SupportConversation.id) == conversation_id)
                .values(updated_at=now))
         s.flush()
         return to_message(row)
@@ -145,13 +153,13 @@ def owned_row(conversation_id: int, customer: Customer) -> SupportConversation:
     return row
 
 
-def set_fields(conversation_id: int, *, when_status: tuple[str, ...] | None = None, **values) -> bool:
+def set_fields(conversation_id: int, *, when_status: tuple[str, ...] | None = None, **values: object) -> bool:
     """A conditional UPDATE of the conversation row; True if it changed."""
     values.setdefault("updated_at", time.time())
     with db.session() as s:
-        stmt = update(SupportConversation).where(SupportConversation.id == conversation_id)
+        stmt = update(SupportConversation).where(col(SupportConversation.id) == conversation_id)
         if when_status:
-            stmt = stmt.where(SupportConversation.status.in_(when_status))
+            stmt = stmt.where(col(SupportConversation.status).in_(when_status))
         return s.exec(stmt.values(**values)).rowcount == 1
 
 
@@ -160,7 +168,7 @@ def open_conversation(customer: Customer) -> Conversation:
     with db.session() as s:
         row = s.exec(select(SupportConversation).where(SupportConversation.customer_sub == customer.sub,
                                                        SupportConversation.status != "resolved")
-                     .order_by(SupportConversation.id.desc())).first()
+                     .order_by(col(SupportConversation.id).desc())).first()
         if row is not None:
             return to_conversation(row)
     return new_conversation(customer)
@@ -180,8 +188,8 @@ def new_conversation(customer: Customer) -> Conversation:
 def latest_conversation(customer: Customer) -> Conversation | None:
     with db.session() as s:
         row = s.exec(select(SupportConversation).where(SupportConversation.customer_sub == customer.sub)
-                     .order_by(SupportConversation.id.desc())).first()
-    return get_conversation(row.id) if row else None
+                     .order_by(col(SupportConversation.id).desc())).first()
+    return get_conversation(saved_id(row)) if row else None
 
 
 def get_conversation(conversation_id: int) -> Conversation:
@@ -201,10 +209,10 @@ def list_messages(conversation_id: int, *, after_id: int = 0, include_notes: boo
     """Messages in the order they were written (by id); internal notes only when asked for."""
     with db.session() as s:
         stmt = select(SupportMessage).where(SupportMessage.conversation_id == conversation_id,
-                                            SupportMessage.id > after_id)
+                                            col(SupportMessage.id) > after_id)
         if not include_notes:
             stmt = stmt.where(SupportMessage.role != "note")
-        return [to_message(r) for r in s.exec(stmt.order_by(SupportMessage.id)).all()]
+        return [to_message(r) for r in s.exec(stmt.order_by(col(SupportMessage.id))).all()]
 
 
 def get_handoff(conversation_id: int) -> Handoff | None:
@@ -227,16 +235,16 @@ def latest_bot_texts(conversation_id: int, *, before: int, limit: int = 2) -> li
     with db.session() as s:
         return list(s.exec(select(SupportMessage.text).where(SupportMessage.conversation_id == conversation_id,
                                                              SupportMessage.role == "bot",
-                                                             SupportMessage.id < before)
-                           .order_by(SupportMessage.id.desc()).limit(limit)).all())
+                                                             col(SupportMessage.id) < before)
+                           .order_by(col(SupportMessage.id).desc()).limit(limit)).all())
 
 
 def take_pending(conversation_id: int, raw: str) -> bool:
     """Clear exactly this proposal, atomically: of two concurrent confirmations only one gets True."""
     with db.session() as s:
         stmt = (update(SupportConversation)
-                .where(SupportConversation.id == conversation_id, SupportConversation.status == "bot",
-                       SupportConversation.pending_action == raw)
+                .where(col(SupportConversation.id) == conversation_id, col(SupportConversation.status) == "bot",
+                       col(SupportConversation.pending_action) == raw)
                 .values(pending_action=None, updated_at=time.time()))
         return s.exec(stmt).rowcount == 1
 
@@ -246,5 +254,5 @@ def customer_texts_since(conversation_id: int, from_message_id: int | None) -> l
     with db.session() as s:
         return list(s.exec(select(SupportMessage.text).where(SupportMessage.conversation_id == conversation_id,
                                                              SupportMessage.role == "customer",
-                                                             SupportMessage.id >= int(from_message_id or 0))
-                           .order_by(SupportMessage.id)).all())
+                                                             col(SupportMessage.id) >= int(from_message_id or 0))
+                           .order_by(col(SupportMessage.id))).all())

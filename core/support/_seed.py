@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 import time
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
+from core.support._records import saved_id
 from core.support._router import SupportRoute
 from core.tables import (
     SupportAccount,
@@ -138,7 +139,8 @@ def _history_model(model: str) -> str:
 
 def _seed_history(now: float) -> int:
     with db.session() as s:
-        if s.exec(select(SupportConversation).where(SupportConversation.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%"))).first():
+        seeded = col(SupportConversation.customer_sub).like(f"{DEMO_HISTORY_PREFIX}%")
+        if s.exec(select(SupportConversation).where(seeded)).first():
             return 0
         for n, (intent, text, handled_by, model, score) in enumerate(_HISTORY):
             started = now - (len(_HISTORY) - n) * 1.3 * DAY
@@ -154,14 +156,15 @@ def _seed_history(now: float) -> int:
                 resolved_at=started + 600)
             s.add(conv)
             s.flush()
-            s.add(SupportMessage(conversation_id=conv.id, role="customer", author=conv.customer_sub, text=text,
+            conversation_id = saved_id(conv)
+            s.add(SupportMessage(conversation_id=conversation_id, role="customer", author=conv.customer_sub, text=text,
                                  created_at=started))
-            s.add(SupportMessage(conversation_id=conv.id, role="agent" if escalated else "bot",
+            s.add(SupportMessage(conversation_id=conversation_id, role="agent" if escalated else "bot",
                                  author="sam.support@keel.dev" if escalated else "halden-bot",
                                  text="Thanks, that is sorted now." if escalated else "Here is what our help "
                                  "centre says.", created_at=started + 60))
             if score is not None:
                 comments = _LOW_COMMENTS if score < 3 else _HIGH_COMMENTS
-                s.add(SupportCsat(conversation_id=conv.id, score=score, created_at=started + 700,
+                s.add(SupportCsat(conversation_id=conversation_id, score=score, created_at=started + 700,
                                   comment=comments[n % len(comments)]))
         return len(_HISTORY)

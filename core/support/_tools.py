@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.errors import KeelError
 from core.support._router import MUTATING_TOOLS, PLAN_IDS
@@ -153,8 +153,17 @@ def _invoice_line(i: SupportInvoice) -> str:
     return line + f", due {_date(i.due_at)}"
 
 
+def _plan(s: Session, plan_id: str) -> SupportPlan:
+    """A plan the account or a checked change names; one missing from the plan table is a data fault the
+    customer cannot fix (code "failed": a person takes it), not an AttributeError on None."""
+    plan = s.get(SupportPlan, plan_id)
+    if plan is None:
+        raise ToolError(f"the plan {plan_id!r} is not in the plan table")
+    return plan
+
+
 def _lookup_account(s: Session, account: SupportAccount, args: dict) -> ToolResult:
-    plan = s.get(SupportPlan, account.plan_id)
+    plan = _plan(s, account.plan_id)
     text = (f"Account **{account.id}** ({account.email}): **{plan.name}** plan (${plan.monthly_usd:.2f}/month), "
             f"status **{account.status}**, email {'verified' if account.email_verified else '**not verified**'}, "
             f"customer since {_date(account.created_at)}.")
@@ -170,7 +179,7 @@ def _order_status(s: Session, account: SupportAccount, args: dict) -> ToolResult
                             f"(it looks like ORD-50012).", "not_found")
         return ToolResult("order_status", _order_line(order), {"orders": [order.id]})
     orders = s.exec(select(SupportOrder).where(SupportOrder.account_id == account.id)
-                    .order_by(SupportOrder.created_at.desc()).limit(3)).all()
+                    .order_by(col(SupportOrder.created_at).desc()).limit(3)).all()
     if not orders:
         return ToolResult("order_status", "There are no orders on your account.", {"orders": []})
     lines = "\n".join(f"- {_order_line(o)}" for o in orders)
@@ -179,7 +188,7 @@ def _order_status(s: Session, account: SupportAccount, args: dict) -> ToolResult
 
 def _list_invoices(s: Session, account: SupportAccount, args: dict) -> ToolResult:
     invoices = s.exec(select(SupportInvoice).where(SupportInvoice.account_id == account.id)
-                      .order_by(SupportInvoice.issued_at.desc()).limit(5)).all()
+                      .order_by(col(SupportInvoice.issued_at).desc()).limit(5)).all()
     if not invoices:
         return ToolResult("list_invoices", "There are no invoices on your account yet.", {"invoices": []})
     unpaid = [i for i in invoices if i.status != "paid"]
@@ -205,8 +214,7 @@ def _resend_verification(s: Session, account: SupportAccount, args: dict) -> Too
 
 
 def _change_plan(s: Session, account: SupportAccount, args: dict) -> ToolResult:
-    old = s.get(SupportPlan, account.plan_id)
-    new = s.get(SupportPlan, args["plan"])
+    old, new = _plan(s, account.plan_id), _plan(s, args["plan"])
     account.plan_id = new.id
     s.add(account)
     direction = "upgraded" if new.monthly_usd > old.monthly_usd else "moved"
@@ -221,7 +229,7 @@ _TOOLS = {"lookup_account": _lookup_account, "order_status": _order_status, "lis
 def describe_action(s: Session, tool: str, account: SupportAccount, args: dict) -> str:
     """The question the bot asks before a mutating tool runs."""
     if tool == "change_plan":
-        old, new = s.get(SupportPlan, account.plan_id), s.get(SupportPlan, args["plan"])
+        old, new = _plan(s, account.plan_id), _plan(s, args["plan"])
         return (f"Change your plan from **{old.name}** (${old.monthly_usd:.2f}/month) to **{new.name}** "
                 f"(${new.monthly_usd:.2f}/month), starting now?")
     if tool == "resend_verification":
@@ -229,7 +237,7 @@ def describe_action(s: Session, tool: str, account: SupportAccount, args: dict) 
     return f"Run {tool}?"
 
 
-def run_tool(s: Session, tool: str, account: SupportAccount, args: dict, *, confirmed: bool = False,
+def run_tool(s: Session, tool: str, account: SupportAccount | None, args: dict, *, confirmed: bool = False,
              flags: tuple[str, ...] = (), conversation_id: int | None = None) -> ToolResult:
     """Validate, check policy, run, and audit one tool call inside the caller's transaction."""
     audit = SupportToolRun(conversation_id=conversation_id, account_id=account.id if account else None, tool=tool,

@@ -216,6 +216,19 @@ def test_change_plan_asks_which_then_confirms_then_runs_once(llm):
     assert [r[0] for r in runs] == ["ok"]
 
 
+def test_a_change_to_a_plan_missing_from_the_plan_table_is_refused_not_a_crash(llm):
+    """The policy's refusal reaches the customer; the confirmation question is not built for a refused change
+    (it read the missing plan's name off None: AttributeError, the bot turn crashed)."""
+    with db.session() as s:
+        s.exec(text("UPDATE support_account SET plan_id = 'pro' WHERE plan_id = 'business'"))
+        s.exec(text("DELETE FROM support_plan WHERE id = 'business'"))
+    conv = open_conversation(HANA)
+    send_message(conv.id, HANA, "I want to change my subscription tier")
+    [refused] = send_message(conv.id, HANA, "Business please")
+    assert refused.meta["tool_error"] == "policy" and "there is no business plan" in refused.text
+    assert get_conversation(conv.id).pending_action is None
+
+
 def test_typed_yes_confirms_and_no_cancels(llm):
     conv = open_conversation(MILO)
     send_message(conv.id, MILO, "Can you resend my verification email?")

@@ -49,3 +49,15 @@ def test_core_support_keeps_its_public_names():
         assert name in support.__all__, name
         assert callable(getattr(support, name)), name
     assert "MAX_MESSAGE_CHARS" in support.__all__ and support.MAX_MESSAGE_CHARS == 50_000
+
+
+def test_an_unsaved_row_is_refused_a_clear_error_instead_of_an_id_of_none():
+    from core.support._records import saved_id, to_conversation, to_message
+    from core.tables import SupportConversation, SupportMessage
+
+    with pytest.raises(ValueError, match="has not been saved yet"):
+        to_conversation(SupportConversation(customer_sub="x"))
+    with pytest.raises(ValueError, match="SupportMessage has not been saved yet"):
+        to_message(SupportMessage(conversation_id=1, role="bot", author="b", text="t"))
+    assert saved_id(SupportConversation(id=7, customer_sub="x")) == 7
+    assert to_conversation(SupportConversation(id=7, customer_sub="x")).id == 7
