@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from core.config import EMBEDDED_MODEL, Settings
@@ -84,6 +84,7 @@ class _Worker:
 
     def __init__(self, settings: Settings, log_path: Path):
         self.settings = settings
+        self._crash_recorded = False  # set once by EmbeddedProvider._record_crash, so a crash counts once
         parent, child = socket.socketpair()
         from multiprocessing.connection import Connection
 
@@ -343,7 +344,7 @@ class EmbeddedProvider:
 
     def _record_crash(self, worker: _Worker, reason: str, starting: bool = False) -> None:
         with self._crash_lock:
-            if getattr(worker, "_crash_recorded", False):
+            if worker._crash_recorded:
                 return
             worker._crash_recorded = True
             self._crashes.append(time.monotonic())
@@ -393,7 +394,8 @@ class EmbeddedProvider:
             self._worker.kv_stats = stats
         return stats
 
-    def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
+    def stream(self, model: str, request: LLMRequest, usage: Usage,
+               cancel: CancelToken) -> Generator[str, None, None]:
         if model != EMBEDDED_MODEL:
             raise ProviderError(f"the embedded provider serves only {EMBEDDED_MODEL}, not {model!r}")
         deadline = time.monotonic() + self._settings.request_timeout_s
@@ -413,7 +415,8 @@ class EmbeddedProvider:
             self.busy_threads -= 1
             self._run_lock.release()
 
-    def _stream_on(self, worker: _Worker, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
+    def _stream_on(self, worker: _Worker, request: LLMRequest, usage: Usage,
+                   cancel: CancelToken) -> Generator[str, None, None]:
         rid = next(self._ids)
         box = worker.inbox(rid)
         payload = {"messages": request.messages, "prompt": request.prompt, "max_tokens": request.max_tokens,

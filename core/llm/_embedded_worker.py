@@ -24,8 +24,29 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, TypedDict, cast
+
+if TYPE_CHECKING:  # for annotations only: the worker imports llama_cpp lazily, and nothing from Keel
+    from llama_cpp.llama_types import ChatCompletionStreamResponseDelta, CreateChatCompletionStreamResponse
 
 EVAL_CHUNK = 32  # prompt tokens per llama.cpp decode: ~0.1 s on 2 cores, the longest a cancel waits
+
+
+class Usage(TypedDict):
+    """What a request used, sent back in ("done", id, usage, kv_stats)."""
+
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str | None
+
+
+class _ServeState(TypedDict):
+    """Shared by the reader thread and the run loop (under their lock): request ids are the supervisor's."""
+
+    current: int | None
+    queued: set[int]
+    cancelled: set[int]
 
 
 class RequestRejected(Exception):
@@ -168,11 +189,11 @@ class EmbeddedEngine:
     def n_ctx(self) -> int:
         return self.llama.n_ctx()
 
-    def run(self, request: dict, cancelled, on_start=None):
+    def run(self, request: dict, cancelled, on_start=None) -> Generator[str, None, Usage]:
         """Yield text deltas for a chat (`messages`) or raw (`prompt`) request; returns the usage dict.
 
         `cancelled()` is checked between tokens; `on_start(tokens_in)` is called once the prompt is counted."""
-        usage = {"tokens_in": 0, "tokens_out": 0, "finish_reason": None}
+        usage: Usage = {"tokens_in": 0, "tokens_out": 0, "finish_reason": None}
         if request.get("prompt") is not None:
             yield from self._run_raw(request, usage, cancelled, on_start)
             return usage
@@ -188,11 +209,15 @@ class EmbeddedEngine:
         if on_start:
             on_start(usage["tokens_in"])
         try:
-            for chunk in llama.create_chat_completion(**kwargs):
+            # stream=True: llama_cpp returns the chunk iterator (its return type also allows the whole response)
+            chunks = cast("Iterator[CreateChatCompletionStreamResponse]", llama.create_chat_completion(**kwargs))
+            for chunk in chunks:
                 if cancelled():
                     break
                 choice = chunk["choices"][0]
-                piece = choice.get("delta", {}).get("content") or ""
+                # the empty delta type has no keys at all, so reading it as a delta gives content None, as it should
+                delta = cast("ChatCompletionStreamResponseDelta", choice.get("delta", {}))
+                piece = delta.get("content") or ""
                 if choice.get("finish_reason"):
                     usage["finish_reason"] = choice["finish_reason"]
                 if piece:
@@ -202,7 +227,7 @@ class EmbeddedEngine:
             raise RequestRejected(f"embedded model rejected the request: {exc}") from exc
         return usage
 
-    def _run_raw(self, request: dict, usage: dict, cancelled, on_start):
+    def _run_raw(self, request: dict, usage: Usage, cancelled, on_start) -> Generator[str, None, None]:
         """A raw text completion that reuses the KV cache: the longest common token prefix with what the context
         holds, or with the state saved for `cache_key` (one per edited file). The prompt is evaluated in small
         chunks and generation checks `cancelled` between tokens, so a stale request frees the model fast."""
@@ -262,14 +287,14 @@ class EmbeddedEngine:
             generator.close()
 
 
-def run_collect(engine: EmbeddedEngine, request: dict, cancelled, on_start=None, on_delta=None) -> dict:
+def run_collect(engine: EmbeddedEngine, request: dict, cancelled, on_start=None, on_delta=None) -> Usage:
     """Drive `engine.run` to its end, handing each delta to `on_delta`; return the usage dict."""
     gen = engine.run(request, cancelled, on_start)
     while True:
         try:
             piece = next(gen)
         except StopIteration as stop:
-            return stop.value or {"tokens_in": 0, "tokens_out": 0, "finish_reason": None}
+            return stop.value or Usage(tokens_in=0, tokens_out=0, finish_reason=None)
         if on_delta:
             on_delta(piece)
 
@@ -300,7 +325,7 @@ def _serve(conn) -> None:
                     "system_info": engine.system_info(), "n_ctx": engine.n_ctx(), "model_path": config["model_path"]}))
 
     jobs: queue.Queue = queue.Queue()
-    state = {"current": None, "queued": set(), "cancelled": set()}
+    state: _ServeState = {"current": None, "queued": set(), "cancelled": set()}
     lock = threading.Lock()
 
     def reader() -> None:

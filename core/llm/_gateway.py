@@ -6,7 +6,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import jsonschema
 
@@ -131,10 +131,7 @@ class Gateway:
         return LLMStream(self, request, cancel or CancelToken())
 
     def complete(self, request: LLMRequest, cancel: CancelToken | None = None) -> Completion:
-        stream = self.stream(request, cancel)
-        for _ in stream:
-            pass
-        return stream.result
+        return self.stream(request, cancel)._finish()
 
     def cost(self, provider: str, model: str, tokens_in: int, tokens_out: int) -> float:
         """What these tokens cost at the price table the request log uses, so callers' figures match the log's."""
@@ -193,7 +190,8 @@ class Gateway:
         if not 1 <= request.max_tokens <= 8192:
             raise LLMError("max_tokens must be between 1 and 8192")
 
-    def _run(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream") -> Iterator[Chunk]:
+    def _run(self, request: LLMRequest, cancel: CancelToken,
+             holder: "LLMStream") -> Generator[Chunk, None, None]:
         """Check budgets (holding this call's worst-case cost while it runs), then try the targets in order."""
         targets = self.targets(request)
         try:
@@ -217,7 +215,7 @@ class Gateway:
         return max(costs or [0.0])
 
     def _attempts(self, request: LLMRequest, cancel: CancelToken, holder: "LLMStream",
-                  targets: list[str]) -> Iterator[Chunk]:
+                  targets: list[str]) -> Generator[Chunk, None, None]:
         request_id = holder.request_id
         errors: list[str] = []
         attempt = 0
@@ -226,10 +224,10 @@ class Gateway:
         for index, target in enumerate(targets):
             provider_name, _, model = target.partition("/")
             provider = self.providers.get(provider_name)
-            breaker = self.breakers.get(provider_name)
             if provider is None:
                 errors.append(f"{target}: provider {provider_name!r} is not configured")
                 continue
+            breaker = self.breakers[provider_name]  # one per configured provider, made with the gateway
             if not breaker.allow():
                 message = f"{target}: circuit open after {breaker.failures} failures; skipped"
                 errors.append(message)
@@ -376,9 +374,15 @@ class LLMStream:
         self._gen.close()
 
     def text(self) -> str:
+        return self._finish().text
+
+    def _finish(self) -> Completion:
+        """Run to the end and return the result; a stream closed before it finished has none (LLMCancelled)."""
         for _ in self._gen:
             pass
-        return self.result.text
+        if self.result is None:  # closed early: the generator is spent without an answer
+            raise LLMCancelled(self.request_id)
+        return self.result
 
 
 class _InvalidJSON(Exception):

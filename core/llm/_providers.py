@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, cast
 
 from core.config import ProviderSettings, Settings
@@ -46,7 +46,8 @@ class OpenAIProvider:
     def models(self) -> list[str]:
         return []
 
-    def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
+    def stream(self, model: str, request: LLMRequest, usage: Usage,
+               cancel: CancelToken) -> Generator[str, None, None]:
         if request.prompt is not None:
             yield from self._stream_raw(model, request, usage, cancel)
             return
@@ -100,7 +101,8 @@ class OpenAIProvider:
         if usage.tokens_out == 0:
             usage.tokens_out = counted
 
-    def _stream_raw(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]:
+    def _stream_raw(self, model: str, request: LLMRequest, usage: Usage,
+                    cancel: CancelToken) -> Generator[str, None, None]:
         """Legacy `/v1/completions` with a prompt string: what FIM models behind vLLM, llama.cpp or Ollama take."""
         from openai import omit  # an omitted argument is not sent at all
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -184,4 +184,6 @@ class Provider(Protocol):
 
     def models(self) -> list[str]: ...
 
-    def stream(self, model: str, request: LLMRequest, usage: Usage, cancel: CancelToken) -> Iterator[str]: ...
+    def stream(self, model: str, request: LLMRequest, usage: Usage,
+               cancel: CancelToken) -> Generator[str, None, None]:
+        """A generator, so the gateway can close it when an attempt ends early."""

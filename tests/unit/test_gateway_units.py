@@ -12,6 +12,7 @@ from core.llm import (
     MAX_INPUT_CHARS,
     CircuitBreaker,
     Gateway,
+    LLMCancelled,
     LLMError,
     LLMRequest,
     bucket_latency_ms,
@@ -265,3 +266,11 @@ def test_a_valid_request_is_logged_once_with_its_fields(gateway):
     assert (entry.prompt_id, entry.prompt_version, entry.provider, entry.model) == ("p", "v1", "fake", "m")
     assert (entry.tokens_in, entry.tokens_out, entry.status, entry.error) == (3, 1, "ok", None)
     assert entry.input_text == "[system] s\n\n[user] hi"
+
+
+def test_text_of_a_stream_closed_before_it_finished_is_a_cancellation(gateway):
+    stream = gateway.stream(LLMRequest(messages=[user("hi")]))
+    stream.close()
+    with pytest.raises(LLMCancelled):
+        stream.text()  # it used to fail with "'NoneType' object has no attribute 'text'"
+    assert gateway.stream(LLMRequest(messages=[user("hi")])).text() == "fine"
