@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import db
 from core.config import REPO_ROOT
@@ -156,7 +156,7 @@ def create_api_key(workspace_id: str, name: str) -> tuple[str, ApiKey]:
 
 def list_api_keys(workspace_id: str | None = None) -> list[ApiKey]:
     with db.session() as s:
-        query = select(ApiKey).order_by(ApiKey.created_at.desc())
+        query = select(ApiKey).order_by(col(ApiKey.created_at).desc())
         if workspace_id:
             query = query.where(ApiKey.workspace_id == workspace_id)
         return list(s.exec(query).all())
@@ -192,11 +192,13 @@ def principal_from_api_key(key: str | None) -> Principal:
         if not record.last_used_at or time.time() - record.last_used_at > 60:
             record.last_used_at = time.time()
             s.add(record)
-        workspace = record.workspace_id
+        workspace, key_id = record.workspace_id, record.id
+    if key_id is None:  # a row read from SQL always has its primary key
+        raise AuthError("this API key has no id")
     # The identity is the key's database id: its displayed prefix is 4 random characters, shared by other keys
     # (in other workspaces) often enough that sessions, logs and bills keyed on it would mix callers.
     return Principal(
-        sub=api_key_subject(record.id), name=f"API key {record.name}", workspace=workspace,
+        sub=api_key_subject(key_id), name=f"API key {record.name}", workspace=workspace,
         groups=frozenset({ALL_STAFF}), roles=frozenset({"api"}),
     )
 
@@ -234,7 +236,7 @@ def end_session(claims) -> str:
     key, now = session_key(claims), time.time()
     try:
         with db.session() as s:
-            s.exec(delete(RevokedSession).where(RevokedSession.expires_at < now))
+            s.exec(delete(RevokedSession).where(col(RevokedSession.expires_at) < now))
             if s.get(RevokedSession, key) is None:
                 s.add(RevokedSession(key=key, sub=str(dict(claims or {}).get("sub") or "")[:255], revoked_at=now,
                                      expires_at=now + SESSION_COOKIE_MAX_AGE_S))

@@ -71,10 +71,11 @@ def clear() -> dict:
         WorkspaceDocument,
         WorkspaceMember,
         WorkspaceUsage,
+        table_of,
     )
 
     low, high = demo_id_bounds()
-    log = RequestLog.__table__
+    log = table_of(RequestLog)
     removed = {"request_log": 0, "review_item": 0, "support_conversations": 0, "workspaces": 0}
     engine = db.get_engine()
     while True:  # in batches, each its own transaction, so a million demo rows never sit in memory at once
@@ -86,19 +87,20 @@ def clear() -> dict:
             unrecord(conn, rows)
             conn.execute(delete(log).where(log.c.id.in_([r["id"] for r in rows])))
             removed["request_log"] += len(rows)
-    review = ReviewItem.__table__
+    review = table_of(ReviewItem)
     with engine.begin() as conn:
         removed["review_item"] = conn.execute(
             delete(review).where(review.c.request_id >= low, review.c.request_id < high)).rowcount
-        conv = SupportConversation.__table__
+        conv = table_of(SupportConversation)
         ids = [r[0] for r in conn.execute(select(conv.c.id).where(conv.c.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%")))]
         if ids:
             for table in (SupportCsat, SupportMessage, SupportHandoff, SupportToolRun):
-                conn.execute(delete(table.__table__).where(table.__table__.c.conversation_id.in_(ids)))
+                child = table_of(table)
+                conn.execute(delete(child).where(child.c.conversation_id.in_(ids)))
             conn.execute(delete(conv).where(conv.c.id.in_(ids)))
         removed["support_conversations"] = len(ids)
-        ws = Workspace.__table__
-        used = [~ws.c.id.in_(select(t.__table__.c.workspace_id))  # a workspace someone used is no longer demo
+        ws = table_of(Workspace)
+        used = [~ws.c.id.in_(select(table_of(t).c.workspace_id))  # a workspace someone used is no longer demo
                 for t in (WorkspaceMember, WorkspaceDocument, ApiKey, WorkspaceUsage, WorkspaceCredit)]
         synthetic = conn.execute(select(ws.c.id).where(
             ws.c.id.like("cust-%"), ws.c.name.like("Synthetic customer %"), *used)).scalars().all()
@@ -116,14 +118,14 @@ def demo_counts() -> dict:
     from core import db
     from core.observe._synthetic import demo_id_bounds
     from core.support._seed import DEMO_HISTORY_PREFIX
-    from core.tables import RequestLog, ReviewItem, SupportConversation
+    from core.tables import RequestLog, ReviewItem, SupportConversation, table_of
 
     low, high = demo_id_bounds()
     with db.get_engine().connect() as conn:
         def count(column, *where) -> int:
             return int(conn.execute(select(func.count()).select_from(column.table).where(*where)).scalar() or 0)
 
-        log, review, conv = RequestLog.__table__, ReviewItem.__table__, SupportConversation.__table__
+        log, review, conv = table_of(RequestLog), table_of(ReviewItem), table_of(SupportConversation)
         return {"request_log": count(log.c.id, log.c.request_id >= low, log.c.request_id < high),
                 "review_item": count(review.c.request_id, review.c.request_id >= low, review.c.request_id < high),
                 "support_conversations": count(conv.c.id, conv.c.customer_sub.like(f"{DEMO_HISTORY_PREFIX}%"))}

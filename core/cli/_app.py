@@ -52,6 +52,8 @@ def cmd_llm_chat(args) -> int:
         return 1
     finally:
         gateway.flush()
+    if result is None:  # _echo_stream read the stream to its end, and a finished stream always sets it
+        raise RuntimeError(f"the completion stream {stream.request_id} ended without a result")
     if args.json:
         print(json.dumps({"text": result.text, "request_id": result.request_id, "provider": result.provider,
                           "model": result.model, "status": result.status, "tokens_in": result.tokens_in,
@@ -102,15 +104,17 @@ def cmd_users(args) -> int:
     from core.auth import principal_from_claims
     from core.idp import DEV_USERS
 
-    users = []
+    users, lines = [], []
     for u in DEV_USERS:
         principal = principal_from_claims({"sub": u.sub, **u.claims})
-        users.append({"sub": u.sub, "name": u.name, "title": u.title, "groups": sorted(principal.groups),
-                      "clearance": u.clearance, "roles": sorted(principal.roles)})
+        groups, roles = sorted(principal.groups), sorted(principal.roles)
+        users.append({"sub": u.sub, "name": u.name, "title": u.title, "groups": groups, "clearance": u.clearance,
+                      "roles": roles})
+        lines.append(f"{u.sub:<26} {u.name:<12} clearance {u.clearance}  groups {','.join(groups)}  "
+                     f"roles {','.join(roles)}")
     if args.json:
         print(json.dumps(users))
     else:
-        for u in users:
-            print(f"{u['sub']:<26} {u['name']:<12} clearance {u['clearance']}  groups {','.join(u['groups'])}  "
-                  f"roles {','.join(u['roles'])}")
+        for line in lines:
+            print(line)
     return 0

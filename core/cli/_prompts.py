@@ -15,7 +15,7 @@ def cmd_prompts_lint(args) -> int:
     paths = [Path(p) for p in args.paths] or [PROMPTS_DIR]
     if args.update_lock:
         files = collect(paths)  # a missing path fails here, before anything is written
-        roots = {lock_root_for(f) for f in files} - {None}
+        roots = {root for f in files if (root := lock_root_for(f)) is not None}
         roots |= {p.resolve() for p in paths if p.is_dir() and lock_root_for(p / LOCK_NAME) is None}
         for root in sorted(roots):
             print(f"wrote {update_lock(root)}", file=sys.stderr)

@@ -98,6 +98,8 @@ def cmd_search_ask(args) -> int:
     finally:
         get_gateway().flush()
     answer = run.answer
+    if answer is None:  # the loop above read the whole run, and a finished run always sets its answer
+        raise RuntimeError("the search answer stream ended without an answer")
     if args.json:
         print(json.dumps(answer.as_dict()))
     else:

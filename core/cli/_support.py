@@ -27,11 +27,11 @@ def _classify_lines(lines: list, numbered: bool) -> list[dict]:
     from core.support import classify_many
 
     checked = [_check_line(raw) for raw in lines]
-    good = [i for i, (text, _) in enumerate(checked) if text is not None]
+    good = [(i, text) for i, (text, _) in enumerate(checked) if text is not None]
     found = {}
     for start in range(0, len(good), 256):  # batches keep memory flat on big files
         batch = good[start:start + 256]
-        for i, c in zip(batch, classify_many([checked[i][0] for i in batch])):
+        for (i, _), c in zip(batch, classify_many([text for _, text in batch])):
             found[i] = c
     results = []
     for i, (_, error) in enumerate(checked):
@@ -102,20 +102,20 @@ def cmd_support_eval_report(args) -> int:
     external = load_external()
     if external:
         reports["external"] = evaluate(rows=external, name="external")
+    h = {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples}
+    t = {"confidence": chosen[0], "gap": chosen[1],
+         "dev_wrong_flagged": round(flag_rates(conf, gap, right, *chosen)[0], 4),
+         "dev_right_flagged": round(flag_rates(conf, gap, right, *chosen)[1], 4)}
     out = {
-        "head": {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples},
-        "dev_chosen_thresholds": {"confidence": chosen[0], "gap": chosen[1],
-                                  "dev_wrong_flagged": round(flag_rates(conf, gap, right, *chosen)[0], 4),
-                                  "dev_right_flagged": round(flag_rates(conf, gap, right, *chosen)[1], 4)},
+        "head": h,
+        "dev_chosen_thresholds": t,
         "external_file": str(EXTERNAL_FILE) if external else None,
         **{name: report.as_dict() for name, report in reports.items()},
     }
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
-    h = out["head"]
     print(f"head: {h['version']}, temperature {h['temperature']}, {h['train_examples']} training examples")
-    t = out["dev_chosen_thresholds"]
     print(f"thresholds the dev curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
           f"(dev: {t['dev_wrong_flagged']:.0%} of wrong flagged, {t['dev_right_flagged']:.0%} of right)")
     for name, report in reports.items():

@@ -47,6 +47,8 @@ def cmd_workspace_run(args) -> int:
         return 1
     finally:
         gateway.flush()
+    if result is None:  # _echo_stream read the stream to its end, and a finished stream always sets it
+        raise RuntimeError(f"workspace task {args.task} ended without a result")
     payload = {
         "task": result.task, "workspace": args.workspace, "text": result.text, "request_id": result.request_id,
         "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "ttft_ms": result.ttft_ms,
@@ -72,14 +74,14 @@ def cmd_workspace_run(args) -> int:
 def cmd_workspace_tasks(args) -> int:
     from core.workspace import list_tasks
 
-    rows = [{"id": t.id, "label": t.label, "description": t.description, "output": t.output,
-             "input_budget": t.input_budget, "over_budget": t.over_budget, "uses_page": t.uses_page,
-             "params": {p.name: list(p.choices) if p.choices else "text" for p in t.params}} for t in list_tasks()]
+    tasks = list_tasks()
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([{"id": t.id, "label": t.label, "description": t.description, "output": t.output,
+                           "input_budget": t.input_budget, "over_budget": t.over_budget, "uses_page": t.uses_page,
+                           "params": {p.name: list(p.choices) if p.choices else "text" for p in t.params}}
+                          for t in tasks]))
     else:
-        for r in rows:
-            extra = "".join(f" --{name} {'|'.join(v) if isinstance(v, list) else 'TEXT'}"
-                            for name, v in r["params"].items())
-            print(f"{r['id']:<18} {r['description']}{extra}")
+        for t in tasks:
+            extra = "".join(f" --{p.name} {'|'.join(p.choices) if p.choices else 'TEXT'}" for p in t.params)
+            print(f"{t.id:<18} {t.description}{extra}")
     return 0
