@@ -312,6 +312,8 @@ class AnswerRun:
     def result(self) -> Answer:
         for _ in self:
             pass
+        if self.answer is None:  # a finished iteration always sets it; None would be a bug in __iter__
+            raise RuntimeError("the answer run ended without an answer")
         return self.answer
 
 

@@ -244,7 +244,7 @@ class _TextExtractor(HTMLParser):
               "ul", "ol", "pre", "blockquote", "header", "footer"}
     _SKIP = {"script", "style", "template", "noscript", "head"}
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self._skipping = 0

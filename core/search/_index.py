@@ -210,5 +210,8 @@ def text_search(table, text: str, filter_expr: str, limit: int) -> list[dict]:
 
     if "fts_text_idx" not in index_names(table):
         return []
-    return (table.search(MatchQuery(text, "fts_text"), query_type="fts").where(filter_expr, prefilter=True)
+    # lancedb's MatchQuery gives its options positional defaults (pydantic Field(1.0, kw_only=True)), which mypy's
+    # dataclass_transform support does not read as defaults: it wants all six; they are optional at run time.
+    query = MatchQuery(text, "fts_text")  # type: ignore[call-arg]
+    return (table.search(query, query_type="fts").where(filter_expr, prefilter=True)
             .select(RESULT_COLUMNS + ["vector", "_score"]).limit(limit).to_list())

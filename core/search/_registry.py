@@ -130,6 +130,13 @@ class AuditEntry:
     latency_ms: float
 
 
+def _saved_id(row: SearchAudit) -> int:
+    """The id of an audit row that is in the database (flushed or read back); only an unsaved row has none."""
+    if row.id is None:
+        raise ValueError("this search audit row has not been saved yet, so it has no id")
+    return row.id
+
+
 def record_audit(user: str, channel: str, query: str, filter_expr: str, doc_ids, chunk_ids,
                  latency_ms: float) -> int:
     with db.session() as s:
@@ -139,7 +146,7 @@ def record_audit(user: str, channel: str, query: str, filter_expr: str, doc_ids,
                           results=len(chunk_ids), latency_ms=round(latency_ms, 2))
         s.add(row)
         s.flush()
-        return int(row.id)
+        return _saved_id(row)
 
 
 def audit_log(*, user: str | None = None, channel: str | None = None, doc_id: str | None = None,
@@ -161,7 +168,7 @@ def audit_log(*, user: str | None = None, channel: str | None = None, doc_id: st
         if text:
             query = query.where(col(SearchAudit.query).contains(text))
         rows = s.exec(query.limit(max(1, min(int(limit), 100_000)))).all()
-        return [AuditEntry(r.id, r.created_at, r.user, r.channel, r.query, r.filter_expr, json.loads(r.doc_ids),
+        return [AuditEntry(_saved_id(r), r.created_at, r.user, r.channel, r.query, r.filter_expr, json.loads(r.doc_ids),
                            json.loads(r.chunk_ids), r.results, r.latency_ms) for r in rows]
 
 
