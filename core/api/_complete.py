@@ -17,6 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 import anyio
@@ -75,13 +76,13 @@ def _principal(request: Request) -> Principal:
         _bearer_cache[hashlib.sha256(authorization.encode()).hexdigest()] = (time.monotonic(), principal)
         return principal
     for authenticate in _cookie_authenticators:
-        principal = authenticate(request)
-        if principal is not None:
+        signed_in = authenticate(request)
+        if signed_in is not None:
             if not request.headers.get("content-type", "").startswith("application/json"):
                 raise AuthError("cookie-authenticated requests must send Content-Type: application/json")
             if not _same_origin(request):
                 raise AuthError("cookie-authenticated requests must come from this origin")
-            return principal
+            return signed_in
     return principal_from_bearer(authorization)  # raises the usual "missing credentials" error
 
 
@@ -91,6 +92,10 @@ def _str_list(value, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"'{name}' must be a list of paths")
     return tuple(value[:64])
+
+
+def _integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_request(body: dict) -> tuple[EditorState, CompletionOptions, bool]:
@@ -104,7 +109,7 @@ def parse_request(body: dict) -> tuple[EditorState, CompletionOptions, bool]:
     cursor = body.get("cursor")
     if cursor is None and "line" in body:
         line, col = body.get("line"), body.get("col", 1)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (line, col)):
+        if not (_integer(line) and _integer(col)):
             raise ValueError("'line' and 'col' must be integers (1-based)")
         cursor = offset_of(text, line, col)
     if isinstance(cursor, bool) or not isinstance(cursor, int):
@@ -188,8 +193,9 @@ class _CompletionStreamResponse(StreamingResponse):
 
 async def api_complete(request: Request):
     try:
-        principal = _cached_bearer(request.headers.get("authorization")) or await run_in_threadpool(
-            _principal, request)
+        principal = _cached_bearer(request.headers.get("authorization"))
+        if principal is None:
+            principal = await run_in_threadpool(_principal, request)
     except AuthError as exc:
         return JSONResponse({"error": str(exc)}, status_code=401)
     try:
@@ -198,7 +204,7 @@ async def api_complete(request: Request):
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=error_headers(exc))
     except ClientDisconnect:  # the editor gave up on this keystroke before sending all of it
         return Response(status_code=499)
-    session_id = body.get("session") if isinstance(body.get("session"), str) else "default"
+    session_id = given if isinstance(given := body.get("session"), str) else "default"
     session = get_completion_service().session(principal.sub, session_id, billing_customer(principal))
     if body.get("stats") is True:
         return JSONResponse({"stats": session.stats.as_dict()})
@@ -219,9 +225,9 @@ async def api_complete(request: Request):
         return JSONResponse({"error": str(exc)}, status_code=status)
     if not stream:
         def run() -> dict:
-            done = {}
+            done: dict = {}
             for event in ticket.events():
-                if event.kind == "done":
+                if event.kind == "done" and event.data is not None:
                     done = event.data
             return done
         if ticket.cached_text is not None or ticket.empty_reason:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -278,7 +278,7 @@ class _StopScanner:
         return completion[: min(hits)] if hits else completion
 
 
-def _events(ticket, scanner: _StopScanner) -> Iterator[tuple[str, str | dict]]:
+def _events(ticket, scanner: _StopScanner) -> Generator[tuple[str, str | dict], None, None]:
     """("delta", text) ... then ("done", outcome dict), with the client's stop strings applied."""
     events = ticket.events()
     try:
@@ -308,7 +308,7 @@ def _events(ticket, scanner: _StopScanner) -> Iterator[tuple[str, str | dict]]:
 def _collect(ticket, scanner: _StopScanner) -> dict:
     done: dict = {}
     for kind, value in _events(ticket, scanner):
-        if kind == "done":
+        if kind == "done" and isinstance(value, dict):  # "done" always carries the outcome dict
             done = value
     return done
 
@@ -390,7 +390,7 @@ def _stop_type(done: dict, fim: FimRequest) -> str:
 def _infill_final(done: dict, fim: FimRequest, started: float, model: str) -> dict:
     content = done.get("completion") or ""
     stop_type = _stop_type(done, fim)
-    body = {
+    body: dict[str, object] = {
         "index": 0, "content": content, "tokens": [], "id_slot": 0, "stop": True, "model": model,
         "tokens_predicted": int(done.get("tokens_out") or 0), "tokens_evaluated": int(done.get("tokens_in") or 0),
         "generation_settings": {"n_predict": fim.n_predict, "temperature": 0.0, "stream": fim.stream,
@@ -411,7 +411,7 @@ def _pick_fields(body: dict, fields: list[str]) -> dict:
     (llama.vim reads `timings/prompt_n` from the top level)."""
     out = {}
     for name in fields:
-        value = body
+        value: object = body
         for part in name.split("/"):
             value = value.get(part) if isinstance(value, dict) else None
             if value is None:
@@ -505,8 +505,8 @@ async def infill(request: Request):
         fim = parse_infill(body, request)
         model = get_completion_service().backend.model
         if fim.n_predict == 0:  # llama.vscode's and llama.vim's context warm-up: nothing to predict
-            done = {"completion": "", "tokens_in": 0, "tokens_out": 0, "status": "empty"}
-            return JSONResponse(_infill_final(done, fim, started, model))
+            warm_up = {"completion": "", "tokens_in": 0, "tokens_out": 0, "status": "empty"}
+            return JSONResponse(_infill_final(warm_up, fim, started, model))
         ticket = _open(request, principal, Protocol.INFILL, fim)
     except FimInputError as exc:
         return error(exc.status, str(exc))
@@ -583,7 +583,7 @@ async def openai_completions(request: Request):
 
     scanner = _StopScanner(fim.stop)
     if not fim.stream:
-        done = {"completion": "", "tokens_in": 0, "tokens_out": 0} if ticket is None else \
+        done: dict = {"completion": "", "tokens_in": 0, "tokens_out": 0} if ticket is None else \
             await _run_to_end(request, ticket, scanner)
         failed = _failure_status(done)
         if failed:

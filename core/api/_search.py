@@ -48,6 +48,8 @@ async def api_search(request: Request):
     use_llm, stream = body.get("answer", True), body.get("stream", False)
     if not isinstance(use_llm, bool) or not isinstance(stream, bool):
         return JSONResponse({"error": "'answer' and 'stream' must be true or false"}, status_code=400)
+    if not isinstance(question, str):  # the same words search's own check uses
+        return JSONResponse({"error": "the question must be text"}, status_code=400)
     try:
         run = await run_in_threadpool(lambda: ask(principal, question, k=k, channel="api", use_llm=use_llm))
     except SearchInputError as exc:

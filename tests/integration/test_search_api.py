@@ -110,6 +110,7 @@ def test_streamed_events(api):
     ({"question": "hi", "k": "5"}, "k must be"),
     ({"question": "hi", "stream": "yes"}, "true or false"),
     ({"question": 12}, "must be text"),
+    ({}, "must be text"),  # no question at all
 ])
 def test_bad_bodies(api, body, fragment):
     url, issuer = api

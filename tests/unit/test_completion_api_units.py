@@ -66,6 +66,8 @@ def test_parse_request_reads_line_and_column_and_options():
     ({"path": "a.py", "text": "x", "cursor": 0, "open": "b.py"}, "open"),
     ({"path": "", "text": "x", "cursor": 0}, "path"),
     ({"path": "a.py", "text": "x", "cursor": True}, "cursor"),
+    ({"path": "a.py", "text": "x", "line": True, "col": 1}, "'line' and 'col' must be integers"),
+    ({"path": "a.py", "text": "x", "line": 1, "col": "1"}, "'line' and 'col' must be integers"),
 ])
 def test_parse_request_names_the_bad_field(body, message):
     with pytest.raises(ValueError, match=message):
