@@ -36,7 +36,7 @@ def test_evals_page_shows_runs_side_by_side_and_runs_a_suite(live_server, page):
     expect(page.get_by_role("heading", name="Evals")).to_be_visible()
     expect(page.get_by_text("Side by side")).to_be_visible()
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
-    assert page.locator(".js-plotly-plot").count() >= 2  # scores over time, segments A vs B
+    expect(page.locator(".js-plotly-plot").nth(1)).to_be_visible(timeout=30_000)  # scores over time, segments A vs B
     expect(page.get_by_text("regressed ·", exact=False)).to_be_visible()
     _shot(page, "40-evals")
     page.get_by_text("Score by segment").scroll_into_view_if_needed()
