@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
+# Written by a second writer from briefs of their own (intents_extra_train_personas.md), for training only.
+EXTRA_TRAIN = ROOT / "data" / "support" / "intents_extra_train.jsonl"
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {
@@ -570,6 +572,12 @@ def build() -> list[dict]:
                 seen.add(text.strip().lower())
                 rows.append({"text": text, "label": label, "split": split, "template": template})
                 made += 1
+    for line in EXTRA_TRAIN.read_text(encoding="utf-8").splitlines():
+        extra = json.loads(line) if line.strip() else None
+        if extra and extra["text"].strip().lower() not in seen:
+            seen.add(extra["text"].strip().lower())
+            rows.append({"text": extra["text"], "label": extra["label"], "split": "train",
+                         "template": f"second writer, brief {extra['persona']}"})
     return rows
 
 

