@@ -6,7 +6,8 @@ no UI code). Cookie requests must be JSON from this origin, so another site cann
 
 Body: {"path", "text", "cursor" | "line"+"col", "files": {path: text}, "open": [paths], "recent": [paths],
 "language", "session", "stream": true, "options": {"debounce_ms", "cache", "cancel_previous", "speculate",
-"predict_pause", "max_tokens", "time_cap_ms"}}; or {"accept": suggestion_id, "session", "text"?} after the user took one.
+"predict_pause", "max_tokens", "time_cap_ms"}}; or {"accept": suggestion_id, "session", "text"?} after the user took one;
+or the editor state with "warm": true when a file is opened or focused (answers {"warming": bool} at once).
 Stream events: {"type": "start"}, {"type": "delta", "text"}, {"type": "done", "completion", "latency_ms",
 "cached", ...}. A client that disconnects cancels its generation at once.
 """
@@ -217,6 +218,8 @@ async def api_complete(request: Request):
         return JSONResponse(result, status_code=200 if result["accepted"] else 404)
     try:
         state, options, stream = parse_request(body)
+        if body.get("warm") is True:  # the editor opened or switched to this file: evaluate its prompt now
+            return JSONResponse(session.warm(state, options))
         # in the event loop: validation, windows and hashes take well under a millisecond, and a cache hit must
         # not wait for a worker thread (under load each hop can cost a GIL switch interval, 5 ms)
         ticket = session.open(state, options)

@@ -469,11 +469,14 @@ async def _prepare(request: Request, protocol: Protocol, error: Callable[[int, s
     return principal, body
 
 
-def _open(request: Request, principal: Principal, protocol: Protocol, fim: FimRequest):
+def _session(request: Request, principal: Principal, protocol: Protocol):
     session_name = request.headers.get("x-keel-session") or "default"
-    session = get_completion_service().session(principal.sub, f"{protocol}:{session_name}"[:64],
-                                               billing_customer(principal))
-    return session.open(fim.state, fim.options)
+    return get_completion_service().session(principal.sub, f"{protocol}:{session_name}"[:64],
+                                            billing_customer(principal))
+
+
+def _open(request: Request, principal: Principal, protocol: Protocol, fim: FimRequest):
+    return _session(request, principal, protocol).open(fim.state, fim.options)
 
 
 def _sse(payload: dict) -> str:
@@ -504,7 +507,8 @@ async def infill(request: Request):
     try:
         fim = parse_infill(body, request)
         model = get_completion_service().backend.model
-        if fim.n_predict == 0:  # llama.vscode's and llama.vim's context warm-up: nothing to predict
+        if fim.n_predict == 0:  # llama.vscode's and llama.vim's context warm-up: answer now, evaluate behind it
+            _session(request, principal, Protocol.INFILL).warm(fim.state, fim.options)
             warm_up = {"completion": "", "tokens_in": 0, "tokens_out": 0, "status": "empty"}
             return JSONResponse(_infill_final(warm_up, fim, started, model))
         ticket = _open(request, principal, Protocol.INFILL, fim)

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.completion._cache import TAIL_CHARS, CacheEntry, SuggestionCache, content_key
 from core.completion._clock import MonotonicClock
@@ -516,6 +516,22 @@ class CompletionSession:
         if done is None:
             raise RuntimeError("the suggestion stream ended without its done event")
         return done
+
+    def warm(self, state: EditorState, options: CompletionOptions | None = None) -> dict:
+        """An editor opened or switched to a file (llama.vscode and llama.vim send `n_predict: 0` then): evaluate
+        its prompt now, in the background, so the first pause in it reuses a warm KV state instead of paying for
+        the whole prompt. One token only, and nothing cached: a whole suggestion would hold the model ~1 s per
+        file. Warm-ups never cancel each other; the next real keystroke cancels one still running (what it
+        evaluated so far stays in the file's KV state)."""
+        options = replace(options or CompletionOptions(), cancel_previous=False, max_tokens=1, use_cache=False)
+        ticket = self.open(state, options, speculative=True)
+        if ticket.join is not None or ticket.empty_reason:
+            with self._lock:
+                if ticket in self._live:
+                    self._live.remove(ticket)
+            return {"warming": False, "reason": ticket.empty_reason or "already running"}
+        self._spawn(lambda: _drain(ticket))
+        return {"warming": True}
 
     def accept(self, suggestion_id: str, text: str | None = None) -> dict:
         """The user took a suggestion: count it, mark it in telemetry, and start the next one speculatively."""

@@ -100,6 +100,10 @@ class ReplayResult:
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
+    def late_pauses(self) -> int:
+        """Pauses without a suggestion because the answer came after the user typed on, or not at all."""
+        return sum(n for reason, n in self.no_suggestion_reasons.items() if not reason.startswith("model answered"))
+
     def summary(self) -> dict:
         def pct(values, p):
             data = sorted(values)
@@ -114,6 +118,8 @@ class ReplayResult:
             "accepts_applied": self.accepts_applied, "requests_sent": self.requests_sent, "pauses": self.pauses,
             "pauses_with_suggestion": self.pauses - self.pauses_without_suggestion,
             "no_suggestion_share": round(self.pauses_without_suggestion / self.pauses, 3) if self.pauses else None,
+            # the issue's measure: pauses the model was too slow for (not ones where it had nothing to add)
+            "late_share": round(self.late_pauses() / self.pauses, 3) if self.pauses else None,
             "perceived_p50_ms": pct(self.perceived_ms, 50), "perceived_p95_ms": pct(self.perceived_ms, 95),
             "answer_p50_ms": pct(self.late_ms, 50), "answer_p95_ms": pct(self.late_ms, 95),
             "cache_hits": self.cache_hits,
@@ -130,10 +136,22 @@ class ReplayResult:
         }
 
 
+def _before_keystroke(state: dict, opened: str | None) -> tuple[str, int]:
+    """The file as the editor opened it, before the trace's first keystroke in it: warming the very state of that
+    keystroke would make its pause an unearned cache hit."""
+    text, cursor = state["text"], state["cursor"]
+    if opened is not None and opened != text:
+        return opened, min(cursor, len(opened))
+    if cursor > 0:  # one typed character back
+        return text[: cursor - 1] + text[cursor:], cursor - 1
+    return text, cursor
+
+
 async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str = "engine",
                  options: dict | None = None, grace_s: float = 5.0, max_events: int | None = None,
-                 log=None) -> ReplayResult:
-    """Play `events` in real time against `base_url`; `mode` "naive" never aborts and disables the engine."""
+                 log=None, warm: bool = True) -> ReplayResult:
+    """Play `events` in real time against `base_url`; `mode` "naive" never aborts and disables the engine.
+    `warm`: the editor announces its open files first (the file-open warm-up real editors send)."""
     import httpx
 
     naive = mode == "naive"
@@ -155,6 +173,21 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(60.0, connect=5.0),
                                  limits=limits) as client:
         loop = asyncio.get_running_loop()
+        if warm and not naive:
+            # what llama.vscode and llama.vim do when a file is opened: ask the server to evaluate its prompt
+            # (here every file of the trace, at the state first seen), before the user's first keystroke
+            first_seen: dict[str, dict] = {}
+            for event in events:
+                if "path" in event:
+                    first_seen.setdefault(event["path"], event)
+            for state in first_seen.values():
+                text, cursor = _before_keystroke(state, files.get(state["path"]))
+                body = {"path": state["path"], "text": text, "cursor": cursor,
+                        "session": session_id, "files": {p: t for p, t in files.items() if p != state["path"]},
+                        "open": [p for p in files if p != state["path"]], "options": options, "warm": True}
+                response = await client.post("/api/complete", json=body)
+                if response.status_code != 200:
+                    result.errors.append(f"warm-up HTTP {response.status_code}: {response.text[:200]!r}")
         start = loop.time()
 
         async def ask(state: dict, probe: _Probe) -> None:
@@ -339,10 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-events", type=int)
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--options", default="{}", help="engine options sent with every request, as JSON")
+    parser.add_argument("--no-warm", action="store_true", help="skip the file-open warm-up requests")
     args = parser.parse_args(argv)
     headers = {"Authorization": f"Bearer {os.environ['KEEL_REPLAY_API_KEY']}"}
     result = asyncio.run(replay(args.url, headers, load_trace(args.trace), mode=args.mode,
                                 options=json.loads(args.options), max_events=args.max_events, grace_s=args.grace,
+                                warm=not args.no_warm,
                                 log=lambda m: print(m, file=sys.stderr, flush=True)))
     print(json.dumps(result.summary()))
     return 0

@@ -194,6 +194,27 @@ def test_accepting_starts_a_speculative_completion_for_the_next_state(api):
     assert post(api, {"accept": "no-such-id", "session": "s1"}).status_code == 404
 
 
+@pytest.mark.embedded_model
+def test_a_file_open_warm_up_evaluates_the_prompt_so_the_first_pause_is_served_without_a_new_call(api):
+    provider = get_gateway().providers["embedded"]
+    provider.load()
+    provider.kv_clear()
+    warm = post(api, body(warm=True))
+    assert warm.status_code == 200 and warm.json() == {"warming": True}
+    wait_until(lambda: any(r.status == "ok" for r in rows(RequestLog, feature="completion")), timeout=300)
+    warmed = provider.kv_stats()
+    assert warmed["tokens_evaluated"] > 20  # the file's prompt went through the model...
+    first = post(api, {**body(), "stream": False}).json()  # ...so the user's first pause in it
+    assert first["status"] == "shown" and first["source"] == "model"
+    after = provider.kv_stats()
+    assert after["tokens_evaluated"] - warmed["tokens_evaluated"] <= 2  # re-evaluates only the last token
+    assert after["tokens_reused"] - warmed["tokens_reused"] >= warmed["tokens_evaluated"] - 2
+    logged = rows(RequestLog, feature="completion")
+    assert len(logged) == 2 and min(r.tokens_out for r in logged) == 1  # the warm-up's call, logged like any other
+    bad = post(api, {**body(warm=True), "cursor": -4})
+    assert bad.status_code == 422 and "cursor" in bad.json()["error"]
+
+
 def test_a_revoked_api_key_stops_working_within_the_auth_cache_ttl(api):
     r = post(api, {**body("", 0), "stream": False})
     assert r.status_code == 200 and r.json()["status"] == "empty"

@@ -54,12 +54,14 @@ class FakeBackend:
         self.clock, self.answer, self.template, self.token_s = clock, answer, template, token_s
         self.runs: list[FakeRun] = []
         self.prompts: list[str] = []
+        self.max_tokens: list[int] = []
 
     def stream(self, prompt, *, max_tokens, cache_key, stop_when, user=None, customer=None, task="fim"):
         answer = self.answer(prompt.text) if callable(self.answer) else self.answer
         run = FakeRun(self, [answer[i:i + 3] for i in range(0, len(answer), 3)], stop_when)
         self.runs.append(run)
         self.prompts.append(prompt.text)
+        self.max_tokens.append(max_tokens)
         return run
 
 
@@ -274,6 +276,29 @@ def test_a_request_joins_the_running_speculative_generation(clock):
     done = list(follow_events)[-1].data
     assert done["source"] == "joined" and done["completion"] == "\n    return total"
     assert len(backend.runs) == 2
+
+
+def test_warming_a_file_evaluates_its_prompt_at_once_for_one_token_and_caches_nothing(session, clock, backend):
+    """The file-open warm-up (llama.vscode's n_predict 0): no debounce, no keystroke counted, the prompt sent for
+    one token (its KV state is what is wanted), and no one-token suggestion left in the cache."""
+    assert session.warm(state()) == {"warming": True}
+    assert len(backend.runs) == 1 and all(w == 0 for w in clock.waits) and session._last_keystroke is None
+    assert backend.max_tokens == [1] and backend.prompts[0].endswith(CODE.rstrip(" "))
+    done, shown = run(session.open(state(), CompletionOptions(debounce_ms=0)))  # the first pause: a real answer
+    assert done["source"] == "model" and shown == "total = a + b" and len(backend.runs) == 2
+    assert session.stats.as_dict()["requests"] == 1  # the warm-up is not a request the user made
+    assert session.warm(state(text=""))["warming"] is False and len(backend.runs) == 2  # empty file: nothing
+
+
+def test_warm_ups_do_not_cancel_each_other_but_a_keystroke_cancels_one_still_running(clock, backend):
+    spawned = []
+    session = CompletionSession(backend, clock=clock, spawn=spawned.append)
+    session.warm(state(path="src/a.py"))
+    session.warm(state(path="src/b.py"))
+    live = list(session._live)
+    assert len(live) == 2 and not any(t.cancelled for t in live)  # both files get their prompt evaluated
+    session.open(state(CODE + "t", path="src/a.py"))
+    assert all(t.cancelled for t in live)  # typing wins the model over the warm-ups still waiting for it
 
 
 def test_accept_rejects_unknown_ids_and_foreign_text(session):
