@@ -4,8 +4,7 @@ PY     := $(VENV)/bin/python
 KEEL   := $(VENV)/bin/keel
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
-# What `make typecheck` checks with mypy: the packages that are clean today. It grows package by package (each one
-# together with everything it imports) until it is `core ui pages`.
+# What `make typecheck` checks with mypy: all of the app's code.
 TYPED  := core ui pages
 
 .PHONY: run test typecheck evals install seed system-deps system-deps-run bench lint clean

@@ -138,6 +138,7 @@ class Ticket:
         self.join: _Generation | None = None
         self.debounce_s = 0.0
         self.empty_reason: str | None = None
+        self.warm_up = False  # a file-open warm-up: its one token is never shown, joined, cached or accepted
         self.outcome = Outcome(self.id, state.path, language_of(state).name, speculative=speculative)
         self._backend_cancel = None
 
@@ -530,6 +531,8 @@ class CompletionSession:
                 if ticket in self._live:
                     self._live.remove(ticket)
             return {"warming": False, "reason": ticket.empty_reason or "already running"}
+        # its own key: a real request for the same state must not join a one-token run; it cancels it instead
+        ticket.warm_up, ticket.key = True, f"{ticket.key}|warm-up"
         self._spawn(lambda: _drain(ticket))
         return {"warming": True}
 
@@ -589,6 +592,8 @@ class CompletionSession:
     def _finish(self, ticket: Ticket) -> None:
         if ticket.outcome.status == "pending":
             ticket.outcome.status = "cancelled" if ticket.cancelled else "empty"
+        if ticket.warm_up and ticket.outcome.status == "shown":
+            ticket.outcome.status, ticket.outcome.text = "warm-up", ""  # telemetry: not a suggestion anyone saw
         with self._lock:
             if ticket in self._live:
                 self._live.remove(ticket)

@@ -7,7 +7,11 @@ and cancels); the naive baseline never aborts and asks the server for no debounc
 
 Perceived latency counts every keystroke followed by a pause of at least 300 ms: from the keystroke to the
 first visible (non-blank) character of a suggestion for exactly that state, if it arrives before the next
-keystroke; otherwise that pause had no suggestion.
+keystroke; otherwise that pause had no suggestion. The late share counts those pauses except the ones where the
+model answered in time with nothing to add (an empty answer); errors and cancellations count as late.
+
+With `warm` (the default) the client first sends the file-open warm-up real editors send (llama.vscode's and
+llama.vim's `n_predict: 0`), for every file of the trace at t = 0, one keystroke before its first state there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from core.errors import KeelError
 _logger = logging.getLogger(__name__)
 
 PAUSE_MS = 300.0
+EMPTY_ANSWER = "model answered nothing visible (empty)"
 ENGINE_OPTIONS: dict = {}
 NAIVE_OPTIONS = {"debounce_ms": 0, "cache": False, "cancel_previous": False, "speculate": False}
 
@@ -101,8 +106,8 @@ class ReplayResult:
     wall_s: float = 0.0
 
     def late_pauses(self) -> int:
-        """Pauses without a suggestion because the answer came after the user typed on, or not at all."""
-        return sum(n for reason, n in self.no_suggestion_reasons.items() if not reason.startswith("model answered"))
+        """Pauses without a suggestion for any reason but one: the model answered in time with nothing to add."""
+        return sum(n for reason, n in self.no_suggestion_reasons.items() if reason != EMPTY_ANSWER)
 
     def summary(self) -> dict:
         def pct(values, p):
@@ -118,7 +123,7 @@ class ReplayResult:
             "accepts_applied": self.accepts_applied, "requests_sent": self.requests_sent, "pauses": self.pauses,
             "pauses_with_suggestion": self.pauses - self.pauses_without_suggestion,
             "no_suggestion_share": round(self.pauses_without_suggestion / self.pauses, 3) if self.pauses else None,
-            # the issue's measure: pauses the model was too slow for (not ones where it had nothing to add)
+            # the issue's measure: pauses left without a suggestion, except where the model had nothing to add
             "late_share": round(self.late_pauses() / self.pauses, 3) if self.pauses else None,
             "perceived_p50_ms": pct(self.perceived_ms, 50), "perceived_p95_ms": pct(self.perceived_ms, 95),
             "answer_p50_ms": pct(self.late_ms, 50), "answer_p95_ms": pct(self.late_ms, 95),
@@ -136,13 +141,11 @@ class ReplayResult:
         }
 
 
-def _before_keystroke(state: dict, opened: str | None) -> tuple[str, int]:
-    """The file as the editor opened it, before the trace's first keystroke in it: warming the very state of that
-    keystroke would make its pause an unearned cache hit."""
+def _before_keystroke(state: dict) -> tuple[str, int]:
+    """The file as the editor opened it: the trace's first state in it with its typed character taken back, so the
+    warm-up is for the state before that keystroke, not for the very state the first pause asks about."""
     text, cursor = state["text"], state["cursor"]
-    if opened is not None and opened != text:
-        return opened, min(cursor, len(opened))
-    if cursor > 0:  # one typed character back
+    if cursor > 0:
         return text[: cursor - 1] + text[cursor:], cursor - 1
     return text, cursor
 
@@ -181,7 +184,7 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
                 if "path" in event:
                     first_seen.setdefault(event["path"], event)
             for state in first_seen.values():
-                text, cursor = _before_keystroke(state, files.get(state["path"]))
+                text, cursor = _before_keystroke(state)
                 body = {"path": state["path"], "text": text, "cursor": cursor,
                         "session": session_id, "files": {p: t for p, t in files.items() if p != state["path"]},
                         "open": [p for p in files if p != state["path"]], "options": options, "warm": True}
@@ -311,7 +314,8 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
             elif probe.first_visible is not None:
                 reason = "arrived after the user typed on"
             else:
-                reason = f"model answered nothing visible ({probe.done.get('status')})"
+                status = probe.done.get("status")
+                reason = EMPTY_ANSWER if status == "empty" else f"model answered nothing visible ({status})"
             result.no_suggestion_reasons[reason] = result.no_suggestion_reasons.get(reason, 0) + 1
     return result
 

@@ -20,8 +20,8 @@ SPLITS = ("train", "dev", "test")  # dev: the temperature when there is no calib
 # Written by another hand from short customer briefs, never used for training or tuning (see SOURCES.md):
 # only the eval suite's "external" segment and `keel support eval-report` read it.
 EXTERNAL_FILE = DATA_DIR / "external_test.jsonl"
-# Written by a third hand, from briefs of its own: the classifier's temperature, class offsets and uncertainty
-# thresholds are fitted on it (confidence must mean the same on other people's phrasing), never its weights.
+# Written by a third hand, from briefs of its own: the classifier's temperature and uncertainty thresholds are
+# fitted on it (confidence must mean the same on other people's phrasing), never its weights.
 CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
 
 

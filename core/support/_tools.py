@@ -155,7 +155,7 @@ def _invoice_line(i: SupportInvoice) -> str:
 
 def _plan(s: Session, plan_id: str) -> SupportPlan:
     """A plan the account or a checked change names; one missing from the plan table is a data fault the
-    customer cannot fix (code "failed": a person takes it), not an AttributeError on None."""
+    customer cannot fix: a clear ToolError (code "failed"), not an AttributeError on None."""
     plan = s.get(SupportPlan, plan_id)
     if plan is None:
         raise ToolError(f"the plan {plan_id!r} is not in the plan table")

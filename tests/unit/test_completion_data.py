@@ -71,3 +71,16 @@ def test_eval_cases_are_well_formed_and_each_builds_a_prompt():
 def test_demo_project_has_files_in_two_languages():
     files = [p for p in (DATA / "completion" / "project").rglob("*") if p.is_file()]
     assert {p.suffix for p in files} >= {".py", ".ts"}
+
+
+def test_the_replay_warms_the_state_before_the_first_keystroke_and_counts_late_pauses_apart_from_empty_ones():
+    from core.completion._replay import EMPTY_ANSWER, ReplayResult, _before_keystroke
+
+    assert _before_keystroke({"text": "def f(x):\n    ret", "cursor": 17}) == ("def f(x):\n    re", 16)
+    assert _before_keystroke({"text": "x = 1\nprint(x)", "cursor": 6}) == ("x = 1print(x)", 5)
+    assert _before_keystroke({"text": "abc", "cursor": 0}) == ("abc", 0)
+    result = ReplayResult(mode="engine", pauses=20, pauses_without_suggestion=4,
+                          no_suggestion_reasons={EMPTY_ANSWER: 2, "still running when the user typed on": 1,
+                                                 "model answered nothing visible (error)": 1})
+    summary = result.summary()
+    assert summary["no_suggestion_share"] == 0.2 and summary["late_share"] == 0.1  # an error is not "nothing to add"

@@ -301,6 +301,21 @@ def test_warm_ups_do_not_cancel_each_other_but_a_keystroke_cancels_one_still_run
     assert all(t.cancelled for t in live)  # typing wins the model over the warm-ups still waiting for it
 
 
+def test_a_pause_at_the_warmed_state_gets_a_real_suggestion_not_the_warm_ups_one_token(clock, backend):
+    session = CompletionSession(backend, clock=clock, spawn=lambda fn: None)  # the test drives the warm-up
+    backend.answer = "total = a + b + c + d\n"
+    session.warm(state())
+    warm = session._live[0]
+    warm_events = warm.events()
+    assert next(warm_events).kind == "start" and next(warm_events).kind == "delta"  # the warm-up is running
+    real = session.open(state(), CompletionOptions(debounce_ms=0))
+    assert real.join is None and warm.cancelled  # not joined (its answer is one token long): cancelled
+    list(warm_events)
+    done, shown = run(real)
+    assert done["status"] == "shown" and shown == "total = a + b + c + d" and not done["speculative_hit"]
+    assert warm.outcome.status == "cancelled" and warm.id not in session._recent
+
+
 def test_accept_rejects_unknown_ids_and_foreign_text(session):
     assert session.accept("nope")["accepted"] is False
     done, _ = run(session.open(state()))
