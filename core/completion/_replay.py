@@ -10,8 +10,8 @@ first visible (non-blank) character of a suggestion for exactly that state, if i
 keystroke; otherwise that pause had no suggestion. The late share counts those pauses except the ones where the
 model answered in time with nothing to add (an empty answer); errors and cancellations count as late.
 
-With `warm` (the default) the client first sends the file-open warm-up real editors send (llama.vscode's and
-llama.vim's `n_predict: 0`), for every file of the trace at t = 0, one keystroke before its first state there.
+With `warm` (the default) the client first sends the warm-up real editors send on entering a file (llama.vscode's
+and llama.vim's `n_predict: 0`) for the file the trace starts in, one keystroke before its first state there.
 """
 
 from __future__ import annotations
@@ -177,12 +177,15 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
                                  limits=limits) as client:
         loop = asyncio.get_running_loop()
         if warm and not naive:
-            # what llama.vscode and llama.vim do when a file is opened: ask the server to evaluate its prompt
-            # (here every file of the trace, at the state first seen), before the user's first keystroke
+            # what llama.vscode and llama.vim do when the editor enters a file: ask the server to evaluate its
+            # prompt. Only the file the trace starts in: the trace does not say when the user entered the others
+            # (it starts with their first keystroke), and warming them all at t = 0 held the model for ~2 s each,
+            # so the first keystrokes waited behind the warm-ups of files nobody was typing in yet.
             first_seen: dict[str, dict] = {}
             for event in events:
                 if "path" in event:
                     first_seen.setdefault(event["path"], event)
+                    break
             for state in first_seen.values():
                 text, cursor = _before_keystroke(state)
                 body = {"path": state["path"], "text": text, "cursor": cursor,
