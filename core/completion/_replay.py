@@ -154,7 +154,7 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
                  options: dict | None = None, grace_s: float = 5.0, max_events: int | None = None,
                  log=None, warm: bool = True) -> ReplayResult:
     """Play `events` in real time against `base_url`; `mode` "naive" never aborts and disables the engine.
-    `warm`: the editor announces its open files first (the file-open warm-up real editors send)."""
+    `warm`: the editor first warms the file the trace starts in (the warm-up real editors send on entering one)."""
     import httpx
 
     naive = mode == "naive"
@@ -181,12 +181,8 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
             # prompt. Only the file the trace starts in: the trace does not say when the user entered the others
             # (it starts with their first keystroke), and warming them all at t = 0 held the model for ~2 s each,
             # so the first keystrokes waited behind the warm-ups of files nobody was typing in yet.
-            first_seen: dict[str, dict] = {}
-            for event in events:
-                if "path" in event:
-                    first_seen.setdefault(event["path"], event)
-                    break
-            for state in first_seen.values():
+            state = next((event for event in events if "path" in event), None)
+            if state is not None:
                 text, cursor = _before_keystroke(state)
                 body = {"path": state["path"], "text": text, "cursor": cursor,
                         "session": session_id, "files": {p: t for p, t in files.items() if p != state["path"]},
