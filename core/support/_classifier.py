@@ -158,6 +158,25 @@ def fit_temperature(raw: np.ndarray, targets: np.ndarray) -> float:
 
 
 def training_digest(path: Path = INTENTS_FILE, calibration: Path = CALIBRATION_FILE) -> str:
+    """Checked on every classification: the files are hashed again only when their size or mtime changed."""
+    stamp = tuple((str(p), st.st_mtime_ns, st.st_size) if (st := _stat(p)) else (str(p),) for p in (path, calibration))
+    digest = _digests.get(stamp)
+    if digest is None:
+        digest = _digests[stamp] = _hash_training_files(path, calibration)
+    return digest
+
+
+_digests: dict[tuple, str] = {}
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _hash_training_files(path: Path, calibration: Path) -> str:
     h = hashlib.sha256(path.read_bytes())
     if calibration.is_file():
         h.update(hashlib.sha256(calibration.read_bytes()).digest())
