@@ -144,7 +144,9 @@ def _filename(request: Request, body: dict, protocol: Protocol) -> str:
 
 
 def _options(n_predict: int, time_cap_ms: float | None, protocol: Protocol) -> CompletionOptions:
-    options = CompletionOptions(client=str(protocol))
+    # No idle warm-ups: these clients send chunks of other files, not whole files, and llama.vscode and llama.vim
+    # send their own warm-up (n_predict 0) when the user enters a file.
+    options = CompletionOptions(client=str(protocol), idle_warm=False)
     options.max_tokens = max(1, min(n_predict, MAX_PREDICT))
     if time_cap_ms is not None:
         options.time_cap_ms = float(min(max(time_cap_ms, 50.0), 10_000.0))

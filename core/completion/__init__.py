@@ -11,6 +11,7 @@ from core.completion._context import Budget, approx_tokens, assemble, prefix_win
 from core.completion._engine import (
     DEFAULT_DEBOUNCE_MS,
     CompletionSession,
+    ModelActivity,
     Outcome,
     SessionStats,
     Ticket,
@@ -33,7 +34,7 @@ from core.completion._types import (
 __all__ = [
     "Budget", "CacheEntry", "CompletionInputError", "CompletionOptions", "CompletionSession", "ContextChunk",
     "DEFAULT_DEBOUNCE_MS", "EditorState", "FakeClock", "GatewayBackend", "GatewayRun", "MAX_FILE_CHARS",
-    "MonotonicClock", "Outcome", "PREFIX_ONLY", "Prompt", "SessionStats", "StopRule", "SuggestionCache",
+    "ModelActivity", "MonotonicClock", "Outcome", "PREFIX_ONLY", "Prompt", "SessionStats", "StopRule", "SuggestionCache",
     "SuggestionEvent", "TEMPLATES", "Ticket", "approx_tokens", "assemble", "content_key", "language_for",
     "offset_of", "prefix_window_start", "template_for", "validate_state", "CompletionService",
     "get_completion_service", "set_completion_service", "TelemetryWriter", "recent_events",

@@ -46,6 +46,49 @@ AWAY_S = 30.0  # a longer gap is the user away, not a pause after that character
 PAUSE_PRIOR = {"newline": 0.5, "space": 0.15, "open": 0.1, "close": 0.1, "word": 0.03, "other": 0.05}
 PRIOR_WEIGHT = 10.0
 START_AT_ONCE_P = 0.1
+# Idle warm-up: after this long with nothing to do, the session evaluates the prompt of one other open file the
+# model has not seen yet (then the next), so the first pause after a file switch reuses its KV state instead of
+# paying ~2 s for the whole prompt. The next keystroke in any session cancels it between 32-token chunks.
+IDLE_WARM_S = 0.5
+MAX_IDLE_WARM_FILES = 6  # per session: a project with many tabs does not keep the model busy for minutes
+IDLE_WARM_TRIES = 4  # a file whose warm-ups keystrokes keep cancelling is left cold after this many
+
+
+class ModelActivity:
+    """Shared by every session of a service, because they share one model: idle warm-ups start only while no
+    session has a request open, and a keystroke in any session cancels them (a real request must never wait
+    behind one)."""
+
+    STALE_S = 30.0  # a request open longer than this was abandoned without finishing: it no longer holds warm-ups
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: set[Ticket] = set()
+        self.idle_warm_ups: set[Ticket] = set()
+
+    def request_opened(self, ticket: Ticket) -> None:
+        with self.lock:
+            self.requests.add(ticket)
+            warm_ups, self.idle_warm_ups = list(self.idle_warm_ups), set()
+        for warm_up in warm_ups:
+            warm_up.cancel()
+
+    def request_closed(self, ticket: Ticket) -> None:
+        with self.lock:
+            self.requests.discard(ticket)
+
+    def start_warm_up(self, ticket: Ticket, now: float) -> bool:
+        with self.lock:
+            self.requests = {t for t in self.requests if now - t.opened_at < self.STALE_S}
+            if self.requests:
+                return False
+            self.idle_warm_ups.add(ticket)
+            return True
+
+    def end_warm_up(self, ticket: Ticket) -> None:
+        with self.lock:
+            self.idle_warm_ups.discard(ticket)
+
 
 
 def keystroke_kind(prefix: str) -> str:
@@ -139,6 +182,7 @@ class Ticket:
         self.debounce_s = 0.0
         self.empty_reason: str | None = None
         self.warm_up = False  # a file-open warm-up: its one token is never shown, joined, cached or accepted
+        self.idle = False  # a warm-up the session started by itself while the user was idle
         self.outcome = Outcome(self.id, state.path, language_of(state).name, speculative=speculative)
         self._backend_cancel = None
 
@@ -377,7 +421,8 @@ class CompletionSession:
     def __init__(self, backend, *, clock=None, budget: Budget | None = None, template=None,
                  session_id: str = "", user: str | None = None, customer: str | None = None,
                  telemetry=None, spawn: Callable[[Callable[[], None]], None] | None = None,
-                 cache: SuggestionCache | None = None):
+                 cache: SuggestionCache | None = None, idle_warm_s: float | None = None,
+                 activity: ModelActivity | None = None):
         self.backend = backend
         self.clock = clock or MonotonicClock()
         self.budget = budget or Budget()
@@ -399,6 +444,15 @@ class CompletionSession:
         self._pauses: dict[str, list[int]] = {}  # kind -> [keystrokes, followed by a pause]
         self._recent: OrderedDict[str, Ticket] = OrderedDict()
         self.last_used = self.clock.now()
+        # idle warm-ups (off unless the service turns them on): the last real state and what the model has seen
+        self.idle_warm_s = idle_warm_s
+        self.activity = activity or ModelActivity()
+        self._idle_epoch = 0
+        self._last_state: EditorState | None = None
+        self._last_options: CompletionOptions | None = None
+        self._cursors: dict[str, int] = {}
+        self._evaluated: set[str] = set()  # files whose prompt the model evaluated in this session
+        self._warm_tries: dict[str, int] = {}  # idle warm-ups started per file
 
     # -- typing rhythm ---------------------------------------------------------------------------
 
@@ -443,7 +497,7 @@ class CompletionSession:
         # The context (other files) is frozen per file: it is rebuilt only when the set of files or tabs changes,
         # or when the prefix window moves (the prompt is re-evaluated from there anyway) and the snapshot is older
         # than CONTEXT_MAX_AGE_S. Edits in other files therefore do not invalidate this file's KV cache per keystroke.
-        signature = (tuple(sorted(state.files)), state.open_paths)
+        signature = (tuple(sorted(state.files)), tuple(sorted(state.open_paths)))
         now = self.clock.now()
         snapshot = self._snapshots.get(state.path)
         if snapshot is not None and snapshot[0] == signature and (
@@ -473,6 +527,10 @@ class CompletionSession:
         self.last_used = now
         if not speculative:
             self._note_keystroke(now, keystroke_kind(state.prefix))
+            with self._lock:
+                self._idle_epoch += 1  # an idle warm-up scheduled before this keystroke must not start
+                self._last_state, self._last_options = state, options
+                self._cursors[state.path] = state.cursor
         prompt, assembly, chunks = self.prompt_for(state)
         context_key = content_key(*(f"{c.kind}\0{c.path}\0{c.text}" for c in chunks))
         suffix_key = content_key(assembly.suffix)
@@ -480,6 +538,8 @@ class CompletionSession:
         rule = StopRule(state.prefix, state.suffix, language_of(state))
         ticket = Ticket(self, state, options, key=key, prompt=prompt, rule=rule, suffix_key=suffix_key,
                         context_key=context_key, speculative=speculative)
+        if not speculative:
+            self.activity.request_opened(ticket)
         if not state.text.strip():
             ticket.empty_reason = "the file is empty: nothing to complete yet"
         elif options.use_cache:
@@ -518,7 +578,7 @@ class CompletionSession:
             raise RuntimeError("the suggestion stream ended without its done event")
         return done
 
-    def warm(self, state: EditorState, options: CompletionOptions | None = None) -> dict:
+    def warm(self, state: EditorState, options: CompletionOptions | None = None, *, idle: bool = False) -> dict:
         """An editor opened or switched to a file (llama.vscode and llama.vim send `n_predict: 0` then): evaluate
         its prompt now, in the background, so the first pause in it reuses a warm KV state instead of paying for
         the whole prompt. One token only, and nothing cached: a whole suggestion would hold the model ~1 s per
@@ -532,7 +592,12 @@ class CompletionSession:
                     self._live.remove(ticket)
             return {"warming": False, "reason": ticket.empty_reason or "already running"}
         # its own key: a real request for the same state must not join a one-token run; it cancels it instead
-        ticket.warm_up, ticket.key = True, f"{ticket.key}|warm-up"
+        ticket.warm_up, ticket.key, ticket.idle = True, f"{ticket.key}|warm-up", idle
+        if idle and not self.activity.start_warm_up(ticket, self.clock.now()):  # a request is open: it needs the model
+            with self._lock:
+                if ticket in self._live:
+                    self._live.remove(ticket)
+            return {"warming": False, "reason": "a request is open"}
         self._spawn(lambda: _drain(ticket))
         return {"warming": True}
 
@@ -570,6 +635,8 @@ class CompletionSession:
 
     def _start_generation(self, ticket: Ticket) -> _Generation:
         with self._lock:
+            if not ticket.idle:
+                self._evaluated.add(ticket.state.path)
             generation = _Generation(ticket.key, speculative=ticket.speculative)
             self._generations[ticket.key] = generation
             return generation
@@ -604,6 +671,69 @@ class CompletionSession:
         self.stats.add(ticket.outcome)
         if self.telemetry is not None:
             self.telemetry.record(self, ticket.outcome)
+        if not ticket.speculative:
+            self.activity.request_closed(ticket)
+        if ticket.idle:
+            self.activity.end_warm_up(ticket)
+            if ticket.outcome.status in ("cancelled", "superseded", "error"):
+                return  # a keystroke took the model (its own end schedules the next idle check), or it failed
+            with self._lock:
+                self._evaluated.add(ticket.state.path)
+        self._schedule_idle_warm_up()
+
+    # -- idle warm-ups ---------------------------------------------------------------------------
+
+    def _schedule_idle_warm_up(self) -> None:
+        """After a request (or an idle warm-up) ends: if nothing else happens for IDLE_WARM_S, warm a cold file."""
+        if self.idle_warm_s is None or self._last_options is None or not self._last_options.idle_warm:
+            return
+        with self._lock:
+            if any(not t.speculative for t in self._live):
+                return
+            epoch = self._idle_epoch
+
+        def after_idle() -> None:
+            self.clock.wait(threading.Event(), self.idle_warm_s or 0.0)
+            if self._idle_epoch == epoch:
+                self.warm_idle_file()
+
+        self._spawn(after_idle)
+
+    def cold_files(self) -> list[str]:
+        """Other files of the last state whose prompt the model has not evaluated: recent, then tabs, then known."""
+        last = self._last_state
+        if last is None:
+            return []
+        order = [*last.recent_paths, *last.open_paths, *sorted(last.files)]
+        seen: set[str] = set()
+        cold = []
+        for path in order:
+            if (path in seen or path == last.path or path in self._evaluated or not last.files.get(path, "").strip()
+                    or self._warm_tries.get(path, 0) >= IDLE_WARM_TRIES):
+                continue
+            seen.add(path)
+            cold.append(path)
+        return cold
+
+    def warm_idle_file(self) -> dict:
+        """Evaluate the next cold file's prompt, as the editor would see it after switching to that file."""
+        last, options = self._last_state, self._last_options
+        cold = self.cold_files()
+        if last is None or options is None or not cold or len(self._warm_tries) >= MAX_IDLE_WARM_FILES:
+            return {"warming": False, "reason": "no cold file"}
+        path = cold[0]
+        text = last.files[path]
+        files = {**{p: t for p, t in last.files.items() if p != path}, last.path: last.text}
+        others = [p for p in (last.path, *last.open_paths) if p != path]
+        state = EditorState(path=path, text=text, cursor=min(self._cursors.get(path, len(text)), len(text)),
+                            files=files, open_paths=tuple(dict.fromkeys(others)),
+                            recent_paths=tuple(dict.fromkeys(p for p in (last.path, *last.recent_paths) if p != path)),
+                            language=None)
+        started = self.warm(state, options, idle=True)
+        if started["warming"]:  # a cancelled try keeps what it evaluated in the KV state: the next goes on from there
+            with self._lock:
+                self._warm_tries[path] = self._warm_tries.get(path, 0) + 1
+        return started
 
     def describe(self, ticket: Ticket) -> dict:
         o = ticket.outcome

@@ -162,11 +162,12 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
     session_id = f"replay-{mode}-{uuid.uuid4().hex[:8]}"
     events = events[:max_events] if max_events else events
     result = ReplayResult(mode=mode)
-    # an editor has every file of the trace open from the start: the first state seen of each is its tab
+    # an editor has every file of the trace open from the start: each tab holds its file as it was just before the
+    # trace's first keystroke in it (with that keystroke's character, a warm-up would see the state it asks about)
     files: dict[str, str] = {}
     for event in events:
         if "path" in event and event["path"] not in files:
-            files[event["path"]] = event["text"]
+            files[event["path"]] = _before_keystroke(event)[0]
     recent: list[str] = []
     probes: list[_Probe] = []
     tasks: list[asyncio.Task] = []

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from core.completion._backend import GatewayBackend
 from core.completion._clock import MonotonicClock
 from core.completion._context import Budget
-from core.completion._engine import CompletionSession
+from core.completion._engine import IDLE_WARM_S, CompletionSession, ModelActivity
 from core.completion._telemetry import TelemetryWriter
 
 MAX_SESSIONS = 500
@@ -23,6 +23,7 @@ class CompletionService:
         self.budget = budget or Budget()
         self.telemetry = telemetry if telemetry is not None else TelemetryWriter()
         self._sessions: OrderedDict[tuple, CompletionSession] = OrderedDict()
+        self.activity = ModelActivity()  # the sessions share one model: a keystroke in one stops idle warm-ups
         self._lock = threading.Lock()
 
     @property
@@ -39,7 +40,8 @@ class CompletionService:
             found = self._sessions.get(key)
             if found is None:
                 found = CompletionSession(self.backend, clock=self.clock, budget=self.budget, session_id=key[2],
-                                          user=user, customer=customer, telemetry=self.telemetry)
+                                          user=user, customer=customer, telemetry=self.telemetry,
+                                          idle_warm_s=IDLE_WARM_S, activity=self.activity)
                 self._sessions[key] = found
             self._sessions.move_to_end(key)
             now = self.clock.now()

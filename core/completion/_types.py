@@ -52,6 +52,9 @@ class CompletionOptions:
     # Start at once when this user usually pauses after the character just typed (learned per session from
     # their own keystroke gaps); False is the engine as it was before issue 18: always the adaptive debounce.
     predict_pause: bool = True
+    # While the user is idle, evaluate the prompts of other open files the model has not seen yet, so the first
+    # pause after switching to one reuses its KV state; False is the engine as the last stop left it.
+    idle_warm: bool = True
     client: str | None = None  # which protocol asked (api, infill, openai): logged with the model call
 
 

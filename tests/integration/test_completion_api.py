@@ -29,7 +29,7 @@ FILES = {"stats/util.py": "def clamp(x, lo, hi):\n    return max(lo, min(hi, x))
 def body(text=CODE, cursor=None, **extra):
     payload = {"path": "stats/mean.py", "text": text, "cursor": len(text) if cursor is None else cursor,
                "files": FILES, "open": list(FILES), "session": "s1",
-               "options": {"max_tokens": 12, "debounce_ms": 0}}
+               "options": {"max_tokens": 12, "debounce_ms": 0, "idle_warm": False}}  # counts stay exact
     payload.update(extra)
     return payload
 
@@ -213,6 +213,29 @@ def test_a_file_open_warm_up_evaluates_the_prompt_so_the_first_pause_is_served_w
     assert len(logged) == 2 and min(r.tokens_out for r in logged) == 1  # the warm-up's call, logged like any other
     bad = post(api, {**body(warm=True), "cursor": -4})
     assert bad.status_code == 422 and "cursor" in bad.json()["error"]
+
+
+@pytest.mark.embedded_model
+def test_while_the_user_is_idle_the_other_open_file_is_warmed_so_switching_to_it_reuses_its_prompt(api):
+    provider = get_gateway().providers["embedded"]
+    provider.load()
+    provider.kv_clear()
+    other = "stats/util.py"
+    options = {"max_tokens": 12, "debounce_ms": 0}  # idle warm-ups on, as the playground and editors leave them
+    first = post(api, {**body(session="idle"), "options": options, "stream": False}).json()
+    assert first["status"] in ("shown", "empty")
+    # about IDLE_WARM_S later the session evaluates the open tab it has not seen: a one-token call on that file
+    wait_until(lambda: any(r.tokens_out == 1 for r in rows(RequestLog, feature="completion")), timeout=300)
+    warmed = provider.kv_stats()
+    text = FILES[other] + "\ndef "
+    switched = {"path": other, "text": text, "cursor": len(text), "files": {"stats/mean.py": CODE},
+                "open": ["stats/mean.py"], "session": "idle", "options": options, "stream": False}
+    answer = post(api, switched).json()
+    assert answer["source"] == "model" and answer["status"] in ("shown", "empty")
+    after = provider.kv_stats()
+    # only what was typed after the warm-up is evaluated: the context and the file's text were already in the KV
+    assert after["tokens_evaluated"] - warmed["tokens_evaluated"] <= 6
+    assert after["tokens_reused"] - warmed["tokens_reused"] >= 20
 
 
 def test_a_revoked_api_key_stops_working_within_the_auth_cache_ttl(api):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from core.completion import (
@@ -13,6 +15,7 @@ from core.completion import (
     CompletionSession,
     EditorState,
     FakeClock,
+    ModelActivity,
     StopRule,
     assemble,
     language_for,
@@ -540,3 +543,67 @@ def test_hostile_paths_and_huge_lines_stay_harmless(session, backend):
     started = _time.perf_counter()
     signatures("int " + "a " * 50_000 + "x(" + "b" * 1000, lang("x.c"))
     assert _time.perf_counter() - started < 1.0  # no catastrophic backtracking on a hostile line
+
+
+# -- idle warm-ups of the other open files ----------------------------------------------------------------
+
+B_PY = "def double(x):\n    return 2 * x\n\n\n"
+C_PY = "def halve(x):\n    return x / 2\n\n\n"
+
+
+def with_tabs(**kw):
+    return state(files={"src/b.py": B_PY, "src/c.py": C_PY}, open_paths=("src/b.py", "src/c.py"), **kw)
+
+
+def test_an_idle_session_warms_the_other_open_files_one_at_a_time_and_the_switch_reuses_that_prompt(clock, backend):
+    """After IDLE_WARM_S with nothing to do, each open file the model has not seen gets its prompt evaluated for
+    one token; the first request after switching to it asks for a prompt that starts with the warmed one."""
+    session = CompletionSession(backend, clock=clock, spawn=lambda fn: fn(), idle_warm_s=0.5)
+    done, _ = run(session.open(with_tabs(), CompletionOptions(debounce_ms=0)))
+    assert done["status"] == "shown"
+    assert backend.max_tokens == [48, 1, 1]  # the suggestion, then one warm-up per other open file
+    warmed_b, warmed_c = backend.prompts[1], backend.prompts[2]
+    assert warmed_b.endswith(f"# File: src/b.py\n{B_PY}") and warmed_c.endswith(f"# File: src/c.py\n{C_PY}")
+    assert 0.5 in clock.waits and session.stats.as_dict()["requests"] == 1  # warm-ups are not user requests
+    assert session.cold_files() == []
+    # the user switches to b.py and types at its end: the prompt extends the warmed one (same context, same prefix)
+    switched = EditorState(path="src/b.py", text=B_PY + "d", cursor=len(B_PY) + 1, files={"src/calc.py": CODE,
+                           "src/c.py": C_PY}, open_paths=("src/c.py", "src/calc.py"), recent_paths=("src/calc.py",))
+    run(session.open(switched, CompletionOptions(debounce_ms=0)))
+    shared = len(os.path.commonprefix([warmed_b, backend.prompts[3]]))
+    assert shared >= len(warmed_b) - len("\n\n\n")  # the healed indentation aside, all of it is reused
+    assert len(backend.runs) == 4  # nothing new was cold: no further warm-up
+
+
+def test_a_keystroke_in_any_session_cancels_an_idle_warm_up_and_none_starts_while_a_request_is_open(clock, backend):
+    activity = ModelActivity()
+    spawned: list = []
+    a = CompletionSession(backend, clock=clock, spawn=spawned.append, idle_warm_s=0.5, activity=activity)
+    b = CompletionSession(backend, clock=clock, spawn=lambda fn: None, idle_warm_s=0.5, activity=activity)
+    run(a.open(with_tabs(), CompletionOptions(debounce_ms=0)))
+    spawned.pop()()  # the idle timer fires: a warm-up of src/b.py is started (and waits for the model)
+    warm = next(t for t in a._live if t.idle)
+    assert warm.state.path == "src/b.py" and not warm.cancelled
+    b.open(state(CODE + "x", path="other.py"))  # another user types: the model is theirs
+    assert warm.cancelled
+    assert a.warm_idle_file() == {"warming": False, "reason": "a request is open"}  # b's request is still open
+    list(warm.events())
+    assert warm.outcome.status in ("cancelled", "superseded") and "src/b.py" in a.cold_files()  # tried again later
+    assert a._warm_tries == {"src/b.py": 1}
+
+
+def test_a_keystroke_during_the_idle_wait_or_idle_warm_false_means_no_warm_up(clock, backend):
+    spawned: list = []
+    session = CompletionSession(backend, clock=clock, spawn=spawned.append, idle_warm_s=0.5)
+    run(session.open(with_tabs(), CompletionOptions(debounce_ms=0)))
+    timer = spawned.pop()
+    session.open(with_tabs(text=CODE + "r"), CompletionOptions(debounce_ms=0))  # typing went on
+    timer()
+    assert len(backend.runs) == 1 and not any(t.idle for t in session._live)
+    off = CompletionSession(backend, clock=clock, spawn=spawned.append, idle_warm_s=0.5)
+    spawned.clear()
+    run(off.open(with_tabs(), CompletionOptions(debounce_ms=0, idle_warm=False)))
+    assert spawned == []  # the client asked for none
+    direct = CompletionSession(backend, clock=clock, spawn=spawned.append)
+    run(direct.open(with_tabs(), CompletionOptions(debounce_ms=0)))
+    assert spawned == []  # sessions built without idle_warm_s (unit tests, CLI) never warm by themselves
