@@ -7,15 +7,16 @@ export GRADIO_ANALYTICS_ENABLED := False
 # What `make typecheck` checks with mypy: all of the app's code.
 TYPED  := core ui pages
 
-.PHONY: run test typecheck evals install seed system-deps system-deps-run bench lint clean
+.PHONY: run test typecheck evals install seed classifier system-deps system-deps-run bench lint clean
 
-run: install system-deps-run seed
+run: install system-deps-run seed classifier
 	$(KEEL) serve
 
 test: install system-deps
 	$(PY) -m ruff check core ui pages
 	$(MAKE) --no-print-directory typecheck
 	$(KEEL) prompts lint
+	$(MAKE) --no-print-directory classifier
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory evals
 
@@ -39,6 +40,11 @@ $(VENV)/.installed: pyproject.toml scripts/install_python.sh scripts/install_lla
 
 seed: install
 	$(KEEL) demo seed
+
+# The support intent encoder, tuned on the training split (about two minutes the first time, then cached by
+# data hash in ~/.cache/keel), and the classifier head: built here so that the first chat message does not wait.
+classifier: install
+	$(KEEL) support build
 
 system-deps:
 	bash scripts/install_system_deps.sh

@@ -19,7 +19,12 @@ from core.cli._jobs import add_jobs_commands  # noqa: E402
 from core.cli._prompts import cmd_prompts_lint  # noqa: E402
 from core.cli._review import add_review_command  # noqa: E402
 from core.cli._search import add_search_commands  # noqa: E402
-from core.cli._support import cmd_support_chat, cmd_support_classify, cmd_support_eval_report  # noqa: E402
+from core.cli._support import (  # noqa: E402
+    cmd_support_build,
+    cmd_support_chat,
+    cmd_support_classify,
+    cmd_support_eval_report,
+)
 from core.cli._workspace import cmd_workspace_run, cmd_workspace_tasks  # noqa: E402
 
 __all__ = ["build_parser", "main"]
@@ -102,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
             support)
     p.add_argument("text", nargs="?", help="the message, or - to read stdin")
     p.add_argument("--file", help="UTF-8 file with one message per line; prints one result per line, in order")
+    add("build", cmd_support_build, "tune the intent encoder and fit the classifier head now (cached by data hash; "
+        "`make run` and `make test` call it so the first message does not wait a minute)", support)
     p = add("eval-report", cmd_support_eval_report, "intent classifier: per-label precision/recall, confusion and "
             "calibration on the dev and test splits and the external set", support)
     p.add_argument("--mistakes", action="store_true", help="also list the in-house misses (never external ones)")

@@ -80,6 +80,19 @@ def cmd_support_classify(args) -> int:
     return 1 if args.text is not None and "error" in results[0] else 0
 
 
+def cmd_support_build(args) -> int:
+    """Build what the classifier needs before the first message: the tuned encoder and the head (both cached)."""
+    from core.support import get_head
+    from core.support._classifier import tuned_encoder
+
+    started = time.monotonic()
+    tuned_encoder(log=lambda m: print(m, file=sys.stderr, flush=True))
+    head = get_head()
+    print(f"intent classifier ready in {time.monotonic() - started:.0f} s: {head.train_examples} training examples, "
+          f"temperature {head.temperature:.3f}, head {head.digest}")
+    return 0
+
+
 def cmd_support_eval_report(args) -> int:
     """Per-label precision/recall, confusion and calibration on dev, the in-house test split and the external set.
 

@@ -1,6 +1,7 @@
-"""The cheap first tier: logistic regression over n-grams and sentence embeddings, temperature-scaled.
+"""The cheap first tier: logistic regression over n-grams and tuned sentence embeddings, temperature-scaled.
 
-The head is trained at first use from the train split; its temperature is fitted on the calibration set, written
+The embeddings come from the encoder fine-tuned on the training split (`_encoder`: intents, not topics). The
+head is trained at first use from the train split; its temperature is fitted on the calibration set, written
 by another hand than the training data, so that confidence means the same on other people's phrasing (the dev
 split stands in when that file is absent). Only a temperature: per-class offsets fitted there would learn that
 set's label mix, which its brief chose, not the mix customers send. It is cached in `KEEL_CACHE_DIR` (shared by
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from core.config import get_settings
-from core.embeddings import ENCODER_NAME, embed
+from core.embeddings import ENCODER_NAME, get_encoder
+from core.support import _encoder
 from core.support._data import CALIBRATION_FILE, INTENTS_FILE, LABELS, load_external, load_labelled_intents
 
-HEAD_VERSION = "ngrams+embedding-logreg-v4"
+HEAD_VERSION = "ngrams+tuned-embedding-logreg-v5"
 CLASSIFY_CHARS = 300  # intent lives in the opening sentences: a 50,000-character message costs what a short one does
 # Features: TF-IDF of hashed character 1-4-grams (typos such as "ordedr" still share most of "order") and word
 # 1-2-grams ("refund policy" vs "refund my"), next to the sentence embedding (meaning across wordings). One
@@ -82,6 +84,10 @@ class _Head:
     digest: str
     train_examples: int = 0
     temperature: float = 1.0  # fitted on the calibration set (minimum negative log-likelihood)
+    encoder: object = field(default=None, compare=False, repr=False)  # the tuned encoder the vectors come from
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return _encoder.encode(self.encoder, texts)
 
     def features(self, texts: list[str], vectors: np.ndarray):
         """One sparse row per message: [char TF-IDF | word TF-IDF | embedding]."""
@@ -180,7 +186,8 @@ def _hash_training_files(path: Path, calibration: Path) -> str:
     h = hashlib.sha256(path.read_bytes())
     if calibration.is_file():
         h.update(hashlib.sha256(calibration.read_bytes()).digest())
-    h.update(f"|{ENCODER_NAME}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
+    h.update(f"|{ENCODER_NAME}|{_encoder.TUNING_VERSION}|{_encoder.EPOCHS}|{_encoder.LOSS_TEMPERATURE}|"
+             f"{_encoder.LEARNING_RATE}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
              f"{_WORD_NGRAMS}|{_MIN_DF}|{_C}".encode())
     return h.hexdigest()[:16]
 
@@ -217,9 +224,17 @@ def _clip(texts) -> list[str]:
     return [t.strip()[:CLASSIFY_CHARS] for t in texts]
 
 
+def tuned_encoder(log=None):
+    """The encoder fine-tuned on the training split (trained now if neither this process nor the cache has it)."""
+    get_encoder()  # loads the base encoder first: it sets the one inference thread both encoders run on
+    train = load_labelled_intents("train")
+    return _encoder.tuned_encoder(_clip(r.text for r in train), [r.label for r in train], log=log)
+
+
 def _load_or_train() -> _Head:
     digest = training_digest()
     path = _cache_path(digest)
+    encoder = tuned_encoder()
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -227,19 +242,20 @@ def _load_or_train() -> _Head:
                 if labels == LABELS:
                     params = data["params"]
                     return _Head(data["char_idf"], data["word_idf"], data["coef"], data["intercept"], labels, digest,
-                                 train_examples=int(params[0]), temperature=float(params[1]))
+                                 train_examples=int(params[0]), temperature=float(params[1]), encoder=encoder)
         except (OSError, ValueError, KeyError, IndexError):
             pass  # a torn or foreign file: train again and overwrite it
     head = _fitted.get(digest)
-    if head is None:  # embedding ~2,300 messages is the slow part (~30 s on one core)
+    if head is None:  # embedding ~3,300 messages is the slow part (~40 s on one core)
         train = load_labelled_intents("train")
         dev = calibration_rows()
         texts = _clip(r.text for r in train + dev)
-        vectors = embed(texts)
+        vectors = _encoder.encode(encoder, texts)
         targets = np.array([LABELS.index(r.label) for r in train + dev])
         n = len(train)
-        head = _fitted.setdefault(digest, fit_head(texts[:n], vectors[:n], targets[:n], texts[n:], vectors[n:],
-                                                    targets[n:], LABELS, digest))
+        head = _fitted.setdefault(digest, replace(
+            fit_head(texts[:n], vectors[:n], targets[:n], texts[n:], vectors[n:], targets[n:], LABELS, digest),
+            encoder=encoder))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(tmp, char_idf=head.char_idf, word_idf=head.word_idf, coef=head.coef, intercept=head.intercept,
@@ -311,7 +327,7 @@ def classify(text: str) -> Classification:
         return _rule(note)
     head = get_head()
     texts = _clip([text])
-    return _decide(head.probabilities(texts, embed(texts))[0], head.labels, note)
+    return _decide(head.probabilities(texts, head.embed(texts))[0], head.labels, note)
 
 
 def classify_many(texts: list[str]) -> list[Classification]:
@@ -323,7 +339,7 @@ def classify_many(texts: list[str]) -> list[Classification]:
     results: list[Classification] = [_rule(n) for n in notes]
     if not todo:
         return results
-    probabilities = head.probabilities(clipped, embed(clipped))
+    probabilities = head.probabilities(clipped, head.embed(clipped))
     for row, i in enumerate(todo):
         results[i] = _decide(probabilities[row], head.labels, notes[i])
     return results

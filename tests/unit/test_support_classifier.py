@@ -90,11 +90,14 @@ def test_head_combines_ngrams_and_embedding_with_a_dev_fitted_temperature():
     assert head.train_examples == len(load_labelled_intents("train"))
     text = "where is my order ORD-50012"
     c = classify(text)
-    expected = head.probabilities([text], embed([text]))[0]
+    vector = head.embed([text])
+    expected = head.probabilities([text], vector)[0]
     assert c.scores == pytest.approx(dict(zip(head.labels, expected.tolist())), abs=1e-5)
+    # the tuned encoder, not the base one, feeds the head
+    assert not np.allclose(vector, embed([text]), atol=1e-3)
     # both views carry weight: dropping either the n-grams or the embedding changes the scores
-    features = head.features([text], embed([text])).toarray()[0]
-    ngram_part, embedding_part = features[:-embed([text]).shape[1]], features[-embed([text]).shape[1]:]
+    features = head.features([text], vector).toarray()[0]
+    ngram_part, embedding_part = features[:-vector.shape[1]], features[-vector.shape[1]:]
     assert np.abs(head.coef[:, :ngram_part.size] @ ngram_part).max() > 0.1
     assert np.abs(head.coef[:, ngram_part.size:] @ embedding_part).max() > 0.1
 
