@@ -6,8 +6,8 @@ classifier needs them apart, because one is a policy question and the other an a
 messages of one intent together and pushes the others apart in every batch, so the head reads intents, not
 topics. It raised accuracy on both sets written by other hands (SOURCES.md has the figures).
 
-It is trained once per training data, at install (`keel support build`) or at first use: two epochs over the
-~2,450 training messages take about 90 s on 2 cores. It is cached under KEEL_CACHE_DIR by a hash of the
+It is trained once per training data, at install (`keel support build`) or at first use: one epoch over the
+~2,450 training messages takes about 45 s on 2 cores. It is cached under KEEL_CACHE_DIR by a hash of the
 training split and these settings, and never downloaded. Document search and the knowledge base keep the base
 encoder: this one has forgotten part of what tells topics apart.
 """
@@ -32,9 +32,10 @@ from core.embeddings import DIMENSIONS, ENCODER_NAME, MAX_ENCODE_CHARS, encoder_
 _logger = logging.getLogger(__name__)
 
 TUNING_VERSION = "supcon-v1"
-# Chosen by accuracy on the calibration set, averaged over two seeds (SOURCES.md has the sweep); the external
-# test set had no say.
-EPOCHS, BATCH_SIZE, LOSS_TEMPERATURE, LEARNING_RATE, SEED = 2, 32, 0.1, 5e-5, 0
+# The best accuracy on the calibration set (mean of two seeds) among the settings that keep the gated eval
+# suites: two epochs scored higher there but regressed the in-house split and `support-routes` (SOURCES.md has
+# the sweep). The external test set had no say.
+EPOCHS, BATCH_SIZE, LOSS_TEMPERATURE, LEARNING_RATE, SEED = 1, 32, 0.1, 5e-5, 0
 TRAIN_THREADS = 2  # training is throughput-bound; inference stays on the one thread core.embeddings sets
 KEEP_ENCODERS = 2  # older tuned encoders (other training data) are removed beyond this many
 
@@ -162,7 +163,7 @@ def tuned_encoder(texts: list[str], labels: list[str], *, log: Callable[[str], N
                 model = None
         if model is None:
             say = log or _logger.info
-            say(f"tuning the intent encoder on {len(texts)} messages ({EPOCHS} epochs, about 90 s on 2 cores)")
+            say(f"tuning the intent encoder on {len(texts)} messages ({EPOCHS} epoch(s), about 45 s each on 2 cores)")
             started = time.monotonic()
             last = [0.0]
 
