@@ -50,6 +50,10 @@ class GatewayBackend:
         self.temperature = temperature
         target = self.gateway.targets(LLMRequest(messages=[], tier=tier))[0]
         self.model = target
+        # Only the embedded model keeps a file's evaluated prompt between calls (its KV state): warming a remote
+        # provider that nobody asked for would cost a paid call and leave nothing behind.
+        provider = getattr(self.gateway, "providers", {}).get(target.split("/", 1)[0])
+        self.keeps_prompt_state = hasattr(provider, "kv_stats")
         self.template = template_for(target, template)
         # logged as the prompt id and version, so the dashboards can break completions down by template
         self.prompt_id = f"completion/{self.template.name}"

@@ -90,7 +90,6 @@ class ModelActivity:
             self.idle_warm_ups.discard(ticket)
 
 
-
 def keystroke_kind(prefix: str) -> str:
     """What the character before the cursor is, for pause prediction."""
     if not prefix:
@@ -685,7 +684,8 @@ class CompletionSession:
 
     def _schedule_idle_warm_up(self) -> None:
         """After a request (or an idle warm-up) ends: if nothing else happens for IDLE_WARM_S, warm a cold file."""
-        if self.idle_warm_s is None or self._last_options is None or not self._last_options.idle_warm:
+        if (self.idle_warm_s is None or self._last_options is None or not self._last_options.idle_warm
+                or not getattr(self.backend, "keeps_prompt_state", True)):
             return
         with self._lock:
             if any(not t.speculative for t in self._live):

@@ -607,3 +607,28 @@ def test_a_keystroke_during_the_idle_wait_or_idle_warm_false_means_no_warm_up(cl
     direct = CompletionSession(backend, clock=clock, spawn=spawned.append)
     run(direct.open(with_tabs(), CompletionOptions(debounce_ms=0)))
     assert spawned == []  # sessions built without idle_warm_s (unit tests, CLI) never warm by themselves
+    backend.keeps_prompt_state = False  # a remote provider: a warm-up would be a paid call that leaves nothing
+    remote = CompletionSession(backend, clock=clock, spawn=spawned.append, idle_warm_s=0.5)
+    run(remote.open(with_tabs(), CompletionOptions(debounce_ms=0)))
+    assert spawned == []
+
+
+def test_the_gateway_backend_says_whether_its_model_keeps_prompt_state_between_calls():
+    from core.completion import GatewayBackend
+
+    class Local:
+        def kv_stats(self):
+            return {}
+
+    class Gateway:
+        providers = {"embedded": Local(), "openai": object()}
+
+        def __init__(self, target):
+            self.target = target
+
+        def targets(self, request):
+            return [self.target]
+
+    assert GatewayBackend(Gateway("embedded/smollm2-135m-instruct")).keeps_prompt_state is True
+    assert GatewayBackend(Gateway("openai/gpt-4o-mini")).keeps_prompt_state is False
+    assert GatewayBackend(Gateway("missing/model")).keeps_prompt_state is False
