@@ -131,11 +131,11 @@ def _save(model, digest: str) -> None:
 
 def _prune(keep: Path) -> None:
     """Remove all but the newest KEEP_ENCODERS tuned encoders (each is ~90 MB); leftovers of a crash go too."""
-    parent = keep.parent
-    tuned = sorted((p for p in parent.glob("intent-encoder-*") if p.is_dir() and p != keep),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in tuned[KEEP_ENCODERS - 1:] + [p for p in tuned if p.name.endswith(".tmp")
-                                               and time.time() - p.stat().st_mtime > 3600]:
+    folders = [p for p in keep.parent.glob("intent-encoder-*") if p.is_dir() and p != keep]
+    done = sorted((p for p in folders if not p.name.endswith(".tmp")), key=lambda p: p.stat().st_mtime, reverse=True)
+    # another process may be writing a .tmp right now: only an hour-old one is a crash's leftover
+    abandoned = [p for p in folders if p.name.endswith(".tmp") and time.time() - p.stat().st_mtime > 3600]
+    for stale in done[KEEP_ENCODERS - 1:] + abandoned:
         shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -87,3 +87,22 @@ def test_the_tuned_encoder_is_cached_by_data_hash_and_a_torn_copy_is_trained_aga
     assert np.allclose(_encoder.encode(retrained, texts), _encoder.encode(model, texts), atol=1e-4)
     assert (folder / "KEEL_COMPLETE").is_file()
     config.reset_settings()
+
+
+def test_old_tuned_encoders_are_pruned_but_a_copy_another_process_is_writing_is_left_alone(tmp_path):
+    import os
+    import time
+
+    now = time.time()
+    folders = {}
+    for name, age_s in [("intent-encoder-keep", 0), ("intent-encoder-a", 100), ("intent-encoder-b", 200),
+                        ("intent-encoder-c", 300), ("intent-encoder-d.12.34.tmp", 10),
+                        ("intent-encoder-e.56.78.tmp", 7200)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        os.utime(folder, (now - age_s, now - age_s))
+        folders[name] = folder
+    _encoder._prune(folders["intent-encoder-keep"])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # the one kept, the newest other finished copy (KEEP_ENCODERS = 2), and the .tmp being written right now
+    assert left == ["intent-encoder-a", "intent-encoder-d.12.34.tmp", "intent-encoder-keep"]
