@@ -46,12 +46,16 @@ AWAY_S = 30.0  # a longer gap is the user away, not a pause after that character
 PAUSE_PRIOR = {"newline": 0.5, "space": 0.15, "open": 0.1, "close": 0.1, "word": 0.03, "other": 0.05}
 PRIOR_WEIGHT = 10.0
 START_AT_ONCE_P = 0.1
-# Idle warm-up: after this long with nothing to do, the session evaluates the prompt of one other open file the
+# Idle warm-up: after this long with nothing to do, the session evaluates the prompt of one other open tab the
 # model has not seen yet (then the next), so the first pause after a file switch reuses its KV state instead of
-# paying ~2 s for the whole prompt. The next keystroke in any session cancels it between 32-token chunks.
+# paying ~2 s for the whole prompt. The next keystroke in any session cancels it at the next 32-token chunk
+# (~0.1 s); that keystroke also pays ~20 ms to restore its own file's KV state.
 IDLE_WARM_S = 0.5
-MAX_IDLE_WARM_FILES = 6  # per session: a project with many tabs does not keep the model busy for minutes
+# Per session, and few: the model keeps 8 files' KV states for all sessions together, and warming many tabs would
+# push out the files people are typing in.
+MAX_IDLE_WARM_FILES = 3
 IDLE_WARM_TRIES = 4  # a file whose warm-ups keystrokes keep cancelling is left cold after this many
+IDLE_WARM_RETRIES = 20  # re-checks after another session took the model, until this session's user types again
 
 
 class ModelActivity:
@@ -68,6 +72,7 @@ class ModelActivity:
 
     def request_opened(self, ticket: Ticket) -> None:
         with self.lock:
+            self._forget_stale(ticket.opened_at)
             self.requests.add(ticket)
             warm_ups, self.idle_warm_ups = list(self.idle_warm_ups), set()
         for warm_up in warm_ups:
@@ -77,9 +82,13 @@ class ModelActivity:
         with self.lock:
             self.requests.discard(ticket)
 
+    def _forget_stale(self, now: float) -> None:
+        """A request opened but never run (its client left before reading) would otherwise stay here for good."""
+        self.requests = {t for t in self.requests if now - t.opened_at < self.STALE_S}
+
     def start_warm_up(self, ticket: Ticket, now: float) -> bool:
         with self.lock:
-            self.requests = {t for t in self.requests if now - t.opened_at < self.STALE_S}
+            self._forget_stale(now)
             if self.requests:
                 return False
             self.idle_warm_ups.add(ticket)
@@ -452,6 +461,7 @@ class CompletionSession:
         self._cursors: dict[str, int] = {}
         self._evaluated: set[str] = set()  # files whose prompt the model evaluated in this session
         self._warm_tries: dict[str, int] = {}  # idle warm-ups started per file
+        self._idle_retries = 0  # idle re-checks since this session's last keystroke
 
     # -- typing rhythm ---------------------------------------------------------------------------
 
@@ -498,16 +508,17 @@ class CompletionSession:
         # than CONTEXT_MAX_AGE_S. Edits in other files therefore do not invalidate this file's KV cache per keystroke.
         signature = (tuple(sorted(state.files)), tuple(sorted(state.open_paths)))
         now = self.clock.now()
-        snapshot = self._snapshots.get(state.path)
-        if snapshot is not None and snapshot[0] == signature and (
-                snapshot[2] == assembly.prefix_start or now - snapshot[3] < CONTEXT_MAX_AGE_S):  # still fresh
-            chunks: list[ContextChunk] = snapshot[1]
-            self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, snapshot[3])
-        else:
-            chunks = assembly.chunks
-            self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, now)
-            if len(self._snapshots) > 64:
-                self._snapshots.pop(next(iter(self._snapshots)))
+        with self._lock:  # request threads and idle warm-up timers both build prompts
+            snapshot = self._snapshots.get(state.path)
+            if snapshot is not None and snapshot[0] == signature and (
+                    snapshot[2] == assembly.prefix_start or now - snapshot[3] < CONTEXT_MAX_AGE_S):  # still fresh
+                chunks: list[ContextChunk] = snapshot[1]
+                self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, snapshot[3])
+            else:
+                chunks = assembly.chunks
+                self._snapshots[state.path] = (signature, chunks, assembly.prefix_start, now)
+                if len(self._snapshots) > 64:
+                    self._snapshots.pop(next(iter(self._snapshots)))
         prefix = assembly.prefix
         heal = prefix[len(prefix.rstrip(" \t")):] if prefix.rstrip(" \t").endswith("\n") or not prefix.strip() else ""
         # Token healing: a prompt ending in indentation makes small models emit an extra space (" return" after
@@ -530,6 +541,7 @@ class CompletionSession:
                 self._idle_epoch += 1  # an idle warm-up scheduled before this keystroke must not start
                 self._last_state, self._last_options = state, options
                 self._cursors[state.path] = state.cursor
+                self._idle_retries = 0
         prompt, assembly, chunks = self.prompt_for(state)
         context_key = content_key(*(f"{c.kind}\0{c.path}\0{c.text}" for c in chunks))
         suffix_key = content_key(assembly.suffix)
@@ -674,8 +686,13 @@ class CompletionSession:
             self.activity.request_closed(ticket)
         if ticket.idle:
             self.activity.end_warm_up(ticket)
-            if ticket.outcome.status in ("cancelled", "superseded", "error"):
-                return  # a keystroke took the model (its own end schedules the next idle check), or it failed
+            if ticket.outcome.status == "error":
+                return
+            if ticket.outcome.status in ("cancelled", "superseded"):
+                # A keystroke took the model. If it was this session's, the epoch moved and the re-check below does
+                # nothing (that request's own end schedules the next one); if another session's, try again later.
+                self._retry_idle_warm_up()
+                return
             with self._lock:
                 self._evaluated.add(ticket.state.path)
         self._schedule_idle_warm_up()
@@ -687,9 +704,10 @@ class CompletionSession:
         if (self.idle_warm_s is None or self._last_options is None or not self._last_options.idle_warm
                 or not getattr(self.backend, "keeps_prompt_state", True)):
             return
+        now = self.clock.now()
         with self._lock:
-            if any(not t.speculative for t in self._live):
-                return
+            if any(not t.speculative and now - t.opened_at < ModelActivity.STALE_S for t in self._live):
+                return  # a request of this session is still open (one never run is ignored after STALE_S)
             epoch = self._idle_epoch
 
         def after_idle() -> None:
@@ -699,12 +717,20 @@ class CompletionSession:
 
         self._spawn(after_idle)
 
+    def _retry_idle_warm_up(self) -> None:
+        """Another session had the model: look again later, a bounded number of times."""
+        with self._lock:
+            if self._idle_retries >= IDLE_WARM_RETRIES:
+                return
+            self._idle_retries += 1
+        self._schedule_idle_warm_up()
+
     def cold_files(self) -> list[str]:
-        """Other files of the last state whose prompt the model has not evaluated: recent, then tabs, then known."""
+        """Other open files (recent, then tabs) of the last state whose prompt the model has not evaluated."""
         last = self._last_state
         if last is None:
             return []
-        order = [*last.recent_paths, *last.open_paths, *sorted(last.files)]
+        order = [*last.recent_paths, *last.open_paths]
         seen: set[str] = set()
         cold = []
         for path in order:
@@ -716,12 +742,16 @@ class CompletionSession:
         return cold
 
     def warm_idle_file(self) -> dict:
-        """Evaluate the next cold file's prompt, as the editor would see it after switching to that file."""
+        """Evaluate the next cold tab's prompt, as the editor would send it after switching to that file."""
         last, options = self._last_state, self._last_options
         cold = self.cold_files()
-        if last is None or options is None or not cold or len(self._warm_tries) >= MAX_IDLE_WARM_FILES:
+        if last is None or options is None or not cold:
             return {"warming": False, "reason": "no cold file"}
         path = cold[0]
+        with self._lock:  # counted before the warm-up runs: with an inline spawn it schedules the next one at once
+            if path not in self._warm_tries and len(self._warm_tries) >= MAX_IDLE_WARM_FILES:
+                return {"warming": False, "reason": f"{MAX_IDLE_WARM_FILES} files warmed already"}
+            self._warm_tries[path] = self._warm_tries.get(path, 0) + 1
         text = last.files[path]
         files = {**{p: t for p, t in last.files.items() if p != path}, last.path: last.text}
         others = [p for p in (last.path, *last.open_paths) if p != path]
@@ -730,9 +760,13 @@ class CompletionSession:
                             recent_paths=tuple(dict.fromkeys(p for p in (last.path, *last.recent_paths) if p != path)),
                             language=None)
         started = self.warm(state, options, idle=True)
-        if started["warming"]:  # a cancelled try keeps what it evaluated in the KV state: the next goes on from there
-            with self._lock:
-                self._warm_tries[path] = self._warm_tries.get(path, 0) + 1
+        if not started["warming"]:
+            with self._lock:  # not a try: nothing was evaluated
+                self._warm_tries[path] -= 1
+                if not self._warm_tries[path]:
+                    del self._warm_tries[path]
+            if started.get("reason") == "a request is open":  # another session's request: look again later
+                self._retry_idle_warm_up()
         return started
 
     def describe(self, ticket: Ticket) -> dict:

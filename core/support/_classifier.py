@@ -186,8 +186,9 @@ def _hash_training_files(path: Path, calibration: Path) -> str:
     h = hashlib.sha256(path.read_bytes())
     if calibration.is_file():
         h.update(hashlib.sha256(calibration.read_bytes()).digest())
-    h.update(f"|{ENCODER_NAME}|{_encoder.TUNING_VERSION}|{_encoder.EPOCHS}|{_encoder.LOSS_TEMPERATURE}|"
-             f"{_encoder.LEARNING_RATE}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
+    tuning = (_encoder.TUNING_VERSION, _encoder.EPOCHS, _encoder.BATCH_SIZE, _encoder.LOSS_TEMPERATURE,
+              _encoder.LEARNING_RATE, _encoder.SEED, _encoder.MAX_ENCODE_CHARS)  # whatever changes the encoder
+    h.update(f"|{ENCODER_NAME}|{tuning}|{HEAD_VERSION}|{CLASSIFY_CHARS}|{_CHAR_FEATURES}|{_WORD_FEATURES}|{_CHAR_NGRAMS}|"
              f"{_WORD_NGRAMS}|{_MIN_DF}|{_C}".encode())
     return h.hexdigest()[:16]
 

@@ -99,7 +99,7 @@ def train_encoder(texts: list[str], labels: list[str], epochs: float = EPOCHS, *
         steps = max(1, int(epochs * len(texts) / BATCH_SIZE))
         order: list[int] = []
         for step in range(steps):
-            if len(order) < BATCH_SIZE:  # a new shuffled pass; a batch never repeats a message
+            if len(order) < BATCH_SIZE:  # the next shuffled pass (a batch at the seam may hold a message twice)
                 order += rng.sample(range(len(texts)), len(texts))
             batch, order = order[:BATCH_SIZE], order[BATCH_SIZE:]
             features = model.preprocess([clipped[i] for i in batch])
@@ -146,21 +146,27 @@ def tuned_encoder(texts: list[str], labels: list[str], *, log: Callable[[str], N
         model = _loaded.get(digest)
         if model is not None:
             if not (encoder_dir(digest) / "KEEL_COMPLETE").is_file():
-                _save(model, digest)  # a new cache directory (tests): write it there too
+                try:
+                    _save(model, digest)  # a new cache directory (tests): write it there too
+                except OSError as exc:
+                    _logger.warning("could not cache the tuned intent encoder: %s", exc)
             return model
         path = encoder_dir(digest)
         if (path / "KEEL_COMPLETE").is_file():
-            try:
-                import torch
-                from sentence_transformers import SentenceTransformer
+            import torch
+            from sentence_transformers import SentenceTransformer
 
-                threads = torch.get_num_threads()
+            threads = torch.get_num_threads()
+            try:
                 model = SentenceTransformer(str(path), device="cpu")
-                torch.set_num_threads(threads)
+            except MemoryError:
+                raise
             except Exception as exc:  # a torn or foreign directory (safetensors has its own errors): train again
                 _logger.warning("tuned intent encoder at %s unreadable (%s): training it again", path, exc)
                 shutil.rmtree(path, ignore_errors=True)
                 model = None
+            finally:
+                torch.set_num_threads(threads)
         if model is None:
             say = log or _logger.info
             say(f"tuning the intent encoder on {len(texts)} messages ({EPOCHS} epoch(s), about 45 s each on 2 cores)")
@@ -173,8 +179,12 @@ def tuned_encoder(texts: list[str], labels: list[str], *, log: Callable[[str], N
                     say(f"  step {step}/{steps}, loss {loss:.3f}, {time.monotonic() - started:.0f} s")
 
             model = train_encoder(texts, labels, EPOCHS, progress=progress)
-            _save(model, digest)
+            try:
+                _save(model, digest)
+            except OSError as exc:  # e.g. a full disk: this process keeps the model, the next trains again
+                _logger.warning("could not cache the tuned intent encoder at %s: %s", encoder_dir(digest), exc)
             say(f"intent encoder tuned in {time.monotonic() - started:.0f} s")
+        _loaded.clear()  # an encoder for older training data (~90 MB) is not kept once the data changed
         _loaded[digest] = model
         return model
 

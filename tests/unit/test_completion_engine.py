@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from core.completion._engine import MAX_IDLE_WARM_FILES
 from core.completion import (
     PREFIX_ONLY,
     TEMPLATES,
@@ -584,12 +585,27 @@ def test_a_keystroke_in_any_session_cancels_an_idle_warm_up_and_none_starts_whil
     spawned.pop()()  # the idle timer fires: a warm-up of src/b.py is started (and waits for the model)
     warm = next(t for t in a._live if t.idle)
     assert warm.state.path == "src/b.py" and not warm.cancelled
-    b.open(state(CODE + "x", path="other.py"))  # another user types: the model is theirs
+    theirs = b.open(state(CODE + "x", path="other.py"), CompletionOptions(debounce_ms=0))  # another user types
     assert warm.cancelled
     assert a.warm_idle_file() == {"warming": False, "reason": "a request is open"}  # b's request is still open
+    assert a._warm_tries == {"src/b.py": 1}  # the refusal was not a try
     list(warm.events())
-    assert warm.outcome.status in ("cancelled", "superseded") and "src/b.py" in a.cold_files()  # tried again later
-    assert a._warm_tries == {"src/b.py": 1}
+    assert warm.outcome.status in ("cancelled", "superseded") and "src/b.py" in a.cold_files()
+    timers = [fn for fn in spawned if fn.__name__ == "after_idle"]
+    assert len(timers) == 2  # a re-check after the refusal and one after the cancelled warm-up
+    run(theirs)  # b's request ends: the model is free again
+    timers[-1]()  # a's re-check fires: its user has not typed, so b.py is warmed after all
+    again = next(t for t in a._live if t.idle)
+    assert again.state.path == "src/b.py" and not again.cancelled and a._warm_tries == {"src/b.py": 2}
+
+
+def test_a_session_warms_at_most_a_few_tabs_because_the_model_keeps_few_kv_states(clock, backend):
+    tabs = {f"src/t{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(5)}
+    session = CompletionSession(backend, clock=clock, spawn=lambda fn: fn(), idle_warm_s=0.5)
+    run(session.open(state(files=tabs, open_paths=tuple(tabs)), CompletionOptions(debounce_ms=0)))
+    assert backend.max_tokens == [48] + [1] * MAX_IDLE_WARM_FILES  # not all five
+    assert len(session.cold_files()) == 5 - MAX_IDLE_WARM_FILES
+    assert session.warm_idle_file() == {"warming": False, "reason": f"{MAX_IDLE_WARM_FILES} files warmed already"}
 
 
 def test_a_keystroke_during_the_idle_wait_or_idle_warm_false_means_no_warm_up(clock, backend):
