@@ -47,11 +47,12 @@ def is_loaded() -> bool:
     return _model is not None
 
 
-def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text."""
+def embed(texts: list[str], model=None) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text; `model` is another encoder of the same shape (the support
+    classifier's tuned one), else the shared base encoder."""
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     clipped = [t[:MAX_ENCODE_CHARS] for t in texts]
-    vectors = get_encoder().encode(clipped, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                   show_progress_bar=False)
+    vectors = (model or get_encoder()).encode(clipped, batch_size=64, normalize_embeddings=True,
+                                              convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)

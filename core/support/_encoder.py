@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import get_settings
-from core.embeddings import DIMENSIONS, ENCODER_NAME, MAX_ENCODE_CHARS, encoder_path
+from core.embeddings import ENCODER_NAME, MAX_ENCODE_CHARS, embed, encoder_path
 
 _logger = logging.getLogger(__name__)
 
@@ -190,9 +190,5 @@ def tuned_encoder(texts: list[str], labels: list[str], *, log: Callable[[str], N
 
 
 def encode(model, texts: list[str]) -> np.ndarray:
-    """Unit-length float32 embeddings from the tuned encoder, one row per text (as core.embeddings.embed)."""
-    if not texts:
-        return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    vectors = model.encode([t[:MAX_ENCODE_CHARS] for t in texts], batch_size=64, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
-    return np.asarray(vectors, dtype=np.float32)
+    """Unit-length float32 embeddings from the tuned encoder (core.embeddings.embed with this model)."""
+    return embed(texts, model)
