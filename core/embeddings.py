@@ -53,6 +53,34 @@ def embed(texts: list[str], model=None) -> np.ndarray:
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     clipped = [t[:MAX_ENCODE_CHARS] for t in texts]
-    vectors = (model or get_encoder()).encode(clipped, batch_size=64, normalize_embeddings=True,
+    model = model or get_encoder()
+    if len(clipped) == 1 and _is_mean_pooled_and_normalised(model):
+        return _encode_one(model, clipped[0])
+    vectors = model.encode(clipped, batch_size=64, normalize_embeddings=True,
                                               convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
+
+
+def _is_mean_pooled_and_normalised(model) -> bool:
+    """Whether `_encode_one` computes exactly what `model.encode` would: a transformer, mean pooling, unit length."""
+    modules = list(model) if hasattr(model, "__iter__") else []
+    names = [type(m).__name__ for m in modules]
+    return (names == ["Transformer", "Pooling", "Normalize"]
+            and modules[1].get_config_dict().get("pooling_mode") == "mean"
+            and modules[1].get_config_dict().get("include_prompt", True))
+
+
+def _encode_one(model, text: str) -> np.ndarray:
+    """One text straight through the transformer. sentence-transformers' batching (length sort, collation, module
+    dispatch) costs ~1 ms of a ~12 ms message, and every support chat turn is one message."""
+    import torch
+
+    transformer = model[0]
+    with torch.inference_mode():
+        features = transformer.tokenizer([text], padding=True, truncation=True, max_length=transformer.max_seq_length,
+                                         return_tensors="pt")
+        tokens = transformer.auto_model(**features).last_hidden_state
+        mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        vector = torch.nn.functional.normalize(pooled, dim=1)
+    return vector.numpy().astype(np.float32, copy=False)

@@ -93,9 +93,22 @@ class _Head:
         """One sparse row per message: [char TF-IDF | word TF-IDF | embedding]."""
         return ngram_features(texts, vectors, self.char_idf, self.word_idf)
 
+    @functools.cached_property
+    def _coef_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The weights per feature block, transposed and contiguous once: `sparse @ coef.T` copied all 393,600 × 5
+        of them on every message (2-3 ms, most of what the head cost)."""
+        words_start, vector_start = _CHAR_FEATURES, _CHAR_FEATURES + _WORD_FEATURES
+        return (np.ascontiguousarray(self.coef[:, :words_start].T),
+                np.ascontiguousarray(self.coef[:, words_start:vector_start].T),
+                np.ascontiguousarray(self.coef[:, vector_start:].T))
+
     def raw(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
-        """The uncalibrated class probabilities (what the temperature is fitted on)."""
-        z = np.asarray(self.features(texts, vectors) @ self.coef.T) + self.intercept
+        """The uncalibrated class probabilities (what the temperature is fitted on). The same sum as
+        `features(...) @ coef.T`, block by block, without building the stacked row."""
+        char, word = _counts(texts)
+        char_coef, word_coef, vector_coef = self._coef_blocks
+        z = (np.asarray(_tfidf(char, self.char_idf) @ char_coef) + np.asarray(_tfidf(word, self.word_idf) @ word_coef)
+             + vectors @ vector_coef + self.intercept)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
@@ -122,12 +135,13 @@ def _counts(texts: list[str]):
 
 def _tfidf(counts, idf: np.ndarray):
     """Sublinear term frequency times idf, each row scaled to unit length (what TfidfVectorizer does)."""
-    from sklearn.preprocessing import normalize
+    from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2  # what normalize() runs, minus its checks
 
     x = counts.tocsr(copy=True)
     x.data = (1.0 + np.log(x.data)) * idf[x.indices]
     x.eliminate_zeros()
-    return normalize(x)
+    inplace_csr_row_normalize_l2(x)
+    return x
 
 
 def fit_idf(counts, min_df: int = _MIN_DF) -> np.ndarray:

@@ -117,6 +117,29 @@ def test_head_combines_ngrams_and_embedding_with_a_dev_fitted_temperature():
     assert np.abs(head.coef[:, ngram_part.size:] @ embedding_part).max() > 0.1
 
 
+def test_the_head_scores_block_by_block_exactly_what_the_stacked_feature_row_gives():
+    head = get_head()
+    texts = ["cancel ordedr 3707", "what is your refund policy", "x" * 300, "ñandú? 🙂 ' OR 1=1 --", "refund"]
+    vectors = head.embed(texts)
+    z = np.asarray(head.features(texts, vectors) @ head.coef.T) + head.intercept
+    stacked = np.exp(z - z.max(axis=1, keepdims=True))
+    stacked /= stacked.sum(axis=1, keepdims=True)
+    assert head.raw(texts, vectors) == pytest.approx(stacked, abs=1e-5)
+    assert head.raw(texts[:1], vectors[:1]) == pytest.approx(stacked[:1], abs=1e-5)
+
+
+def test_one_message_is_embedded_exactly_as_the_batch_path_embeds_it():
+    """The single-text shortcut (every chat turn) must not move a vector the head was fitted on."""
+    head = get_head()
+    texts = ["where is my order ORD-50012", "", "a " * 2000, "Stornieren Sie bitte meine Bestellung", "🙂🙂"]
+    for model in (None, head.encoder):
+        batch = embed(texts + ["padding forces the batch path"], model)[:-1]
+        one = np.vstack([embed([t], model) for t in texts])
+        assert one.shape == (len(texts), 384) and one.dtype == np.float32
+        assert np.abs(one - batch).max() < 1e-5
+        assert np.linalg.norm(one, axis=1) == pytest.approx(np.ones(len(texts)), abs=1e-5)
+
+
 def test_character_ngrams_make_a_typo_close_to_the_word_it_misspells():
     from core.support._classifier import ngram_features
 
