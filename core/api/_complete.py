@@ -6,7 +6,7 @@ no UI code). Cookie requests must be JSON from this origin, so another site cann
 
 Body: {"path", "text", "cursor" | "line"+"col", "files": {path: text}, "open": [paths], "recent": [paths],
 "language", "session", "stream": true, "options": {"debounce_ms", "cache", "cancel_previous", "speculate",
-"predict_pause", "idle_warm", "max_tokens", "time_cap_ms"}}; or {"accept": suggestion_id, "session", "text"?} after the user took one;
+"predict_pause", "idle_warm", "start_when_idle", "max_tokens", "time_cap_ms"}}; or {"accept": suggestion_id, "session", "text"?} after the user took one;
 or the editor state with "warm": true when a file is opened or focused (answers {"warming": bool} at once).
 Stream events: {"type": "start"}, {"type": "delta", "text"}, {"type": "done", "completion", "latency_ms",
 "cached", ...}. A client that disconnects cancels its generation at once.
@@ -128,7 +128,8 @@ def parse_request(body: dict) -> tuple[EditorState, CompletionOptions, bool]:
             raise ValueError("'options.debounce_ms' must be a number from 0 to 2000, or null for adaptive")
         options.debounce_ms = float(value)
     for field, attr in (("cache", "use_cache"), ("cancel_previous", "cancel_previous"), ("speculate", "speculate"),
-                        ("predict_pause", "predict_pause"), ("idle_warm", "idle_warm")):
+                        ("predict_pause", "predict_pause"), ("idle_warm", "idle_warm"),
+                        ("start_when_idle", "start_when_idle")):
         if field in raw:
             if not isinstance(raw[field], bool):
                 raise ValueError(f"'options.{field}' must be true or false")

@@ -86,6 +86,12 @@ class ModelActivity:
         """A request opened but never run (its client left before reading) would otherwise stay here for good."""
         self.requests = {t for t in self.requests if now - t.opened_at < self.STALE_S}
 
+    def busy_elsewhere(self, session: CompletionSession, now: float) -> bool:
+        """Whether another session has a request open (waiting for or using the model)."""
+        with self.lock:
+            self._forget_stale(now)
+            return any(t.session is not session for t in self.requests)
+
     def start_warm_up(self, ticket: Ticket, now: float) -> bool:
         with self.lock:
             self._forget_stale(now)
@@ -200,6 +206,7 @@ class Ticket:
 
     def cancel(self) -> None:
         self.cancel_event.set()
+        self.session.activity.request_closed(self)  # it will not use the model: nobody need wait for it
         if self._backend_cancel is not None:
             self._backend_cancel()
 
@@ -491,10 +498,13 @@ class CompletionSession:
         return (paused + PAUSE_PRIOR.get(kind, 0.05) * PRIOR_WEIGHT) / (seen + PRIOR_WEIGHT)
 
     def debounce_for(self, state: EditorState, options: CompletionOptions) -> float:
-        """Milliseconds to wait before the model starts: 0 where this user probably pauses, else the debounce."""
-        if options.debounce_ms is None and options.predict_pause and \
-                self.pause_probability(keystroke_kind(state.prefix)) >= START_AT_ONCE_P:
-            return 0.0
+        """Milliseconds to wait before the model starts: 0 while no other session waits for the model or where
+        this user probably pauses, else the debounce."""
+        if options.debounce_ms is None:
+            if options.start_when_idle and not self.activity.busy_elsewhere(self, self.clock.now()):
+                return 0.0
+            if options.predict_pause and self.pause_probability(keystroke_kind(state.prefix)) >= START_AT_ONCE_P:
+                return 0.0
         return self.debounce_ms(options)
 
     # -- requests --------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class ReplayResult:
     cache_hit_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
     slow: list[dict] = field(default_factory=list)  # pauses answered late or not at all: what the server said
+    pause_log: list[dict] = field(default_factory=list)  # every pause: what was seen when, and what the server said
     responses: int = 0
     statuses: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
@@ -136,7 +137,7 @@ class ReplayResult:
             "speculative": self.server_stats.get("speculative"),
             "speculative_hits": self.server_stats.get("speculative_hits"),
             "no_suggestion_reasons": self.no_suggestion_reasons,
-            "slow_pauses": self.slow[:40],
+            "slow_pauses": self.slow[:40], "pause_log": self.pause_log[:500],
             "statuses": self.statuses, "sources": self.sources, "errors": self.errors[:5], "wall_s": round(self.wall_s, 1),
         }
 
@@ -298,11 +299,13 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
         else:
             visible_ms = round((probe.first_visible - probe.sent) * 1000.0, 1)
             slow = visible_ms > 250 or probe.first_visible > deadline
+        done = probe.done or {}
+        detail = {"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
+                  **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms", "first_token_ms",
+                                              "tokens_in", "tokens_out")}}
+        result.pause_log.append(detail)
         if slow:
-            done = probe.done or {}
-            result.slow.append({"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
-                                **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms",
-                                                            "first_token_ms", "tokens_in", "tokens_out")}})
+            result.slow.append(detail)
         if probe.first_visible is not None and probe.first_visible <= deadline:
             result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)
         else:

@@ -100,7 +100,7 @@ def run(ticket):
 
 
 def test_default_debounce_is_75_ms_and_is_waited_before_the_model(session, clock, backend):
-    ticket = session.open(state(), CompletionOptions(predict_pause=False))  # the engine before issue 18
+    ticket = session.open(state(), CompletionOptions(predict_pause=False, start_when_idle=False))  # before issue 18
     assert ticket.debounce_s == pytest.approx(0.075)
     done, shown = run(ticket)
     assert clock.waits == [pytest.approx(0.075)]
@@ -128,9 +128,32 @@ def test_pauses_do_not_count_as_typing_speed(session, clock):
 
 
 def test_inside_a_word_the_debounce_is_waited_and_after_a_line_end_the_model_starts_at_once(session, clock):
-    assert session.open(state(CODE + "tot")).debounce_s == pytest.approx(0.075)  # pauses inside words are rare
+    off = CompletionOptions(start_when_idle=False)  # the model is shared: another session is waiting for it
+    assert session.open(state(CODE + "tot"), off).debounce_s == pytest.approx(0.075)  # pauses inside words are rare
     clock.advance(0.1)
-    assert session.open(state(CODE)).debounce_s == 0  # a fresh line: the prior says users pause there
+    assert session.open(state(CODE), off).debounce_s == 0  # a fresh line: the prior says users pause there
+
+
+def test_with_no_other_session_waiting_the_model_starts_at_once_even_inside_a_word(clock, backend):
+    """A wasted start costs one cancelled chunk; a debounce costs every pause its length."""
+    activity = ModelActivity()
+    a = CompletionSession(backend, clock=clock, spawn=lambda fn: fn(), activity=activity)
+    b = CompletionSession(backend, clock=clock, spawn=lambda fn: fn(), activity=activity)
+    first = a.open(state(CODE + "tot"))
+    assert first.debounce_s == 0
+    clock.advance(0.1)
+    again = a.open(state(CODE + "tota"))  # this session's own earlier request does not count: it is cancelled
+    assert again.debounce_s == 0 and first.cancelled
+    # another session's open request: a keystroke inside a word waits the debounce again, a line end does not
+    clock.advance(0.1)
+    assert b.open(state(CODE + "tot")).debounce_s == pytest.approx(0.075)
+    clock.advance(0.1)
+    assert b.open(state(CODE)).debounce_s == 0
+    run(again)  # a's request finishes; b's are its own
+    clock.advance(0.1)
+    assert b.open(state(CODE + "t")).debounce_s == 0
+    # a fixed debounce from the client is always honoured
+    assert a.open(state(CODE + "x"), CompletionOptions(debounce_ms=40)).debounce_s == pytest.approx(0.04)
 
 
 def test_pause_prediction_learns_from_this_users_gaps(session, clock):
@@ -146,9 +169,10 @@ def test_pause_prediction_learns_from_this_users_gaps(session, clock):
         session.open(state(text)).cancel()
         clock.advance(0.8)  # inside a word, then a pause
     assert session.pause_probability("space") < 0.1 and session.pause_probability("word") > 0.5
-    assert session.open(state(text + "w")).debounce_s == 0
+    off = CompletionOptions(start_when_idle=False)
+    assert session.open(state(text + "w"), off).debounce_s == 0
     clock.advance(0.1)
-    assert session.open(state(text + "w ")).debounce_s > 0
+    assert session.open(state(text + "w "), off).debounce_s > 0
 
 
 @pytest.mark.parametrize("prefix, kind", [("", "newline"), ("a\n    ", "newline"), ("x = ", "space"),
@@ -523,7 +547,8 @@ def test_after_the_debounce_a_request_uses_what_speculation_produced_meanwhile(c
     backend = FakeBackend(clock, answer="\n    return total\n")
     session = CompletionSession(backend, clock=clock, spawn=lambda fn: fn())
     accepted_state = state(CODE + "total = a + b")
-    waiting = session.open(accepted_state)  # the editor asked before the server heard about the acceptance
+    # the editor asked before the server heard about the acceptance
+    waiting = session.open(accepted_state, CompletionOptions(start_when_idle=False))
     assert waiting.debounce_s > 0
     spec = session.open(accepted_state, speculative=True)
     list(spec.events())  # the speculative generation finishes during the debounce
