@@ -94,7 +94,8 @@ def cmd_support_build(args) -> int:
 
 
 def cmd_support_eval_report(args) -> int:
-    """Per-label precision/recall, confusion and calibration on dev, the in-house test split and the external set.
+    """Per-label precision/recall, confusion and calibration on dev, the in-house test split, the calibration set,
+    the calibration check set (fourth writer, never fitted on) and the external set.
 
     The external set's messages are never printed (only aggregates): it must stay out of anyone's tuning loop.
     """
@@ -102,7 +103,7 @@ def cmd_support_eval_report(args) -> int:
 
     from core.support import classify_many, evaluate, get_head
     from core.support._classifier import HEAD_VERSION, calibration_rows, choose_thresholds, flag_rates
-    from core.support._data import EXTERNAL_FILE, load_external
+    from core.support._data import CALIBRATION_CHECK_FILE, EXTERNAL_FILE, load_external
 
     head = get_head()
     fit_rows = calibration_rows()
@@ -115,6 +116,9 @@ def cmd_support_eval_report(args) -> int:
     reports = {"dev": evaluate("dev"), "test": evaluate("test")}
     if fit_set == "calibration":
         reports["calibration"] = evaluate(rows=fit_rows, name="calibration")
+    check = load_external(CALIBRATION_CHECK_FILE, split="calibration-check")
+    if check:
+        reports["calibration-check"] = evaluate(rows=check, name="calibration-check")
     external = load_external()
     if external:
         reports["external"] = evaluate(rows=external, name="external")

@@ -87,6 +87,14 @@ def test_messages_other_people_wrote_are_classified_as_well_as_issue_14_asks():
     assert off_topic.recall >= 0.90  # general knowledge and small talk go to UNKNOWN, not FAQ (0.95 measured)
     calibration = evaluate(rows=calibration_rows(), name="calibration")
     assert calibration.accuracy >= 0.90  # 0.920 measured on the set the temperature is fitted on
+    # a fourth writer, never fitted on: the temperature and thresholds must not only fit the set they came from
+    from core.support._data import CALIBRATION_CHECK_FILE
+
+    check_rows = load_external(CALIBRATION_CHECK_FILE, split="calibration-check")
+    assert len(check_rows) == 500 and {r.split for r in check_rows} == {"calibration-check"}
+    check = evaluate(rows=check_rows, name="calibration-check")
+    assert check.accuracy >= 0.90  # 0.916 measured
+    assert check.calibration is not None and check.calibration.ece <= 0.05  # 0.024 measured
 
 
 @pytest.mark.parametrize("text,label", [
