@@ -47,8 +47,14 @@ class Assembly:
     dropped: list[str] = field(default_factory=list)  # files that did not fit
 
 
-def prefix_window_start(text: str, cursor: int, max_chars: int) -> int:
-    """Where the prefix window starts: on the grid of max_chars/2 past `cursor - max_chars`, then a line start."""
+def prefix_window_start(text: str, cursor: int, max_chars: int, previous: int | None = None) -> int:
+    """Where the prefix window starts: on the grid of max_chars/2 past `cursor - max_chars`, then a line start.
+
+    `previous` (where this file's window started last time) is kept while the window from there still fits and
+    starts a line: a window that moves back after an acceptance is undone or a few characters are deleted would
+    change the prompt from the file's first line on, and the model would evaluate the whole file again."""
+    if previous is not None and 0 < previous <= cursor <= previous + max_chars and text[previous - 1] == "\n":
+        return previous
     raw = max(0, cursor - max_chars)
     if raw == 0:
         return 0
@@ -92,10 +98,11 @@ def path_tree(paths: list[str], limit: int) -> str:
 
 
 def assemble(state: EditorState, budget: Budget, *, uses_suffix: bool,
-             count: Callable[[str], int] = approx_tokens) -> Assembly:
-    """Fill the budget in priority order; return the windows and the chunks in prompt order."""
+             count: Callable[[str], int] = approx_tokens, previous_start: int | None = None) -> Assembly:
+    """Fill the budget in priority order; return the windows and the chunks in prompt order. `previous_start`: where
+    this file's prefix window started last time (kept while it fits, see `prefix_window_start`)."""
     language = language_for(state.path, state.language)
-    start = prefix_window_start(state.text, state.cursor, int(budget.prefix_tokens * CHARS_PER_TOKEN))
+    start = prefix_window_start(state.text, state.cursor, int(budget.prefix_tokens * CHARS_PER_TOKEN), previous_start)
     prefix = state.text[start: state.cursor]
     suffix = suffix_window(state.text, state.cursor, int(budget.suffix_tokens * CHARS_PER_TOKEN))
     spent = {"current": count(prefix) + (count(suffix) if uses_suffix else 0)}

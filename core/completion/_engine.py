@@ -512,7 +512,10 @@ class CompletionSession:
     def prompt_for(self, state: EditorState):
         """(prompt, assembly, chunks): the context is reused while the prefix window stays where it was."""
         uses_suffix = self.template is not PREFIX_ONLY
-        assembly = assemble(state, self.budget, uses_suffix=uses_suffix)
+        with self._lock:
+            previous = self._snapshots.get(state.path)
+        assembly = assemble(state, self.budget, uses_suffix=uses_suffix,
+                            previous_start=previous[2] if previous is not None else None)
         # The context (other files) is frozen per file: it is rebuilt only when the set of files or tabs changes,
         # or when the prefix window moves (the prompt is re-evaluated from there anyway) and the snapshot is older
         # than CONTEXT_MAX_AGE_S. Edits in other files therefore do not invalidate this file's KV cache per keystroke.

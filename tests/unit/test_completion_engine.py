@@ -467,6 +467,36 @@ def test_prefix_window_start_moves_rarely_and_on_line_starts():
     assert all(s == 0 or text[s - 1] == "\n" for s in starts)
 
 
+def test_a_prefix_window_that_moved_stays_while_the_text_from_there_fits():
+    text = "".join(f"line {i} = {i}\n" for i in range(400))
+    moved = prefix_window_start(text, 1010, 1000)
+    assert moved > 0 and text[moved - 1] == "\n"
+    assert prefix_window_start(text, 990, 1000) == 0  # without memory it would jump back
+    assert prefix_window_start(text, 990, 1000, previous=moved) == moved  # an acceptance undone: same window
+    assert prefix_window_start(text, moved + 1000, 1000, previous=moved) == moved
+    # it moves when it must: the text from there no longer fits, the cursor is above it, or it no longer starts
+    # a line (the text before it was edited)
+    assert prefix_window_start(text, moved + 1001, 1000, previous=moved) > moved
+    assert prefix_window_start(text, moved - 5, 1000, previous=moved) == 0
+    assert prefix_window_start(text, 990, 1000, previous=moved + 1) == 0
+
+
+def test_undoing_an_acceptance_keeps_the_prompt_the_model_already_evaluated(session):
+    """An accepted suggestion pushed the window forward; typing the text by hand instead must not move it back
+    (the prompt would change from the file's first line, and the model evaluate it all again)."""
+    text = "".join(f"value_{i} = compute({i})\n" for i in range(60))
+    limit = int(session.budget.prefix_tokens * 3.5)
+    text = text[: text.rfind("\n", 0, limit - 10) + 1]  # the prefix just fits the window
+    before, _, _ = session.prompt_for(state(text))
+    accepted, assembly, _ = session.prompt_for(state(text + "total = sum(values) + offset * 2  # the accepted suggestion\n"))
+    assert assembly.prefix_start > 0  # the acceptance moved the window
+    undone, assembly_after, _ = session.prompt_for(state(text + "t"))
+    assert assembly_after.prefix_start == assembly.prefix_start
+    shared = len(os.path.commonprefix([accepted.text, undone.text]))
+    assert shared >= len(undone.text) - 40
+    assert len(os.path.commonprefix([before.text, undone.text])) < shared
+
+
 def test_prompt_beginning_survives_typing(session, backend):
     text = "".join(f"value_{i} = compute({i})\n" for i in range(200))
     prompts = []
