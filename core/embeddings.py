@@ -56,8 +56,8 @@ def embed(texts: list[str], model=None) -> np.ndarray:
     model = model or get_encoder()
     if len(clipped) == 1 and _is_mean_pooled_and_normalised(model):
         return _encode_one(model, clipped[0])
-    vectors = model.encode(clipped, batch_size=64, normalize_embeddings=True,
-                                              convert_to_numpy=True, show_progress_bar=False)
+    vectors = model.encode(clipped, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                           show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
 
 
