@@ -44,8 +44,9 @@ TARGET_WORKER_RATIO = 1.10  # the worker process may cost at most 10 % of percei
 DEFAULT_TRACE = _common.REPO_ROOT / "data" / "completion" / "trace.jsonl"
 PREVIOUS_OPTIONS = {"predict_pause": False, "idle_warm": False, "start_when_idle": False}  # the engine as it was before issue 18 ...
 PREVIOUS_OMP = ""  # ... and its model worker with OpenMP's default (spinning) waits
-# the engine as stop 22 left it: idle warm-ups of the other open files, but the (predicted) debounce inside words
-# even with the model free
+# the engine with stop 22's start rule: the (predicted) debounce inside words even with the model free. Everything
+# else is today's engine (idle warm-ups, and the prefix window that stays where it moved), so this arm isolates the
+# start rule
 LAST_STOP_OPTIONS = {"start_when_idle": False}
 
 
@@ -149,8 +150,8 @@ def main() -> int:
         # today's engine before issue 18 (fixed adaptive debounce) and the engine now, on the same trace and server
         previous = run_arm(server.url, key, args.trace, "engine", None, args.grace, PREVIOUS_OPTIONS, "previous",
                            omp_wait_policy=PREVIOUS_OMP, warm=False)
-        # the engine as the last stop left it: file-open and idle warm-ups, but a debounce inside words even while
-        # the model is free, so every pause after a letter waits it out
+        # stop 22's start rule: a debounce inside words even while the model is free, so every pause after a letter
+        # waits it out
         last_stop = run_arm(server.url, key, args.trace, "engine", None, args.grace, LAST_STOP_OPTIONS, "last stop")
         engine = run_arm(server.url, key, args.trace, "engine", None, args.grace)
         if args.inprocess:  # the same trace with the model in this process, as before the worker existed
