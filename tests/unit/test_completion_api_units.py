@@ -55,16 +55,18 @@ def test_a_bearer_header_is_checked_even_when_a_cookie_is_present(cookie_user):
 def test_parse_request_reads_line_and_column_and_options():
     state, options, stream = parse_request({"path": "a.py", "text": "ab\ncd", "line": 2, "col": 2,
                                             "options": {"debounce_ms": 0, "cache": False, "max_tokens": 9,
-                                                        "idle_warm": False},
+                                                        "idle_warm": False, "start_when_idle": False},
                                             "stream": False, "files": {"b.py": "x"}, "open": ["b.py"]})
     assert state.cursor == 4 and not stream
     assert options.debounce_ms == 0 and options.use_cache is False and options.max_tokens == 9
-    assert options.idle_warm is False
+    assert options.idle_warm is False and options.start_when_idle is False
+    assert parse_request({"path": "a.py", "text": "x", "cursor": 0})[1].start_when_idle is True
 
 
 @pytest.mark.parametrize("body, message", [
     ({"path": "a.py", "text": "x", "cursor": 0, "options": {"cache": "yes"}}, "cache"),
     ({"path": "a.py", "text": "x", "cursor": 0, "options": {"idle_warm": "1; DROP TABLE"}}, "idle_warm"),
+    ({"path": "a.py", "text": "x", "cursor": 0, "options": {"start_when_idle": 1}}, "start_when_idle"),
     ({"path": "a.py", "text": "x", "cursor": 0, "options": {"max_tokens": 10_000}}, "max_tokens"),
     ({"path": "a.py", "text": "x", "cursor": 0, "open": "b.py"}, "open"),
     ({"path": "", "text": "x", "cursor": 0}, "path"),
