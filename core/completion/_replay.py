@@ -97,7 +97,6 @@ class ReplayResult:
     late_ms: list[float] = field(default_factory=list)  # pauses: keystroke -> first visible char, even if too late
     cache_hit_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
-    slow: list[dict] = field(default_factory=list)  # pauses answered late or not at all: what the server said
     pause_log: list[dict] = field(default_factory=list)  # every pause: what was seen when, and what the server said
     responses: int = 0
     statuses: dict = field(default_factory=dict)
@@ -105,6 +104,10 @@ class ReplayResult:
     server_stats: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+
+    def slow_pauses(self) -> list[dict]:
+        """Pauses answered late (after the next keystroke, or over 250 ms) or not at all."""
+        return [p for p in self.pause_log if p["visible_ms"] is None or p["visible_ms"] > 250 or not p["in_time"]]
 
     def late_pauses(self) -> int:
         """Pauses without a suggestion for any reason but one: the model answered in time with nothing to add."""
@@ -137,7 +140,7 @@ class ReplayResult:
             "speculative": self.server_stats.get("speculative"),
             "speculative_hits": self.server_stats.get("speculative_hits"),
             "no_suggestion_reasons": self.no_suggestion_reasons,
-            "slow_pauses": self.slow[:40], "pause_log": self.pause_log[:500],
+            "slow_pauses": self.slow_pauses()[:40], "pause_log": self.pause_log[:500],
             "statuses": self.statuses, "sources": self.sources, "errors": self.errors[:5], "wall_s": round(self.wall_s, 1),
         }
 
@@ -276,51 +279,52 @@ async def replay(base_url: str, headers: dict, events: list[dict], *, mode: str 
         except ValueError:
             pass
 
-    for i, probe in enumerate(probes):
-        if probe.error:
-            result.errors.append(probe.error)
-        if probe.done:
-            result.responses += 1
-            status, source = probe.done.get("status"), probe.done.get("source")
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            result.sources[source] = result.sources.get(source, 0) + 1
-            if probe.done.get("cached") and probe.first_visible is not None:
-                result.cache_hits += 1
-                result.cache_hit_ms.append((probe.first_visible - probe.sent) * 1000.0)
-        gap_ms = None if probe.next_event is None else (probe.next_event - probe.sent) * 1000.0
-        if gap_ms is not None and gap_ms < PAUSE_MS:
-            continue
-        result.pauses += 1
-        if probe.first_visible is not None:
-            result.late_ms.append((probe.first_visible - probe.sent) * 1000.0)
-        deadline = probe.next_event if probe.next_event is not None else float("inf")
-        if probe.first_visible is None:
-            visible_ms, slow = None, True
-        else:
-            visible_ms = round((probe.first_visible - probe.sent) * 1000.0, 1)
-            slow = visible_ms > 250 or probe.first_visible > deadline
-        done = probe.done or {}
-        detail = {"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
-                  **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms", "first_token_ms",
-                                              "tokens_in", "tokens_out")}}
-        result.pause_log.append(detail)
-        if slow:
-            result.slow.append(detail)
-        if probe.first_visible is not None and probe.first_visible <= deadline:
-            result.perceived_ms.append((probe.first_visible - probe.sent) * 1000.0)
-        else:
-            result.pauses_without_suggestion += 1
-            if probe.error:
-                reason = "error"
-            elif probe.done is None:
-                reason = "still running when the user typed on"
-            elif probe.first_visible is not None:
-                reason = "arrived after the user typed on"
-            else:
-                status = probe.done.get("status")
-                reason = EMPTY_ANSWER if status == "empty" else f"model answered nothing visible ({status})"
-            result.no_suggestion_reasons[reason] = result.no_suggestion_reasons.get(reason, 0) + 1
+    for probe in probes:
+        score_probe(result, probe)
     return result
+
+
+def score_probe(result: ReplayResult, probe: _Probe) -> None:
+    """Add one request to the result: its response, and if a pause followed it, what the user saw and when."""
+    if probe.error:
+        result.errors.append(probe.error)
+    if probe.done:
+        result.responses += 1
+        status, source = probe.done.get("status"), probe.done.get("source")
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        result.sources[source] = result.sources.get(source, 0) + 1
+        if probe.done.get("cached") and probe.first_visible is not None:
+            result.cache_hits += 1
+            result.cache_hit_ms.append((probe.first_visible - probe.sent) * 1000.0)
+    gap_ms = None if probe.next_event is None else (probe.next_event - probe.sent) * 1000.0
+    if gap_ms is not None and gap_ms < PAUSE_MS:
+        return
+    result.pauses += 1
+    shown_ms = None if probe.first_visible is None else (probe.first_visible - probe.sent) * 1000.0
+    if shown_ms is not None:
+        result.late_ms.append(shown_ms)
+    deadline = probe.next_event if probe.next_event is not None else float("inf")
+    in_time = probe.first_visible is not None and probe.first_visible <= deadline
+    visible_ms = None if shown_ms is None else round(shown_ms, 1)
+    done = probe.done or {}
+    result.pause_log.append({"event": probe.index, "visible_ms": visible_ms, "gap_ms": gap_ms and round(gap_ms),
+                             "in_time": in_time,
+                             **{k: done.get(k) for k in ("status", "source", "debounce_ms", "model_ms",
+                                                         "first_token_ms", "tokens_in", "tokens_out")}})
+    if in_time and shown_ms is not None:
+        result.perceived_ms.append(shown_ms)
+    else:
+        result.pauses_without_suggestion += 1
+        if probe.error:
+            reason = "error"
+        elif probe.done is None:
+            reason = "still running when the user typed on"
+        elif probe.first_visible is not None:
+            reason = "arrived after the user typed on"
+        else:
+            status = probe.done.get("status")
+            reason = EMPTY_ANSWER if status == "empty" else f"model answered nothing visible ({status})"
+        result.no_suggestion_reasons[reason] = result.no_suggestion_reasons.get(reason, 0) + 1
 
 
 class ApiServer:

@@ -84,3 +84,34 @@ def test_the_replay_warms_the_state_before_the_first_keystroke_and_counts_late_p
                                                  "model answered nothing visible (error)": 1})
     summary = result.summary()
     assert summary["no_suggestion_share"] == 0.2 and summary["late_share"] == 0.1  # an error is not "nothing to add"
+
+
+def test_each_pause_is_scored_by_what_the_user_saw_before_typing_on():
+    from core.completion._replay import EMPTY_ANSWER, ReplayResult, _Probe, score_probe
+
+    result = ReplayResult(mode="engine")
+    shown = {"status": "shown", "source": "model", "model_ms": 40.0}
+    probes = [
+        _Probe(0, sent=0.0, next_event=0.1, first_visible=0.05, done=shown),  # typing on: not a pause
+        _Probe(1, sent=1.0, next_event=1.5, first_visible=1.06, done=shown),  # 60 ms, in time
+        _Probe(2, sent=2.0, next_event=2.4, first_visible=2.3, done=shown),  # 300 ms: in time but slow
+        _Probe(3, sent=3.0, next_event=3.4, first_visible=3.5, done=shown),  # after the next keystroke
+        _Probe(4, sent=4.0, next_event=4.6, done={"status": "empty", "source": "model"}),  # nothing to add
+        _Probe(5, sent=5.0, next_event=5.5),  # still running
+        _Probe(6, sent=6.0, next_event=None, error="HTTP 500: b'boom'"),  # the last one, failed
+    ]
+    for probe in probes:
+        score_probe(result, probe)
+    assert result.pauses == 6 and result.responses == 5 and result.errors == ["HTTP 500: b'boom'"]
+    assert [round(ms) for ms in result.perceived_ms] == [60, 300]
+    assert [round(ms) for ms in result.late_ms] == [60, 300, 500]
+    assert result.no_suggestion_reasons == {"arrived after the user typed on": 1, EMPTY_ANSWER: 1,
+                                            "still running when the user typed on": 1, "error": 1}
+    assert [p["event"] for p in result.pause_log] == [1, 2, 3, 4, 5, 6]
+    assert [p["event"] for p in result.slow_pauses()] == [2, 3, 4, 5, 6]
+    assert result.pause_log[0] == {"event": 1, "visible_ms": 60.0, "gap_ms": 500, "in_time": True,
+                                   "status": "shown", "source": "model", "debounce_ms": None, "model_ms": 40.0,
+                                   "first_token_ms": None, "tokens_in": None, "tokens_out": None}
+    summary = result.summary()
+    assert summary["late_share"] == round(3 / 6, 3) and summary["no_suggestion_share"] == round(4 / 6, 3)
+    assert [p["event"] for p in summary["slow_pauses"]] == [2, 3, 4, 5, 6]
