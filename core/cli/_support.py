@@ -102,8 +102,9 @@ def cmd_support_eval_report(args) -> int:
     import numpy as np
 
     from core.support import classify_many, evaluate, get_head
-    from core.support._classifier import HEAD_VERSION, calibration_rows, choose_thresholds, flag_rates
-    from core.support._data import CALIBRATION_CHECK_FILE, EXTERNAL_FILE, load_external
+    from core.support._classifier import (HEAD_VERSION, calibration_check_rows, calibration_rows, choose_thresholds,
+                                          flag_rates)
+    from core.support._data import EXTERNAL_FILE, load_external
 
     head = get_head()
     fit_rows = calibration_rows()
@@ -116,7 +117,7 @@ def cmd_support_eval_report(args) -> int:
     reports = {"dev": evaluate("dev"), "test": evaluate("test")}
     if fit_set == "calibration":
         reports["calibration"] = evaluate(rows=fit_rows, name="calibration")
-    check = load_external(CALIBRATION_CHECK_FILE, split="calibration-check")
+    check = calibration_check_rows()
     if check:
         reports["calibration-check"] = evaluate(rows=check, name="calibration-check")
     external = load_external()

@@ -25,7 +25,8 @@ import numpy as np
 from core.config import get_settings
 from core.embeddings import ENCODER_NAME, get_encoder
 from core.support import _encoder
-from core.support._data import CALIBRATION_FILE, INTENTS_FILE, LABELS, load_external, load_labelled_intents
+from core.support._data import (CALIBRATION_CHECK_FILE, CALIBRATION_FILE, INTENTS_FILE, LABELS, load_external,
+                                load_labelled_intents)
 
 HEAD_VERSION = "ngrams+tuned-embedding-logreg-v5"
 CLASSIFY_CHARS = 300  # intent lives in the opening sentences: a 50,000-character message costs what a short one does
@@ -89,10 +90,6 @@ class _Head:
     def embed(self, texts: list[str]) -> np.ndarray:
         return _encoder.encode(self.encoder, texts)
 
-    def features(self, texts: list[str], vectors: np.ndarray):
-        """One sparse row per message: [char TF-IDF | word TF-IDF | embedding]."""
-        return ngram_features(texts, vectors, self.char_idf, self.word_idf)
-
     @functools.cached_property
     def _coef_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The weights per feature block, transposed and contiguous once: `sparse @ coef.T` copied all 393,600 × 5
@@ -104,7 +101,7 @@ class _Head:
 
     def raw(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
         """The uncalibrated class probabilities (what the temperature is fitted on). The same sum as
-        `features(...) @ coef.T`, block by block, without building the stacked row."""
+        `ngram_features(...) @ coef.T` (what the regression was fitted on), block by block, without stacking."""
         char, word = _counts(texts)
         char_coef, word_coef, vector_coef = self._coef_blocks
         z = (np.asarray(_tfidf(char, self.char_idf) @ char_coef) + np.asarray(_tfidf(word, self.word_idf) @ word_coef)
@@ -233,6 +230,11 @@ def fit_head(train_texts: list[str], train_vectors: np.ndarray, train_targets: n
 def calibration_rows() -> list:
     """What the temperature and the thresholds are fitted on: the calibration set, else the dev split."""
     return load_external(CALIBRATION_FILE, split="calibration") or load_labelled_intents("dev")
+
+
+def calibration_check_rows() -> list:
+    """The fourth writer's messages, never fitted on ([] if the file is not there)."""
+    return load_external(CALIBRATION_CHECK_FILE, split="calibration-check")
 
 
 def _clip(texts) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from core.embeddings import embed
 from core.support import LABELS, classify, classify_many, evaluate, get_head, load_labelled_intents, reset_head
-from core.support._classifier import _cache_path, training_digest
+from core.support._classifier import _cache_path, ngram_features, training_digest
 
 
 @pytest.fixture(autouse=True)
@@ -88,9 +88,9 @@ def test_messages_other_people_wrote_are_classified_as_well_as_issue_14_asks():
     calibration = evaluate(rows=calibration_rows(), name="calibration")
     assert calibration.accuracy >= 0.90  # 0.920 measured on the set the temperature is fitted on
     # a fourth writer, never fitted on: the temperature and thresholds must not only fit the set they came from
-    from core.support._data import CALIBRATION_CHECK_FILE
+    from core.support._classifier import calibration_check_rows
 
-    check_rows = load_external(CALIBRATION_CHECK_FILE, split="calibration-check")
+    check_rows = calibration_check_rows()
     assert len(check_rows) == 500 and {r.split for r in check_rows} == {"calibration-check"}
     check = evaluate(rows=check_rows, name="calibration-check")
     assert check.accuracy >= 0.90  # 0.916 measured
@@ -119,7 +119,7 @@ def test_head_combines_ngrams_and_embedding_with_a_dev_fitted_temperature():
     # the tuned encoder, not the base one, feeds the head
     assert not np.allclose(vector, embed([text]), atol=1e-3)
     # both views carry weight: dropping either the n-grams or the embedding changes the scores
-    features = head.features([text], vector).toarray()[0]
+    features = ngram_features([text], vector, head.char_idf, head.word_idf).toarray()[0]
     ngram_part, embedding_part = features[:-vector.shape[1]], features[-vector.shape[1]:]
     assert np.abs(head.coef[:, :ngram_part.size] @ ngram_part).max() > 0.1
     assert np.abs(head.coef[:, ngram_part.size:] @ embedding_part).max() > 0.1
@@ -129,7 +129,7 @@ def test_the_head_scores_block_by_block_exactly_what_the_stacked_feature_row_giv
     head = get_head()
     texts = ["cancel ordedr 3707", "what is your refund policy", "x" * 300, "ñandú? 🙂 ' OR 1=1 --", "refund"]
     vectors = head.embed(texts)
-    z = np.asarray(head.features(texts, vectors) @ head.coef.T) + head.intercept
+    z = np.asarray(ngram_features(texts, vectors, head.char_idf, head.word_idf) @ head.coef.T) + head.intercept
     stacked = np.exp(z - z.max(axis=1, keepdims=True))
     stacked /= stacked.sum(axis=1, keepdims=True)
     assert head.raw(texts, vectors) == pytest.approx(stacked, abs=1e-5)
@@ -149,8 +149,6 @@ def test_one_message_is_embedded_exactly_as_the_batch_path_embeds_it():
 
 
 def test_character_ngrams_make_a_typo_close_to_the_word_it_misspells():
-    from core.support._classifier import ngram_features
-
     head = get_head()
     rows = ngram_features(["cancel order", "cancle ordedr", "weather tomorrow"], np.zeros((3, 1), np.float32),
                           head.char_idf, np.zeros_like(head.word_idf)).toarray()[:, :-1]
