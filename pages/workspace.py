@@ -60,13 +60,13 @@ with main:
         doc = update_document(principal, doc.id, title=new_title)
     with head[1].popover("Delete", icon=":material/delete:"):
         st.markdown(f"Delete **{plain(doc.title)}**? This cannot be undone.")
-        if st.button("Delete document", type="primary"):
+        if st.button("Delete document", type="primary", key="ws-delete-doc"):
             delete_document(principal, doc.id)
             st.session_state.pop("ws_doc", None)
             st.rerun()
 
     state = editor(doc.content, version=w.editor_revision(doc.id), key="ws-editor", doc=str(doc.id),
-                   select=st.session_state.pop("ws_select", None))
+                   select=st.session_state.pop("ws_select", None), switches=w.DOCUMENT_SWITCHES)
     if state.other is not None:  # typed into the previous document just before the switch: save it there
         w.save_handed_over(principal, *state.other)
     if state.text != doc.content:  # autosave what the user typed

@@ -20,6 +20,7 @@ from core.review import (
     ReviewError,
     Severity,
     accept,
+    cached_review_result,
     decode_diff,
     demo_git_repo,
     dismiss,
@@ -105,7 +106,12 @@ def review_form() -> dict | None:
 
 def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None):
     """Run the review as a durable job (core.jobs) and show its progress here; returns the result or None (error
-    shown). The job survives a page reload and is visible, and cancellable, with `keel jobs` from any replica."""
+    shown). The job survives a page reload and is visible, and cancellable, with `keel jobs` from any replica.
+    A diff reviewed before comes straight from the cache, without waiting for a free worker."""
+    if use_cache:
+        cached = cached_review_result(request, use_llm=use_llm, user=user)
+        if cached is not None:
+            return cached
     try:
         job_id = submit_review(request, use_llm=use_llm, use_cache=use_cache, user=user)
     except ReviewError as exc:

@@ -24,6 +24,10 @@ from core.workspace import (
 from ui.feedback import failure_note, working
 from ui.text import model_markdown
 
+# The containers of the widgets that change which document the editor shows (the picker radio, each popover's
+# Create, Delete): the editor holds keystrokes made between their click and the switch, for the document switched to.
+DOCUMENT_SWITCHES = (".st-key-ws_doc", "[class*='st-key-new-doc-create-']", ".st-key-ws-delete-doc")
+
 # Toolbar groups: which tasks sit together, in reading order.
 TASK_GROUPS = {
     "Edit": ["improve_writing", "fix_grammar", "make_shorter", "make_longer", "continue_writing"],

@@ -14,6 +14,7 @@ from core.review._agent import (
     Triage,
     choose_files,
     plan,
+    cached_review,
     review_async,
     review_refs_async,
     triage,
@@ -39,8 +40,8 @@ from core.review._samples import ExpectedFinding, SamplePR, demo_git_repo, get_s
 from core.review._sandbox import ProcessResult, Sandbox
 from core.review._store import decide, decisions, recent_reviews, undo_decision
 from core.review._tools import TOOLS, ToolCall, ToolResult, ToolSpec, execute
-from core.review._jobs import (error_of as review_job_error, result_of as review_job_result, submit_review,
-                               wait_for_review)
+from core.review._jobs import (cached_result as cached_review_result, error_of as review_job_error,
+                               result_of as review_job_result, submit_review, wait_for_review)
 
 
 def review_diff(diff_text: str | bytes, repo: str | Path = DEMO_REPO, options: ReviewOptions | None = None, *,
@@ -76,7 +77,7 @@ __all__ = [
     "CATEGORIES", "DEMO_REPO", "ENGINE_VERSION", "SEVERITIES", "SOURCES", "TOOLS", "Comment", "Diff", "DiffError",
     "ExpectedFinding", "FileDiff", "Hunk", "ProcessResult", "RepoNotAllowed", "ReviewError", "ReviewOptions",
     "ReviewResult", "SamplePR", "Sandbox", "Severity", "SandboxError", "ToolCall", "ToolResult", "ToolSpec", "Triage",
-    "accept", "allowed_roots", "at_least", "check_repo", "choose_files", "collapse", "comment_body", "decide",
+    "accept", "allowed_roots", "at_least", "cached_review", "cached_review_result", "check_repo", "choose_files", "collapse", "comment_body", "decide",
     "decisions", "decode_diff", "demo_git_repo", "diff_hash", "dismiss", "execute", "fingerprint", "get_sample",
     "git_refs", "github_review", "list_refs", "parse_diff", "plan", "recent_reviews", "repo_key", "review_async",
     "review_diff", "review_job_error", "review_job_result", "review_refs", "review_refs_async", "review_sample",

@@ -35,7 +35,7 @@ from core.review._comments import (
 from core.review._diff import Diff, FileDiff, parse_diff
 from core.review._errors import ReviewError
 from core.review._checkout import prepare_checkout
-from core.review._repo import check_repo, git_archive, git_diff, repo_key
+from core.review._repo import check_repo, git_archive, git_diff, repo_key, run_sync
 from core.review._rules import (
     analyse_python,
     defines_query,
@@ -604,6 +604,55 @@ def cache_key_for(diff_hash: str, repo: str, tri: Triage, options: ReviewOptions
     return hashlib.sha256(raw.encode()).hexdigest(), model_key
 
 
+def _from_cache(diff: Diff, files: list[FileDiff], key_repo: str, tri: Triage, options: ReviewOptions,
+                started: float) -> ReviewResult | None:
+    """The stored review of this exact diff, repository, tier and prompts (dismissed comments left out), or None."""
+    from core.review import _store
+
+    cache_key, _ = cache_key_for(diff.hash, key_repo, tri, options)
+    stored = _store.load_review(cache_key)
+    if stored is None:
+        return None
+    decided = _store.decisions(key_repo) if options.apply_dismissals else {}
+    dismissed = {f for f, d in decided.items() if d == "dismissed"}
+    payload, comments = stored
+    kept = [c for c in comments if c.fingerprint not in dismissed]
+    for c in kept:
+        c.status = decided.get(c.fingerprint, "open")
+    n_hidden = len(comments) - len(kept)
+    stats = dict(payload.get("stats", {}), dismissed_suppressed=payload.get("stats", {}).get(
+        "dismissed_suppressed", 0) + n_hidden)
+    wall = (time.perf_counter() - started) * 1000
+    return ReviewResult(
+        id=payload["id"], diff_hash=diff.hash, cache_key=cache_key, repo=key_repo, verdict=verdict(kept),
+        summary=_summary(kept, files, diff), comments=kept, files=payload["files"],
+        notices=payload["notices"] + [
+            f"Served from the review cache (reviewed {_when(payload['created_at'])} in "
+            f"{payload['wall_ms'] / 1000:.1f} s; this time {wall:.0f} ms)."],
+        timeline=payload["timeline"], triage=payload["triage"], stats=stats, model=payload["model"],
+        tokens_in=payload["tokens_in"], tokens_out=payload["tokens_out"], cost_usd=payload["cost_usd"],
+        wall_ms=wall, cached=True, model_summary=payload.get("model_summary", ""),
+        iterations=payload.get("iterations", 0), created_at=payload["created_at"], diff_text=diff.text)
+
+
+def cached_review(diff_text: str | bytes | None, repo: str | Path, options: ReviewOptions | None = None, *,
+                  refs: tuple[str | None, str | None] | None = None) -> ReviewResult | None:
+    """What `review_async` (or, with `refs` = (base, head), `review_refs_async`) would serve from its cache, looked up
+    here and now: no tool, model or job worker runs, so a re-run does not queue behind reviews still running.
+    None when this diff was not reviewed yet."""
+    options = options or ReviewOptions()
+    started = time.perf_counter()
+    repo_path = _repo_for(repo, options)
+    if refs is not None:
+        diff_text = run_sync(refs_diff(repo_path, refs[0], refs[1] or "HEAD"))
+    diff = parse_diff(diff_text or "")
+    files, _ = choose_files(diff, options.max_files, options.max_lines)
+    if not files:
+        return None
+    return _from_cache(diff, files, repo_key(repo_path), triage(diff, files, options.use_llm, options.model), options,
+                       started)
+
+
 async def review_async(diff_text: str | bytes, repo: str | Path, options: ReviewOptions | None = None, *,
                        progress: Progress | None = None, tree_ref: str | None = None) -> ReviewResult:
     """Review a unified diff against a repository: its files at the PR's base or head (detected per file), or the
@@ -622,30 +671,13 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
                           + (f" ({notices[0]})" if notices else ""))
     tri = triage(diff, files, options.use_llm, options.model)
     cache_key, model_key = cache_key_for(diff.hash, key_repo, tri, options)
+    if options.use_cache:
+        hit = _from_cache(diff, files, key_repo, tri, options, started)
+        if hit is not None:
+            progress(1.0, "cached review")
+            return hit
     decided = _store.decisions(key_repo) if options.apply_dismissals else {}
     dismissed = {f for f, d in decided.items() if d == "dismissed"}
-    if options.use_cache:
-        stored = _store.load_review(cache_key)
-        if stored is not None:
-            payload, comments = stored
-            kept = [c for c in comments if c.fingerprint not in dismissed]
-            for c in kept:
-                c.status = decided.get(c.fingerprint, "open")
-            n_hidden = len(comments) - len(kept)
-            stats = dict(payload.get("stats", {}), dismissed_suppressed=payload.get("stats", {}).get(
-                "dismissed_suppressed", 0) + n_hidden)
-            progress(1.0, "cached review")
-            wall = (time.perf_counter() - started) * 1000
-            return ReviewResult(
-                id=payload["id"], diff_hash=diff.hash, cache_key=cache_key, repo=key_repo, verdict=verdict(kept),
-                summary=_summary(kept, files, diff), comments=kept, files=payload["files"],
-                notices=payload["notices"] + [
-                    f"Served from the review cache (reviewed {_when(payload['created_at'])} in "
-                    f"{payload['wall_ms'] / 1000:.1f} s; this time {wall:.0f} ms)."],
-                timeline=payload["timeline"], triage=payload["triage"], stats=stats, model=payload["model"],
-                tokens_in=payload["tokens_in"], tokens_out=payload["tokens_out"], cost_usd=payload["cost_usd"],
-                wall_ms=wall, cached=True, model_summary=payload.get("model_summary", ""),
-                iterations=payload.get("iterations", 0), created_at=payload["created_at"], diff_text=diff.text)
 
     progress(0.05, f"preparing a working copy of {len(files)} file(s)")
     tree_tar = await git_archive(repo_path, tree_ref) if tree_ref else None
@@ -720,15 +752,21 @@ async def review_refs_async(repo: str | Path, base: str | None, head: str | None
                             options: ReviewOptions | None = None, *, progress: Progress | None = None) -> ReviewResult:
     """Review what `head` changes since it left `base` (`git diff base...head`, the way CI sees a PR), with the tools
     reading the tree at `head`. `base` None: origin/main (or origin/master, main, master)."""
+    repo_path = _repo_for(repo, options or ReviewOptions())
+    head = head or "HEAD"
+    text = await refs_diff(repo_path, base, head)
+    return await review_async(text, repo_path, options, progress=progress, tree_ref=head)
+
+
+async def refs_diff(repo_path: Path, base: str | None, head: str) -> str:
+    """`git diff base...head` of a local git repository (base None: origin/main, or the first default that exists)."""
     from core.review._checkout import default_base, merge_base
 
-    repo_path = _repo_for(repo, options or ReviewOptions())
     if not (repo_path / ".git").exists():
         raise ReviewError(f"{repo_path} is not a git repository (no .git)")
-    head = head or "HEAD"
     base = base or await default_base(repo_path)
     fork_point = await merge_base(repo_path, base, head)
     text = await git_diff(repo_path, fork_point, head)
     if not text.strip():
         raise ReviewError(f"{base} and {head} have no differences ({head} changes nothing since it left {base})")
-    return await review_async(text, repo_path, options, progress=progress, tree_ref=head)
+    return text

@@ -41,6 +41,21 @@ def submit_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | 
     return job_id
 
 
+def cached_result(request: dict, *, use_llm: bool, user: str | None):
+    """The cached review of this request, found without a job (so a re-run does not wait for a free worker while
+    other reviews run), or None: not reviewed yet, or a problem the job itself will report in its own words."""
+    from core.review._agent import ReviewOptions, cached_review
+    from core.review._errors import ReviewError
+
+    options = ReviewOptions(use_llm=use_llm, use_cache=True, user=user)
+    try:
+        if request.get("kind") == "refs":
+            return cached_review(None, request["repo"], options, refs=(request.get("base"), request.get("head")))
+        return cached_review(request["diff"], request["repo"], options)
+    except (ReviewError, KeyError, UnicodeDecodeError):
+        return None
+
+
 def wait_limit_s() -> float:
     """How long the page waits for a review: the review's own time budget plus a minute for queueing and set-up."""
     from core.review._agent import ReviewOptions

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.review import RepoNotAllowed, ReviewOptions, review_diff, review_refs
+from core.review import RepoNotAllowed, ReviewError, ReviewOptions, cached_review, review_diff, review_refs
 
 pytestmark = pytest.mark.timeout(300)
 TOOLS_ONLY = ReviewOptions(use_llm=False, use_cache=False)
@@ -129,6 +129,11 @@ def test_refs_default_to_origin_main_three_dots_head(shop):
     assert PLANTED <= found(result)
     assert [f["path"] for f in result.files] == ["shop/reports.py"]  # merge-base...HEAD, not main..HEAD
     assert not rebuilt(result)
+    # the page's Re-run finds this review in the cache by the same refs, without a job
+    hit = cached_review(None, repo, TOOLS_ONLY, refs=(None, "HEAD"))
+    assert hit is not None and hit.cached and found(hit) == found(result)
+    with pytest.raises(ReviewError, match="no differences"):  # said as plainly as the review itself says it
+        cached_review(None, repo, TOOLS_ONLY, refs=("pr", "HEAD"))
 
 
 def test_a_diff_that_matches_neither_side_says_so(shop, keel_home):

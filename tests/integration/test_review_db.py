@@ -14,6 +14,7 @@ from core.review import (
     DEMO_REPO,
     ReviewOptions,
     accept,
+    cached_review_result,
     decisions,
     dismiss,
     recent_reviews,
@@ -22,7 +23,7 @@ from core.review import (
     get_sample,
     undo_decision,
 )
-from core.tables import ReviewComment, ReviewRun
+from core.tables import JobRow, ReviewComment, ReviewRun
 
 pytestmark = pytest.mark.timeout(180)
 TOOLS = ReviewOptions(use_llm=False)
@@ -49,6 +50,32 @@ def test_an_identical_diff_is_served_from_the_cache(database):
                           TOOLS)
     assert not changed.cached
     assert [r["verdict"] for r in recent_reviews()][:2] == ["request_changes", "request_changes"]
+
+
+def test_a_reviewed_diff_comes_from_the_cache_without_a_job(database):
+    """The page's Re-run looks the cache up itself: it must not wait for a worker busy with other reviews."""
+    request = {"kind": "diff", "diff": get_sample("06_prompt_injection").diff, "repo": str(DEMO_REPO), "label": "x"}
+    assert cached_review_result(request, use_llm=False, user="alice@keel.dev") is None  # not reviewed yet
+    first = review_sample("06_prompt_injection", TOOLS)
+    hit = cached_review_result(request, use_llm=False, user="alice@keel.dev")
+    assert hit is not None and hit.cached and hit.id == first.id
+    assert [c.fingerprint for c in hit.comments] == [c.fingerprint for c in first.comments]
+    assert any("Served from the review cache" in n for n in hit.notices)
+    assert cached_review_result(request, use_llm=True, user="alice@keel.dev") is None  # another tier: not this review
+    dismiss(first, first.comments[0], user="alice@keel.dev")
+    after = cached_review_result(request, use_llm=False, user="alice@keel.dev")
+    assert after is not None and first.comments[0].fingerprint not in {c.fingerprint for c in after.comments}
+    # bad requests are a miss (the job, if queued, reports them in its own words), never an exception
+    for bad in ({"kind": "diff", "diff": b"\xff\xfe\x00binary", "repo": str(DEMO_REPO)},
+                {"kind": "diff", "diff": "", "repo": str(DEMO_REPO)},
+                {"kind": "diff", "diff": "'; DROP TABLE review_run; --", "repo": str(DEMO_REPO)},
+                {"kind": "diff", "diff": request["diff"], "repo": "../../etc"},
+                {"kind": "refs", "repo": "/etc", "base": None, "head": "HEAD"},
+                {"kind": "diff"}):
+        assert cached_review_result(bad, use_llm=False, user=None) is None
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(JobRow)).one() == 0  # no job was queued for any of it
+        assert s.exec(select(func.count()).select_from(ReviewRun)).one() == 1
 
 
 def test_dismissed_comments_are_not_raised_again(database):
