@@ -131,6 +131,7 @@ def workspace(page, base: str) -> dict[str, float]:
     page.get_by_role("button", name="Create").click()
     area = page.locator("textarea.keel-editor")
     expect(area).to_be_editable(timeout=60_000)
+    expect(area).not_to_have_attribute("aria-busy", "true", timeout=60_000)  # bound to the new document
     area.fill("We met on Monday. Alice will send the launch plan by Friday; Bob books the venue. Budget stays "
               "at 4,000 euros and the launch date moves to 12 May.")
     area.blur()

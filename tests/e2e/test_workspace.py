@@ -48,6 +48,8 @@ def test_fix_grammar_stream_accept_reload_then_quota(live_server, page):
     page.get_by_role("button", name="Create").click()
     area = page.locator("textarea.keel-editor")
     expect(area).to_be_visible()
+    # bound to the new document: until then the box may still show the one open before (and holds keystrokes)
+    expect(area).not_to_have_attribute("aria-busy", "true", timeout=30_000)
     area.fill(TEXT)
     area.blur()
     page.wait_for_timeout(1200)  # the editor saves after a short pause
