@@ -604,12 +604,12 @@ def cache_key_for(diff_hash: str, repo: str, tri: Triage, options: ReviewOptions
     return hashlib.sha256(raw.encode()).hexdigest(), model_key
 
 
-def _from_cache(diff: Diff, files: list[FileDiff], key_repo: str, tri: Triage, options: ReviewOptions,
+def _from_cache(diff: Diff, files: list[FileDiff], key_repo: str, cache_key: str, options: ReviewOptions,
                 started: float) -> ReviewResult | None:
-    """The stored review of this exact diff, repository, tier and prompts (dismissed comments left out), or None."""
+    """The stored review under `cache_key` (this diff, repository, tier and prompts), dismissed comments left out,
+    or None."""
     from core.review import _store
 
-    cache_key, _ = cache_key_for(diff.hash, key_repo, tri, options)
     stored = _store.load_review(cache_key)
     if stored is None:
         return None
@@ -649,8 +649,9 @@ def cached_review(diff_text: str | bytes | None, repo: str | Path, options: Revi
     files, _ = choose_files(diff, options.max_files, options.max_lines)
     if not files:
         return None
-    return _from_cache(diff, files, repo_key(repo_path), triage(diff, files, options.use_llm, options.model), options,
-                       started)
+    key_repo = repo_key(repo_path)
+    cache_key, _ = cache_key_for(diff.hash, key_repo, triage(diff, files, options.use_llm, options.model), options)
+    return _from_cache(diff, files, key_repo, cache_key, options, started)
 
 
 async def review_async(diff_text: str | bytes, repo: str | Path, options: ReviewOptions | None = None, *,
@@ -672,7 +673,7 @@ async def review_async(diff_text: str | bytes, repo: str | Path, options: Review
     tri = triage(diff, files, options.use_llm, options.model)
     cache_key, model_key = cache_key_for(diff.hash, key_repo, tri, options)
     if options.use_cache:
-        hit = _from_cache(diff, files, key_repo, tri, options, started)
+        hit = _from_cache(diff, files, key_repo, cache_key, options, started)
         if hit is not None:
             progress(1.0, "cached review")
             return hit
