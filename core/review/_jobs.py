@@ -52,7 +52,7 @@ def cached_result(request: dict, *, use_llm: bool, user: str | None):
         if request.get("kind") == "refs":
             return cached_review(None, request["repo"], options, refs=(request.get("base"), request.get("head")))
         return cached_review(request["diff"], request["repo"], options)
-    except (ReviewError, KeyError, UnicodeDecodeError):
+    except (ReviewError, KeyError):  # undecodable bytes are a DiffError, a ReviewError
         return None
 
 
