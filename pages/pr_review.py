@@ -38,7 +38,8 @@ if st.session_state.get("prr_note"):
     st.caption(st.session_state["prr_note"])
 rerun_col, export_col, _ = st.columns([1.4, 2, 1.6])
 if rerun_col.button("Re-run review", icon=":material/refresh:", key="prr_rerun", width="stretch"):
-    again = r.run_review(st.session_state["prr_request"], use_llm=False, use_cache=True, user=principal.sub)
+    again = r.run_review(st.session_state["prr_request"], use_llm=False, use_cache=True, user=principal.sub,
+                         cache_first=True)
     if again is not None:
         st.session_state["prr_result"] = again
         st.session_state["prr_model"] = (r.start_model_pass(st.session_state["prr_request"], use_cache=True,

@@ -104,11 +104,11 @@ def review_form() -> dict | None:
     return request
 
 
-def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None):
+def run_review(request: dict, *, use_llm: bool, use_cache: bool, user: str | None, cache_first: bool = False):
     """Run the review as a durable job (core.jobs) and show its progress here; returns the result or None (error
     shown). The job survives a page reload and is visible, and cancellable, with `keel jobs` from any replica.
-    A diff reviewed before comes straight from the cache, without waiting for a free worker."""
-    if use_cache:
+    `cache_first` (Re-run): a diff reviewed before comes straight from the cache, without waiting for a free worker."""
+    if use_cache and cache_first:
         cached = cached_review_result(request, use_llm=use_llm, user=user)
         if cached is not None:
             return cached
