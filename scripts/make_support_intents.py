@@ -23,8 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
-# Written by a second writer from briefs of their own (intents_extra_train_personas.md), for training only.
-EXTRA_TRAIN = ROOT / "data" / "support" / "intents_extra_train.jsonl"
+# Written by other writers, each from briefs of their own (the `*_personas.md` beside each file), for training only:
+# (file, who wrote it). Their lines all go to `train`; dev and test stay the templated hold-out.
+EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
+    ("intents_extra_train.jsonl", "second writer"), ("intents_train_w5.jsonl", "fifth writer"),
+    ("intents_train_w6.jsonl", "sixth writer"), ("intents_train_w7.jsonl", "seventh writer"),
+    ("intents_train_w8.jsonl", "eighth writer"))]
+# The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
+# their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
+EVALUATED = [ROOT / "data" / "support" / name for name in
+             ("external_test.jsonl", "calibration_external.jsonl", "calibration_check.jsonl")]
+# The help centre's articles list the questions each one answers: FAQ by definition (LABELS.md), so they train too.
+KB_DIR = ROOT / "data" / "support" / "kb"
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {
@@ -554,6 +564,16 @@ def splits_of(label: str, templates: list[str]) -> dict[str, str]:
             for i, t in enumerate(order)}
 
 
+def same_words(text: str) -> str:
+    """What two messages share when they differ only in case, spacing or end punctuation."""
+    return " ".join(text.lower().split()).strip(" ?!.")
+
+
+def evaluated_messages() -> set[str]:
+    return {same_words(json.loads(line)["text"]) for path in EVALUATED if path.is_file()
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 def build() -> list[dict]:
     rows = [json.loads(line) for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()]
     seen = {r["text"].strip().lower() for r in rows}
@@ -572,13 +592,21 @@ def build() -> list[dict]:
                 seen.add(text.strip().lower())
                 rows.append({"text": text, "label": label, "split": split, "template": template})
                 made += 1
-    for line in EXTRA_TRAIN.read_text(encoding="utf-8").splitlines():
-        extra = json.loads(line) if line.strip() else None
-        if extra and extra["text"].strip().lower() not in seen:
-            seen.add(extra["text"].strip().lower())
-            rows.append({"text": extra["text"], "label": extra["label"], "split": "train",
-                         "template": f"second writer, brief {extra['persona']}"})
-    return rows
+    for path, writer in EXTRA_TRAIN:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            extra = json.loads(line) if line.strip() else None
+            if extra and extra["text"].strip().lower() not in seen:
+                seen.add(extra["text"].strip().lower())
+                rows.append({"text": extra["text"], "label": extra["label"], "split": "train",
+                             "template": f"{writer}, brief {extra['persona']}"})
+    for article in sorted(KB_DIR.glob("*.md")):
+        for question in re.findall(r'^  - "(.+)"$', article.read_text(encoding="utf-8"), re.M):
+            if question.strip().lower() not in seen:
+                seen.add(question.strip().lower())
+                rows.append({"text": question, "label": "FAQ", "split": "train",
+                             "template": f"help-centre article {article.stem}"})
+    held_out = evaluated_messages()
+    return [r for r in rows if r["split"] != "train" or same_words(r["text"]) not in held_out]
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,7 @@ messages of one intent together and pushes the others apart in every batch, so t
 topics. It raised accuracy on both sets written by other hands (SOURCES.md has the figures).
 
 It is trained once per training data, at install (`keel support build`) or at first use: one epoch over the
-~2,450 training messages takes about 45 s on 2 cores. It is cached under KEEL_CACHE_DIR by a hash of the
+~4,000 training messages takes about 2 minutes on 2 cores. It is cached under KEEL_CACHE_DIR by a hash of the
 training split and these settings, and never downloaded. Document search and the knowledge base keep the base
 encoder: this one has forgotten part of what tells topics apart.
 """
@@ -169,7 +169,7 @@ def tuned_encoder(texts: list[str], labels: list[str], *, log: Callable[[str], N
                 torch.set_num_threads(threads)
         if model is None:
             say = log or _logger.info
-            say(f"tuning the intent encoder on {len(texts)} messages ({EPOCHS} epoch(s), about 45 s each on 2 cores)")
+            say(f"tuning the intent encoder on {len(texts)} messages ({EPOCHS} epoch(s), about 2 min each on 2 cores)")
             started = time.monotonic()
             last = [0.0]
 
