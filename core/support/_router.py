@@ -210,8 +210,8 @@ def plan_route(text: str, *, rephrased_already: bool = False,
         flags.append("not_english")
 
     def decide(route: SupportRoute, reason: str, tool: str | None = None, args: dict | None = None,
-               branch: SupportBranch | None = None) -> RouteDecision:
-        return RouteDecision(route=route, intent=c.label, confidence=c.confidence, gap=c.gap, reason=reason,
+               branch: SupportBranch | None = None, intent: str | None = None) -> RouteDecision:
+        return RouteDecision(route=route, intent=intent or c.label, confidence=c.confidence, gap=c.gap, reason=reason,
                              tool=tool, args=args or {}, flags=tuple(flags), classification=c, branch=branch)
 
     if asks_for_human(text):
@@ -234,7 +234,7 @@ def plan_route(text: str, *, rephrased_already: bool = False,
         if score >= ARTICLE_MATCH:
             return decide(SupportRoute.FAQ_ANSWER, f"unsure it is about Halden ({c.label} {c.confidence:.2f} vs "
                           f"{c.second}), but a help-centre article matches it ({score:.2f})",
-                          branch=SupportBranch.FAQ_BY_ARTICLE)
+                          branch=SupportBranch.FAQ_BY_ARTICLE, intent="FAQ")  # answered as one: CSAT counts it so
     if c.uncertain or c.label == "UNKNOWN" or "not_english" in flags:
         if rephrased_already:
             return decide(SupportRoute.HUMAN, f"still unclear after asking to rephrase ({_why_unclear(c)})",
