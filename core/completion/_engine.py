@@ -76,7 +76,7 @@ class ModelActivity:
             self.requests.add(ticket)
             warm_ups, self.idle_warm_ups = list(self.idle_warm_ups), set()
         for warm_up in warm_ups:
-            warm_up.cancel()
+            warm_up.supersede()
 
     def request_closed(self, ticket: Ticket) -> None:
         with self.lock:
@@ -199,10 +199,16 @@ class Ticket:
         self.idle = False  # a warm-up the session started by itself while the user was idle
         self.outcome = Outcome(self.id, state.path, language_of(state).name, speculative=speculative)
         self._backend_cancel = None
+        self.superseded = False  # cancelled because a newer request took its place (not a client that left)
 
     @property
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
+
+    def supersede(self) -> None:
+        """Cancel it for a newer request: its outcome says "superseded", not "cancelled"."""
+        self.superseded = True
+        self.cancel()
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -229,7 +235,8 @@ class Ticket:
             elif self.join is not None:
                 yield from self._follow(self.join)
             elif self.session.clock.wait(self.cancel_event, self.debounce_s):
-                self.outcome.status = "superseded"  # a newer keystroke arrived during the debounce
+                # a newer keystroke arrived during the debounce, or the client left before the model was asked
+                self.outcome.status = "superseded" if self.superseded else "cancelled"
             else:
                 # while we waited, a speculative or parallel request may have produced or started this very state
                 entry = self.session.cache.get(self.key) if self.options.use_cache else None
@@ -580,7 +587,7 @@ class CompletionSession:
             if options.cancel_previous:
                 for older in self._live:
                     if older.key != key or ticket.cached_text is not None:
-                        older.cancel()
+                        older.supersede()
             if ticket.cached_text is None and not ticket.empty_reason:
                 running = self._generations.get(key)
                 if running is not None and not running.finished:

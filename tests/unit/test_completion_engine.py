@@ -201,6 +201,15 @@ def test_a_newer_keystroke_supersedes_a_request_still_in_its_debounce(session, b
     assert done["status"] == "shown" and len(backend.runs) == 1
 
 
+def test_a_client_that_leaves_during_the_debounce_is_cancelled_not_superseded(session, backend):
+    """A disconnect (the API cancels the ticket) is not a newer keystroke: telemetry must tell the two apart."""
+    ticket = session.open(state(CODE + "t"))
+    ticket.cancel()
+    done, shown = run(ticket)
+    assert done["status"] == "cancelled" and shown == "" and backend.runs == []
+    assert session.stats.as_dict()["cancelled"] == 1 and session.stats.as_dict()["superseded"] == 0
+
+
 def test_a_newer_keystroke_cancels_a_running_generation_between_tokens(session, backend):
     first = session.open(state(CODE + "t"))
     events = first.events()
