@@ -21,6 +21,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core.support._data import (CALIBRATION_CHECK_FILE, CALIBRATION_FILE, EXTERNAL_FILE,  # noqa: E402
+                                load_articles)
+
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
 # Written by other writers, each from briefs of their own (the `*_personas.md` beside each file), for training only:
@@ -31,10 +35,7 @@ EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
     ("intents_train_w8.jsonl", "eighth writer"))]
 # The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
 # their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
-EVALUATED = [ROOT / "data" / "support" / name for name in
-             ("external_test.jsonl", "calibration_external.jsonl", "calibration_check.jsonl")]
-# The help centre's articles list the questions each one answers: FAQ by definition (LABELS.md), so they train too.
-KB_DIR = ROOT / "data" / "support" / "kb"
+EVALUATED = (EXTERNAL_FILE, CALIBRATION_FILE, CALIBRATION_CHECK_FILE)
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {
@@ -599,12 +600,13 @@ def build() -> list[dict]:
                 seen.add(extra["text"].strip().lower())
                 rows.append({"text": extra["text"], "label": extra["label"], "split": "train",
                              "template": f"{writer}, brief {extra['persona']}"})
-    for article in sorted(KB_DIR.glob("*.md")):
-        for question in re.findall(r'^  - "(.+)"$', article.read_text(encoding="utf-8"), re.M):
+    # The help centre's articles list the questions each one answers: FAQ by definition (LABELS.md), so they train.
+    for article in load_articles():
+        for question in article.questions:
             if question.strip().lower() not in seen:
                 seen.add(question.strip().lower())
                 rows.append({"text": question, "label": "FAQ", "split": "train",
-                             "template": f"help-centre article {article.stem}"})
+                             "template": f"help-centre article {article.slug}"})
     held_out = evaluated_messages()
     return [r for r in rows if r["split"] != "train" or same_words(r["text"]) not in held_out]
 
