@@ -78,12 +78,12 @@ class Settings:
     # asks to rephrase once, then hands off. `support_llm_triage`: auto (consult the capable tier on low
     # confidence only when it is not the embedded model) | on | off.
     # Picked from the calibration set's curve (another writer's messages; the temperature is fitted there too, so
-    # these rates are in-sample) as the most wrong answers flagged (88 %) with at most 10 % of right ones flagged
-    # (6 %): a confidence under 0.9. Never fitted on: the check set 57 % and 4 %, the external set 90 % and 10.4 %.
-    # The curve's own gap threshold is 0; 0.8 here is the same rule (a confidence of 0.9 or more leaves a gap of at
-    # least 0.8) and keeps "ambiguous" meaning something. `keel support eval-report` prints the curve's pick.
-    support_confidence: float = 0.9
-    support_ambiguity: float = 0.8
+    # these rates are in-sample) as the most wrong answers flagged (83 %) with at most 10 % of right ones flagged
+    # (7.7 %): a confidence under 0.95. The curve's own gap threshold is 0; 0.9 here is the same rule (a confidence
+    # of 0.95 or more leaves a gap of at least 0.9) and keeps "ambiguous" meaning something. Never fitted on: the
+    # external sets (figures in data/support/SOURCES.md). `keel support eval-report` prints the curve's pick.
+    support_confidence: float = 0.95
+    support_ambiguity: float = 0.9
     support_llm_triage: str = "auto"
     annotation_sample_share: float = 0.05  # share of answered calls sampled into the annotation queue
     eval_suites_file: str | None = None  # None: data/evals/suites.toml in the repo
@@ -217,8 +217,8 @@ def load_settings() -> Settings:
         embedded_restart_window_s=_env_number("EMBEDDED_RESTART_WINDOW", 600.0),
         redact_log=_env("REDACT_LOG", "0") in ("1", "true", "yes"),
         log_flush_interval_s=_env_number("LOG_FLUSH_INTERVAL", 0.2),
-        support_confidence=_env_number("SUPPORT_CONFIDENCE", 0.9),
-        support_ambiguity=_env_number("SUPPORT_AMBIGUITY", 0.8),
+        support_confidence=_env_number("SUPPORT_CONFIDENCE", 0.95),
+        support_ambiguity=_env_number("SUPPORT_AMBIGUITY", 0.9),
         support_llm_triage=_env("SUPPORT_LLM_TRIAGE", "auto"),
         annotation_sample_share=min(1.0, max(0.0, _env_number(
             _renamed("ANNOTATION_SAMPLE_SHARE", old="REVIEW_SAMPLE_SHARE"), 0.05))),

@@ -22,20 +22,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.support._data import (CALIBRATION_CHECK_FILE, CALIBRATION_FILE, EXTERNAL_FILE,  # noqa: E402
-                                load_articles)
+from core.support._data import CALIBRATION_FILE, EXTERNAL_2_FILE, EXTERNAL_FILE, load_articles  # noqa: E402
 
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
 # Written by other writers, each from briefs of their own (the `*_personas.md` beside each file), for training only:
 # (file, who wrote it). Their lines all go to `train`; dev and test stay the templated hold-out.
 EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
-    ("intents_extra_train.jsonl", "second writer"), ("intents_train_w5.jsonl", "fifth writer"),
+    ("intents_extra_train.jsonl", "second writer"), ("intents_train_w4.jsonl", "fourth writer"),
+    ("intents_train_w5.jsonl", "fifth writer"),
     ("intents_train_w6.jsonl", "sixth writer"), ("intents_train_w7.jsonl", "seventh writer"),
     ("intents_train_w8.jsonl", "eighth writer"))]
 # The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
 # their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
-EVALUATED = (EXTERNAL_FILE, CALIBRATION_FILE, CALIBRATION_CHECK_FILE)
+EVALUATED = (EXTERNAL_FILE, EXTERNAL_2_FILE, CALIBRATION_FILE)
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {

@@ -23,9 +23,9 @@ EXTERNAL_FILE = DATA_DIR / "external_test.jsonl"
 # Written by a third hand, from briefs of its own: the classifier's temperature and uncertainty thresholds are
 # fitted on it (confidence must mean the same on other people's phrasing), never its weights.
 CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
-# A fourth writer's messages, never fitted on: whether the thresholds read off the calibration set's curve hold on
-# text they were not read from (the calibration set's own rates are in-sample).
-CALIBRATION_CHECK_FILE = DATA_DIR / "calibration_check.jsonl"
+# A second external set by yet another hand, under the same rules as EXTERNAL_FILE. It exists because the first had
+# been scored after too many choices to count as unseen: this one was scored once, after every choice was made.
+EXTERNAL_2_FILE = DATA_DIR / "external_test_2.jsonl"
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ def test_the_repo_suites_file_is_valid_and_names_real_datasets():
         assert suite.dataset.is_file(), suite.dataset
     assert suites["support-intents"].where == {"split": "test"} and suites["support-intents"].min_score == 0.86
     assert suites["support-intents"].extra_datasets["external"].name == "external_test.jsonl"
+    assert suites["support-intents"].extra_datasets["external-2"].name == "external_test_2.jsonl"
 
 
 def test_suite_file_errors_name_the_problem(tmp_path):
