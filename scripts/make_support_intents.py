@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.support._data import CALIBRATION_FILE, EXTERNAL_2_FILE, EXTERNAL_FILE, load_articles  # noqa: E402
+from core.support._data import CALIBRATION_FILE, EXTERNAL_SETS, load_articles  # noqa: E402
 
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
@@ -35,7 +35,7 @@ EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
     ("intents_train_w8.jsonl", "eighth writer"))]
 # The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
 # their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
-EVALUATED = (EXTERNAL_FILE, EXTERNAL_2_FILE, CALIBRATION_FILE)
+EVALUATED = (*EXTERNAL_SETS.values(), CALIBRATION_FILE)
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {

@@ -95,7 +95,7 @@ def cmd_support_build(args) -> int:
 
 def cmd_support_eval_report(args) -> int:
     """Per-label precision/recall, confusion and calibration on dev, the in-house test split, the calibration set,
-    the two external sets and both together.
+    each independent external set and all of them together.
 
     The external sets' messages are never printed (only aggregates): they must stay out of anyone's tuning loop.
     """
@@ -103,7 +103,7 @@ def cmd_support_eval_report(args) -> int:
 
     from core.support import classify_many, evaluate, get_head
     from core.support._classifier import HEAD_VERSION, calibration_rows, choose_thresholds, flag_rates
-    from core.support._data import EXTERNAL_2_FILE, EXTERNAL_FILE, load_external
+    from core.support._data import EXTERNAL_SETS, load_external
 
     head = get_head()
     fit_rows = calibration_rows()
@@ -116,14 +116,11 @@ def cmd_support_eval_report(args) -> int:
     reports = {"dev": evaluate("dev"), "test": evaluate("test")}
     if fit_set == "calibration":
         reports["calibration"] = evaluate(rows=fit_rows, name="calibration")
-    external = load_external()
-    if external:
-        reports["external"] = evaluate(rows=external, name="external")
-    external_2 = load_external(EXTERNAL_2_FILE, split="external-2")
-    if external_2:
-        reports["external-2"] = evaluate(rows=external_2, name="external-2")
-    if external and external_2:  # 600 messages: a flag rate over twice as many wrong answers moves half as much
-        reports["external-both"] = evaluate(rows=external + external_2, name="external-both")
+    external = {name: rows for name, path in EXTERNAL_SETS.items() if (rows := load_external(path, split=name))}
+    for name, rows in external.items():
+        reports[name] = evaluate(rows=rows, name=name)
+    if len(external) > 1:  # a flag rate over three times as many wrong answers moves a third as much per message
+        reports["external-all"] = evaluate(rows=[r for rows in external.values() for r in rows], name="external-all")
     h = {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples,
          "fitted_on": fit_set}
     wrong_flagged, right_flagged = flag_rates(conf, gap, right, *chosen)
@@ -132,8 +129,7 @@ def cmd_support_eval_report(args) -> int:
     out = {
         "head": h,
         "chosen_thresholds": t,
-        "external_file": str(EXTERNAL_FILE) if external else None,
-        "external_2_file": str(EXTERNAL_2_FILE) if external_2 else None,
+        "external_files": {name: str(EXTERNAL_SETS[name]) for name in external},
         **{name: report.as_dict() for name, report in reports.items()},
     }
     if args.json:
@@ -142,12 +138,12 @@ def cmd_support_eval_report(args) -> int:
     print(f"head: {h['version']}, {h['train_examples']} training examples; temperature {h['temperature']:.3f} "
           f"fitted on the {fit_set} set")
     print(f"thresholds the {fit_set} curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
-          f"({fit_set}: {t['wrong_flagged']:.0%} of wrong flagged, {t['right_flagged']:.0%} of right)")
+          f"({fit_set}: {t['wrong_flagged']:.0%} of wrong flagged, {t['right_flagged']:.1%} of right)")
     for name, report in reports.items():
         print(f"\n== {name} ==")
         print(report.format(show_mistakes=bool(args.mistakes) and not name.startswith("external")))
     if not external:
-        print(f"\n(no external set at {EXTERNAL_FILE})")
+        print(f"\n(no external set at {', '.join(str(p) for p in EXTERNAL_SETS.values())})")
     return 0
 
 

@@ -397,6 +397,9 @@ class EvaluationReport:
     mistakes: tuple[tuple[str, str, str, float], ...]  # (text, true, predicted, confidence)
     calibration: Calibration | None = None
     name: str = ""
+    # kind → (answered UNKNOWN, n) over off-topic lines a set tags with a kind: issue 14's goal 5 names
+    # general knowledge and small talk, not every off-topic line
+    off_topic_by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def format(self, show_mistakes: bool = True) -> str:
         lines = [f"{'intent':<16}{'precision':>10}{'recall':>10}{'f1':>8}{'n':>6}"]
@@ -413,6 +416,9 @@ class EvaluationReport:
             lines.append(f"calibration: ECE {cal.ece:.3f}; mean confidence right {cal.mean_confidence_right:.2f}, "
                          f"wrong {cal.mean_confidence_wrong:.2f}; flagged uncertain (confidence < "
                          f"{cal.confidence_threshold:.2f} or gap < {cal.gap_threshold:.2f}): {cal.flagged_counts()}")
+        if self.off_topic_by_kind:
+            lines.append("off-topic answered UNKNOWN, by kind: " + ", ".join(
+                f"{kind} {hit}/{n}" for kind, (hit, n) in sorted(self.off_topic_by_kind.items())))
         for text, true, predicted, confidence in (self.mistakes if show_mistakes else ()):
             lines.append(f"  miss: {true} → {predicted} ({confidence:.2f}) {text!r}")
         return "\n".join(lines)
@@ -421,7 +427,8 @@ class EvaluationReport:
         return {"name": self.name, "n": sum(c.support for c in self.per_class), "accuracy": round(self.accuracy, 4),
                 "per_label": {c.label: {"precision": round(c.precision, 4), "recall": round(c.recall, 4),
                                         "f1": round(c.f1, 4), "n": c.support} for c in self.per_class},
-                "confusion": self.confusion, "calibration": self.calibration.as_dict() if self.calibration else None}
+                "confusion": self.confusion, "calibration": self.calibration.as_dict() if self.calibration else None,
+                "off_topic_by_kind": {kind: {"unknown": hit, "n": n} for kind, (hit, n) in self.off_topic_by_kind.items()}}
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -500,5 +507,10 @@ def evaluate(split: str = "test", rows: list | None = None, name: str = "") -> E
             wrong_flagged=wrong_flagged, right_flagged=right_flagged,
             confidence_threshold=settings.support_confidence, gap_threshold=settings.support_ambiguity,
             wrong=int((~correct).sum()), right=int(correct.sum()))
+    by_kind: dict[str, tuple[int, int]] = {}
+    for row, pred in zip(rows, predictions):
+        if row.label == "UNKNOWN" and row.kind:
+            hit, n = by_kind.get(row.kind, (0, 0))
+            by_kind[row.kind] = (hit + (pred.label == "UNKNOWN"), n + 1)
     return EvaluationReport(float(correct.mean()) if rows else 0.0, tuple(per_class), confusion, tuple(mistakes),
-                            calibration, name or split)
+                            calibration, name or split, by_kind)

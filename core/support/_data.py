@@ -26,6 +26,10 @@ CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
 # A second external set by yet another hand, under the same rules as EXTERNAL_FILE. It exists because the first had
 # been scored after too many choices to count as unseen: this one was scored once, after every choice was made.
 EXTERNAL_2_FILE = DATA_DIR / "external_test_2.jsonl"
+# A third, by another hand again, written while the second was being scored, and scored once with the same build.
+EXTERNAL_3_FILE = DATA_DIR / "external_test_3.jsonl"
+# Every independent test set, by the name its section and eval segment carry.
+EXTERNAL_SETS = {"external": EXTERNAL_FILE, "external-2": EXTERNAL_2_FILE, "external-3": EXTERNAL_3_FILE}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class LabelledMessage:
     text: str
     label: str
     split: str
+    kind: str = ""  # an off-topic line's kind where a set tags it (general-knowledge, small-talk, other-company…)
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,14 @@ def load_external(path: Path = EXTERNAL_FILE, split: str = "external") -> list[L
             raw = json.loads(line)
             text = raw.get("text", raw.get("input"))
             label = raw.get("label") or (raw.get("expected") or {}).get("label") or raw.get("intent")
+            kind = raw.get("kind", "")
         except (json.JSONDecodeError, AttributeError) as exc:
             raise ValueError(f"{path.name} line {number}: not a JSON object ({exc})") from None
         if not isinstance(text, str) or label not in LABELS:
             raise ValueError(f"{path.name} line {number}: needs a text and a label from {LABELS}")
-        rows.append(LabelledMessage(text=text, label=str(label), split=split))
+        if not isinstance(kind, str):
+            raise ValueError(f"{path.name} line {number}: kind must be a string")
+        rows.append(LabelledMessage(text=text, label=str(label), split=split, kind=kind))
     return rows
 
 

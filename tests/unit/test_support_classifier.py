@@ -51,13 +51,13 @@ def test_no_message_of_the_scored_or_calibration_sets_is_trained_on():
     """Short lines anyone writes ("hello", "refund") recur across writers; the build leaves them out of train."""
     import json
 
-    from core.support._data import CALIBRATION_FILE, EXTERNAL_2_FILE, EXTERNAL_FILE
+    from core.support._data import CALIBRATION_FILE, EXTERNAL_SETS
 
     def same_words(text: str) -> str:
         return " ".join(text.lower().split()).strip(" ?!.")
 
     train = {same_words(r.text) for r in load_labelled_intents("train")}
-    for path in (EXTERNAL_FILE, EXTERNAL_2_FILE, CALIBRATION_FILE):
+    for path in (*EXTERNAL_SETS.values(), CALIBRATION_FILE):
         held = [same_words(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()]
         assert len(held) >= 300
         assert sum(text in train for text in held) == 0, path.name
@@ -219,6 +219,26 @@ def test_external_set_loader_accepts_both_shapes_and_rejects_bad_labels(tmp_path
     path.write_text('{"text": "x", "label": "SHIPPING"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="line 1"):
         load_external(path)
+    path.write_text('{"text": "hi", "label": "UNKNOWN", "kind": "small-talk"}\n'
+                    '{"text": "hey", "label": "UNKNOWN", "kind": ["small-talk"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2: kind must be a string"):
+        load_external(path)
+
+
+def test_off_topic_recall_is_reported_by_kind_where_a_set_tags_kinds():
+    """Issue 14's goal 5 names general knowledge and small talk; a set's other off-topic kinds are shown apart."""
+    from core.support._data import LabelledMessage
+
+    rows = [LabelledMessage("what is the capital of Peru", "UNKNOWN", "x", kind="general-knowledge"),
+            LabelledMessage("How many calories are in an avocado?", "UNKNOWN", "x", kind="general-knowledge"),
+            LabelledMessage("what is your refund policy", "UNKNOWN", "x", kind="small-talk"),  # mislabelled on purpose
+            LabelledMessage("reset my password", "ACCOUNT_ACTION", "x", kind="general-knowledge"),  # not off-topic
+            LabelledMessage("hello there", "UNKNOWN", "x")]  # untagged
+    report = evaluate(rows=rows, name="kinds")
+    assert report.off_topic_by_kind == {"general-knowledge": (2, 2), "small-talk": (0, 1)}
+    assert "by kind: general-knowledge 2/2, small-talk 0/1" in report.format()
+    assert report.as_dict()["off_topic_by_kind"]["small-talk"] == {"unknown": 0, "n": 1}
+    assert evaluate("dev").off_topic_by_kind == {}  # the in-house set tags no kinds
 
 
 def test_eval_report_command_prints_per_label_scores_and_calibration(capsys):
