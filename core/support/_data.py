@@ -28,8 +28,11 @@ CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
 EXTERNAL_2_FILE = DATA_DIR / "external_test_2.jsonl"
 # A third, by another hand again, written while the second was being scored, and scored once with the same build.
 EXTERNAL_3_FILE = DATA_DIR / "external_test_3.jsonl"
+# A fourth, written before the build trained on the ninth writer's lines was scored on it, then scored once.
+EXTERNAL_4_FILE = DATA_DIR / "external_test_4.jsonl"
 # Every independent test set, by the name its section and eval segment carry.
-EXTERNAL_SETS = {"external": EXTERNAL_FILE, "external-2": EXTERNAL_2_FILE, "external-3": EXTERNAL_3_FILE}
+EXTERNAL_SETS = {"external": EXTERNAL_FILE, "external-2": EXTERNAL_2_FILE, "external-3": EXTERNAL_3_FILE,
+                 "external-4": EXTERNAL_4_FILE}
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,19 @@ def test_thresholds_chosen_from_the_curve_flag_wrong_answers_and_spare_right_one
     assert wrong == pytest.approx(0.8) and right == 0.0
 
 
+def test_thresholds_leave_room_for_the_next_messages_sampling_error():
+    """A pair that flags 9 % of 100 right answers in-sample (±2.9 points) is not taken as within 10 %."""
+    from core.support._classifier import choose_thresholds, flag_rates
+
+    confidence = np.array([0.99] * 91 + [0.88] * 9 + [0.87] * 8 + [0.5] * 2)  # 100 right, then 10 wrong
+    gap = confidence * 0.9
+    correct = np.array([True] * 100 + [False] * 10)
+    plain = flag_rates(confidence, gap, correct, *choose_thresholds(confidence, gap, correct, margin_se=0.0))
+    assert plain == (pytest.approx(1.0), pytest.approx(0.09))  # confidence < 0.9: right at the limit in-sample
+    wrong, right = flag_rates(confidence, gap, correct, *choose_thresholds(confidence, gap, correct))
+    assert (wrong, right) == (pytest.approx(0.2), 0.0)  # 9 % + 2 × 2.9 points is over 10 %: the next pair down
+
+
 def test_external_set_loader_accepts_both_shapes_and_rejects_bad_labels(tmp_path):
     from core.support._data import load_external
 
