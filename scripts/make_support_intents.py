@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from core.support._data import CALIBRATION_FILE, EXTERNAL_SETS, load_articles  # noqa: E402
+from core.support._data import (CALIBRATION_FILE, EXTERNAL_SETS, SCORED_EXTERNAL_SETS,  # noqa: E402
+                                load_articles)
 
 OUT = ROOT / "data" / "support" / "intents.jsonl"
 SEED = ROOT / "data" / "support" / "intents_seed.jsonl"
@@ -35,7 +36,7 @@ EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
     ("intents_train_w8.jsonl", "eighth writer"), ("intents_train_w9.jsonl", "ninth writer"))]
 # The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
 # their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
-EVALUATED = (*EXTERNAL_SETS.values(), CALIBRATION_FILE)
+EVALUATED = (*SCORED_EXTERNAL_SETS.values(), *EXTERNAL_SETS.values(), CALIBRATION_FILE)
 VARIANTS_PER_TEMPLATE = 7
 
 SLOTS = {

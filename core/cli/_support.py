@@ -95,40 +95,43 @@ def cmd_support_build(args) -> int:
 
 def cmd_support_eval_report(args) -> int:
     """Per-label precision/recall, confusion and calibration on dev, the in-house test split, the calibration set,
-    each independent external set and all of them together.
+    the scored external sets (the thresholds are read off them) and each external set no choice was read from.
 
-    The external sets' messages are never printed (only aggregates): they must stay out of anyone's tuning loop.
+    No external set's messages are printed (only aggregates): they must stay out of anyone's tuning loop.
     """
     import numpy as np
 
     from core.support import classify_many, evaluate, get_head
-    from core.support._classifier import HEAD_VERSION, calibration_rows, choose_thresholds, flag_rates
-    from core.support._data import EXTERNAL_SETS, load_external
+    from core.support._classifier import HEAD_VERSION, choose_thresholds, flag_rates, threshold_rows
+    from core.support._data import EXTERNAL_SETS, SCORED_EXTERNAL_SETS, load_external
 
     head = get_head()
-    fit_rows = calibration_rows()
-    fit_set = fit_rows[0].split if fit_rows else "dev"
-    fit_pred = classify_many([r.text for r in fit_rows])
-    conf = np.array([p.confidence for p in fit_pred])
-    gap = np.array([p.gap for p in fit_pred])
-    right = np.array([p.label == r.label for r, p in zip(fit_rows, fit_pred)])
+    curve_rows = threshold_rows()
+    fit_set = curve_rows[0].split if curve_rows else "dev"
+    curve_sets = list(dict.fromkeys(r.split for r in curve_rows))
+    curve_pred = classify_many([r.text for r in curve_rows])
+    conf = np.array([p.confidence for p in curve_pred])
+    gap = np.array([p.gap for p in curve_pred])
+    right = np.array([p.label == r.label for r, p in zip(curve_rows, curve_pred)])
     chosen = choose_thresholds(conf, gap, right)
     reports = {"dev": evaluate("dev"), "test": evaluate("test")}
-    if fit_set == "calibration":
-        reports["calibration"] = evaluate(rows=fit_rows, name="calibration")
+    for name in curve_sets:
+        if name != "dev":
+            reports[name] = evaluate(rows=[r for r in curve_rows if r.split == name], name=name)
     external = {name: rows for name, path in EXTERNAL_SETS.items() if (rows := load_external(path, split=name))}
     for name, rows in external.items():
         reports[name] = evaluate(rows=rows, name=name)
-    if len(external) > 1:  # a flag rate over three times as many wrong answers moves a third as much per message
+    if len(external) > 1:
         reports["external-all"] = evaluate(rows=[r for rows in external.values() for r in rows], name="external-all")
     h = {"version": HEAD_VERSION, "temperature": head.temperature, "train_examples": head.train_examples,
          "fitted_on": fit_set}
     wrong_flagged, right_flagged = flag_rates(conf, gap, right, *chosen)
-    t = {"set": fit_set, "confidence": chosen[0], "gap": chosen[1],
-         "wrong_flagged": round(wrong_flagged, 4), "right_flagged": round(right_flagged, 4)}
+    t = {"sets": curve_sets, "n": len(curve_rows), "wrong": int((~right).sum()), "confidence": chosen[0],
+         "gap": chosen[1], "wrong_flagged": round(wrong_flagged, 4), "right_flagged": round(right_flagged, 4)}
     out = {
         "head": h,
         "chosen_thresholds": t,
+        "scored_files": {name: str(path) for name, path in SCORED_EXTERNAL_SETS.items() if name in curve_sets},
         "external_files": {name: str(EXTERNAL_SETS[name]) for name in external},
         **{name: report.as_dict() for name, report in reports.items()},
     }
@@ -137,10 +140,13 @@ def cmd_support_eval_report(args) -> int:
         return 0
     print(f"head: {h['version']}, {h['train_examples']} training examples; temperature {h['temperature']:.3f} "
           f"fitted on the {fit_set} set")
-    print(f"thresholds the {fit_set} curve picks: confidence < {t['confidence']}, gap < {t['gap']} "
-          f"({fit_set}: {t['wrong_flagged']:.0%} of wrong flagged, {t['right_flagged']:.1%} of right)")
+    print(f"thresholds read off {t['n']} messages ({', '.join(curve_sets)}; {t['wrong']} wrong answers): "
+          f"confidence < {t['confidence']}, gap < {t['gap']}, flagging {t['wrong_flagged']:.0%} of wrong answers "
+          f"and {t['right_flagged']:.1%} of right ones there")
     for name, report in reports.items():
-        print(f"\n== {name} ==")
+        role = " (thresholds read here)" if name in curve_sets else (" (never read for a choice)" if name in external
+                                                                     else "")
+        print(f"\n== {name}{role} ==")
         print(report.format(show_mistakes=bool(args.mistakes) and not name.startswith("external")))
     if not external:
         print(f"\n(no external set at {', '.join(str(p) for p in EXTERNAL_SETS.values())})")

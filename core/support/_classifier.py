@@ -25,7 +25,7 @@ import numpy as np
 from core.config import get_settings
 from core.embeddings import ENCODER_NAME, get_encoder
 from core.support import _encoder
-from core.support._data import (CALIBRATION_FILE, INTENTS_FILE, LABELS, load_external,
+from core.support._data import (CALIBRATION_FILE, INTENTS_FILE, LABELS, SCORED_EXTERNAL_SETS, load_external,
                                 load_labelled_intents)
 
 HEAD_VERSION = "ngrams+tuned-embedding-logreg-v5"
@@ -228,8 +228,14 @@ def fit_head(train_texts: list[str], train_vectors: np.ndarray, train_targets: n
 
 
 def calibration_rows() -> list:
-    """What the temperature and the thresholds are fitted on: the calibration set, else the dev split."""
+    """What the temperature is fitted on: the calibration set, else the dev split."""
     return load_external(CALIBRATION_FILE, split="calibration") or load_labelled_intents("dev")
+
+
+def threshold_rows() -> list:
+    """What the uncertainty thresholds are read off: the calibration set and every scored external set."""
+    return calibration_rows() + [row for name, path in SCORED_EXTERNAL_SETS.items()
+                                 for row in load_external(path, split=name)]
 
 
 def _clip(texts) -> list[str]:

@@ -51,13 +51,13 @@ def test_no_message_of_the_scored_or_calibration_sets_is_trained_on():
     """Short lines anyone writes ("hello", "refund") recur across writers; the build leaves them out of train."""
     import json
 
-    from core.support._data import CALIBRATION_FILE, EXTERNAL_SETS
+    from core.support._data import CALIBRATION_FILE, EXTERNAL_SETS, SCORED_EXTERNAL_SETS
 
     def same_words(text: str) -> str:
         return " ".join(text.lower().split()).strip(" ?!.")
 
     train = {same_words(r.text) for r in load_labelled_intents("train")}
-    for path in (*EXTERNAL_SETS.values(), CALIBRATION_FILE):
+    for path in (*SCORED_EXTERNAL_SETS.values(), *EXTERNAL_SETS.values(), CALIBRATION_FILE):
         held = [same_words(json.loads(line)["text"]) for line in path.read_text(encoding="utf-8").splitlines()]
         assert len(held) >= 300
         assert sum(text in train for text in held) == 0, path.name
@@ -266,9 +266,18 @@ def test_eval_report_command_prints_per_label_scores_and_calibration(capsys):
         assert sum(out[split]["confusion"]["FAQ"].values()) == out[split]["per_label"]["FAQ"]["n"]
         assert 0 <= out[split]["calibration"]["ece"] <= 1
     assert out["head"]["temperature"] > 0 and 0 <= out["chosen_thresholds"]["confidence"] <= 1
-    # confidence is fitted on the calibration set (another writer's), and that set is scored as its own segment
-    assert out["head"]["fitted_on"] == out["chosen_thresholds"]["set"] == "calibration"
-    assert out["calibration"]["n"] == 400
+    # confidence is fitted on the calibration set (another writer's); the thresholds are read off it and the scored
+    # external sets together, and each of those is scored as its own section
+    assert out["head"]["fitted_on"] == "calibration" and out["calibration"]["n"] == 400
+    curve = out["chosen_thresholds"]
+    assert curve["sets"] == ["calibration", "external", "external-2", "external-3", "external-4"]
+    assert curve["n"] == 400 + 4 * 300 == sum(out[name]["n"] for name in curve["sets"])
+    # the thresholds in force flag exactly what the curve's pick flags over those sets
+    sections = [out[name]["calibration"] for name in curve["sets"]]
+    assert sum(round(s["wrong_flagged"] * s["wrong"]) for s in sections) == round(curve["wrong_flagged"] * curve["wrong"])
+    right = sum(s["right"] for s in sections)
+    assert sum(round(s["right_flagged"] * s["right"]) for s in sections) == round(curve["right_flagged"] * right)
+    assert set(out["external_files"]) == {"external-5"} and out["external-5"]["n"] == 300
 
 
 def test_classification_has_label_confidence_gap_and_thresholds(monkeypatch):
