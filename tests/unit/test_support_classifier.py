@@ -94,18 +94,27 @@ def test_held_out_accuracy_per_class(capsys):
 
 
 def test_messages_other_people_wrote_are_classified_as_well_as_issue_14_asks():
-    """Aggregates only: the external set's messages are never printed, so nobody tunes on them."""
+    """Aggregates only: no external set's messages are printed, so nobody tunes on them."""
     from core.support._classifier import calibration_rows
-    from core.support._data import load_external
+    from core.support._data import EXTERNAL_SETS, SCORED_EXTERNAL_SETS, load_external
 
-    external = evaluate(rows=load_external(), name="external")
-    assert len(load_external()) == 300
-    assert external.accuracy >= 0.90  # 0.920 measured
-    assert external.calibration is not None and external.calibration.ece <= 0.05  # 0.044 measured
-    off_topic = next(c for c in external.per_class if c.label == "UNKNOWN")
-    assert off_topic.recall >= 0.90  # general knowledge and small talk go to UNKNOWN, not FAQ (0.95 measured)
+    # the set no choice was read from (figures as first scored, in SOURCES.md)
+    fresh = evaluate(rows=load_external(EXTERNAL_SETS["external-5"], split="external-5"), name="external-5")
+    assert sum(c.support for c in fresh.per_class) == 300
+    assert fresh.accuracy >= 0.92  # 0.937 measured: goal 1, at least 90 %
+    assert fresh.calibration is not None and fresh.calibration.ece <= 0.04  # 0.028: goal 4, ECE at most 0.05
+    # goal 5 names general knowledge and small talk (35 lines): 34 answered UNKNOWN, not FAQ
+    asked = [fresh.off_topic_by_kind.get(kind, (0, 0)) for kind in ("general-knowledge", "small-talk")]
+    assert sum(n for _, n in asked) == 35 and sum(hit for hit, _ in asked) >= 33
+    # the flag goal (80 % of wrong answers at most 10 % of right ones) is not met: 68 % and 11.0 % measured. These
+    # bounds keep it from getting worse unnoticed; they are not the goal.
+    assert fresh.calibration.wrong_flagged >= 0.6 and fresh.calibration.right_flagged <= 0.13
+    for name, path in SCORED_EXTERNAL_SETS.items():  # never trained on; the thresholds are read off them
+        scored = evaluate(rows=load_external(path, split=name), name=name)
+        assert scored.accuracy >= 0.90, name  # 0.920-0.967 measured
+        assert scored.calibration is not None and scored.calibration.ece <= 0.08, name  # 0.013-0.066 measured
     calibration = evaluate(rows=calibration_rows(), name="calibration")
-    assert calibration.accuracy >= 0.90  # 0.920 measured on the set the temperature is fitted on
+    assert calibration.accuracy >= 0.95  # 0.973 measured on the set the temperature is fitted on
 
 
 @pytest.mark.parametrize("text,label", [
@@ -164,7 +173,8 @@ def test_character_ngrams_make_a_typo_close_to_the_word_it_misspells():
     rows = ngram_features(["cancel order", "cancle ordedr", "weather tomorrow"], np.zeros((3, 1), np.float32),
                           head.char_idf, np.zeros_like(head.word_idf)).toarray()[:, :-1]
     typo, unrelated = rows[0] @ rows[1], rows[0] @ rows[2]
-    assert typo > 0.4 and typo > 3 * unrelated
+    # the IDF weights come from the training data: 0.38 against 0.05 with stop 26's (0.4-plus before)
+    assert typo > 0.3 and typo > 5 * unrelated
 
 
 def test_idf_ignores_ngrams_seen_in_fewer_than_min_df_messages():
