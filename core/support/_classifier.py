@@ -390,7 +390,7 @@ class Calibration:
         return {k: round(v, 4) for k, v in self.__dict__.items()}
 
     def flagged_counts(self) -> str:
-        """"90 % of wrong answers (18 of 20), 10.4 % of right ones (29 of 280)": the counts behind the rates."""
+        """The rates with the counts behind them, e.g. "90 % of wrong answers (18 of 20), …"."""
         return (f"{self.wrong_flagged:.0%} of wrong answers ({round(self.wrong_flagged * self.wrong)} of {self.wrong}), "
                 f"{self.right_flagged:.1%} of right ones ({round(self.right_flagged * self.right)} of {self.right})")
 

@@ -23,14 +23,11 @@ EXTERNAL_FILE = DATA_DIR / "external_test.jsonl"
 # Written by a third hand, from briefs of its own: the classifier's temperature and uncertainty thresholds are
 # fitted on it (confidence must mean the same on other people's phrasing), never its weights.
 CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
-# A second external set by yet another hand, under the same rules as EXTERNAL_FILE. It exists because the first had
-# been scored after too many choices to count as unseen: this one was scored once, after every choice was made.
+# Four more external sets, each by a fresh hand under the same rules, each written before the build it first scored
+# (data/support/SOURCES.md tells which build and which choice each one judged).
 EXTERNAL_2_FILE = DATA_DIR / "external_test_2.jsonl"
-# A third, by another hand again, written while the second was being scored, and scored once with the same build.
 EXTERNAL_3_FILE = DATA_DIR / "external_test_3.jsonl"
-# A fourth, written before the build trained on the ninth writer's lines was scored on it, then scored once.
 EXTERNAL_4_FILE = DATA_DIR / "external_test_4.jsonl"
-# A fifth, written while the thresholds were moved onto the scored sets' curve, and scored once after.
 EXTERNAL_5_FILE = DATA_DIR / "external_test_5.jsonl"
 # Test sets whose figures have been read for a decision: never trained on, but no longer blind. With the calibration
 # set they are what the uncertainty thresholds are read off (1,600 messages instead of 400: a dozen wrong answers
