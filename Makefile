@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_python.sh scripts/install_lla
 seed: install
 	$(KEEL) demo seed
 
-# The support intent encoder, tuned on the training split (about two minutes the first time, then cached by
+# The support intent encoder, tuned on the training split (about three minutes the first time, then cached by
 # data hash in ~/.cache/keel), and the classifier head: built here so that the first chat message does not wait.
 classifier: install
 	$(KEEL) support build
