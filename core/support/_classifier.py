@@ -461,10 +461,16 @@ def flag_rates(confidence: np.ndarray, gap: np.ndarray, correct: np.ndarray, con
     return wrong, right
 
 
+# Steps of 0.05, and of 0.0025 above 0.9: after temperature scaling most answers sit above 0.95, so a coarse grid
+# jumps from "flag too few" (< 0.95) to "flag everything" (< 1.0) where the choice is actually made.
+THRESHOLD_GRID = tuple(float(x) for x in np.round(np.concatenate([np.arange(0.0, 0.9, 0.05),
+                                                                   np.arange(0.9, 1.0001, 0.0025)]), 4))
+
+
 def threshold_curve(confidence: np.ndarray, gap: np.ndarray, correct: np.ndarray) -> list[dict]:
     """Flag rates over a grid of (confidence, gap) thresholds: what the thresholds are chosen from."""
     rows = []
-    for c in np.round(np.arange(0.0, 1.0001, 0.05), 2):
+    for c in THRESHOLD_GRID:
         for g in np.round(np.arange(0.0, 1.0001, 0.05), 2):
             wrong, right = flag_rates(confidence, gap, correct, c, g)
             rows.append({"confidence": float(c), "gap": float(g), "wrong_flagged": wrong, "right_flagged": right})
