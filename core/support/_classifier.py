@@ -421,7 +421,7 @@ class EvaluationReport:
             cal = self.calibration
             lines.append(f"calibration: ECE {cal.ece:.3f}; mean confidence right {cal.mean_confidence_right:.2f}, "
                          f"wrong {cal.mean_confidence_wrong:.2f}; flagged uncertain (confidence < "
-                         f"{cal.confidence_threshold:.2f} or gap < {cal.gap_threshold:.2f}): {cal.flagged_counts()}")
+                         f"{cal.confidence_threshold:g} or gap < {cal.gap_threshold:g}): {cal.flagged_counts()}")
         if self.off_topic_by_kind:
             lines.append("off-topic answered UNKNOWN, by kind: " + ", ".join(
                 f"{kind} {hit}/{n}" for kind, (hit, n) in sorted(self.off_topic_by_kind.items())))
