@@ -34,7 +34,7 @@ EXTRA_TRAIN = [(ROOT / "data" / "support" / name, writer) for name, writer in (
     ("intents_train_w5.jsonl", "fifth writer"),
     ("intents_train_w6.jsonl", "sixth writer"), ("intents_train_w7.jsonl", "seventh writer"),
     ("intents_train_w8.jsonl", "eighth writer"), ("intents_train_w9.jsonl", "ninth writer"),
-    ("intents_train_w10.jsonl", "tenth writer"))]
+    ("intents_train_w10.jsonl", "tenth writer"), ("intents_train_w11.jsonl", "eleventh writer"))]
 # The sets that score or calibrate the classifier: a training line that happens to say the same thing as one of
 # their messages ("hello", "ok", "refund") is left out, so no message they hold is ever trained on.
 EVALUATED = (*SCORED_EXTERNAL_SETS.values(), *EXTERNAL_SETS.values(), CALIBRATION_FILE)

@@ -23,7 +23,7 @@ EXTERNAL_FILE = DATA_DIR / "external_test.jsonl"
 # Written by a third hand, from briefs of its own: the classifier's temperature and uncertainty thresholds are
 # fitted on it (confidence must mean the same on other people's phrasing), never its weights.
 CALIBRATION_FILE = DATA_DIR / "calibration_external.jsonl"
-# Six more external sets, each by a fresh hand under the same rules, each written before the build it first scored
+# Eight more external sets, each by a fresh hand under the same rules, each written before the build it first scored
 # (data/support/SOURCES.md tells which build and which choice each one judged).
 EXTERNAL_2_FILE = DATA_DIR / "external_test_2.jsonl"
 EXTERNAL_3_FILE = DATA_DIR / "external_test_3.jsonl"
@@ -31,13 +31,16 @@ EXTERNAL_4_FILE = DATA_DIR / "external_test_4.jsonl"
 EXTERNAL_5_FILE = DATA_DIR / "external_test_5.jsonl"
 EXTERNAL_6_FILE = DATA_DIR / "external_test_6.jsonl"
 EXTERNAL_7_FILE = DATA_DIR / "external_test_7.jsonl"
+EXTERNAL_8_FILE = DATA_DIR / "external_test_8.jsonl"
+EXTERNAL_9_FILE = DATA_DIR / "external_test_9.jsonl"
 # Test sets whose figures have been read for a decision: never trained on, but no longer blind. With the calibration
-# set they are what the uncertainty thresholds are read off (1,600 messages instead of 400: a dozen wrong answers
+# set they are what the uncertainty thresholds are read off (2,500 messages instead of 400: a dozen wrong answers
 # cannot tell one threshold from the next).
 SCORED_EXTERNAL_SETS = {"external": EXTERNAL_FILE, "external-2": EXTERNAL_2_FILE, "external-3": EXTERNAL_3_FILE,
-                        "external-4": EXTERNAL_4_FILE, "external-5": EXTERNAL_5_FILE}
+                        "external-4": EXTERNAL_4_FILE, "external-5": EXTERNAL_5_FILE, "external-6": EXTERNAL_6_FILE,
+                        "external-7": EXTERNAL_7_FILE}
 # Test sets no choice has been read from, by the name their report section and eval segment carry.
-EXTERNAL_SETS = {"external-6": EXTERNAL_6_FILE, "external-7": EXTERNAL_7_FILE}
+EXTERNAL_SETS = {"external-8": EXTERNAL_8_FILE, "external-9": EXTERNAL_9_FILE}
 
 
 @dataclass(frozen=True)

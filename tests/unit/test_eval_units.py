@@ -116,7 +116,8 @@ def test_the_repo_suites_file_is_valid_and_names_real_datasets():
     assert suites["support-intents"].where == {"split": "test"} and suites["support-intents"].min_score == 0.86
     assert [path.name for path in suites["support-intents"].extra_datasets.values()] == [
         "external_test.jsonl", "external_test_2.jsonl", "external_test_3.jsonl", "external_test_4.jsonl",
-        "external_test_5.jsonl", "external_test_6.jsonl", "external_test_7.jsonl"]
+        "external_test_5.jsonl", "external_test_6.jsonl", "external_test_7.jsonl",
+        "external_test_8.jsonl", "external_test_9.jsonl"]
 
 
 def test_suite_file_errors_name_the_problem(tmp_path):
