@@ -98,23 +98,24 @@ def test_messages_other_people_wrote_are_classified_as_well_as_issue_14_asks():
     from core.support._classifier import calibration_rows
     from core.support._data import EXTERNAL_SETS, SCORED_EXTERNAL_SETS, load_external
 
-    # the set no choice was read from (figures as first scored, in SOURCES.md)
-    fresh = evaluate(rows=load_external(EXTERNAL_SETS["external-5"], split="external-5"), name="external-5")
-    assert sum(c.support for c in fresh.per_class) == 300
-    assert fresh.accuracy >= 0.92  # 0.937 measured: goal 1, at least 90 %
-    assert fresh.calibration is not None and fresh.calibration.ece <= 0.04  # 0.028: goal 4, ECE at most 0.05
-    # goal 5 names general knowledge and small talk (35 lines): 34 answered UNKNOWN, not FAQ
+    # the sets no choice was read from, scored together (figures as first scored, in SOURCES.md)
+    rows = [row for name, path in EXTERNAL_SETS.items() for row in load_external(path, split=name)]
+    fresh = evaluate(rows=rows, name="external-all")
+    assert sum(c.support for c in fresh.per_class) == 600
+    assert fresh.accuracy >= 0.94  # 0.957 measured: goal 1, at least 90 %
+    assert fresh.calibration is not None and fresh.calibration.ece <= 0.04  # 0.018: goal 4, ECE at most 0.05
+    # goal 5 names general knowledge and small talk (70 lines): 67 answered UNKNOWN, not FAQ
     asked = [fresh.off_topic_by_kind.get(kind, (0, 0)) for kind in ("general-knowledge", "small-talk")]
-    assert sum(n for _, n in asked) == 35 and sum(hit for hit, _ in asked) >= 33
-    # the flag goal (80 % of wrong answers at most 10 % of right ones) is not met: 68 % and 11.0 % measured. These
-    # bounds keep it from getting worse unnoticed; they are not the goal.
-    assert fresh.calibration.wrong_flagged >= 0.6 and fresh.calibration.right_flagged <= 0.13
+    assert sum(n for _, n in asked) == 70 and sum(hit for hit, _ in asked) >= 63
+    # the flag goal: 88 % of wrong answers (23 of 26) at 8.5 % of right ones measured; 26 wrong answers leave the
+    # first rate ±6 points, so the bound allows that, and the second stays within the goal's 10 %
+    assert fresh.calibration.wrong_flagged >= 0.8 and fresh.calibration.right_flagged <= 0.10
     for name, path in SCORED_EXTERNAL_SETS.items():  # never trained on; the thresholds are read off them
         scored = evaluate(rows=load_external(path, split=name), name=name)
-        assert scored.accuracy >= 0.90, name  # 0.920-0.967 measured
-        assert scored.calibration is not None and scored.calibration.ece <= 0.08, name  # 0.013-0.066 measured
+        assert scored.accuracy >= 0.90, name  # 0.933-0.983 measured
+        assert scored.calibration is not None and scored.calibration.ece <= 0.08, name  # 0.016-0.047 measured
     calibration = evaluate(rows=calibration_rows(), name="calibration")
-    assert calibration.accuracy >= 0.95  # 0.973 measured on the set the temperature is fitted on
+    assert calibration.accuracy >= 0.95  # 0.978 measured on the set the temperature is fitted on
 
 
 @pytest.mark.parametrize("text,label", [
@@ -280,14 +281,15 @@ def test_eval_report_command_prints_per_label_scores_and_calibration(capsys):
     # external sets together, and each of those is scored as its own section
     assert out["head"]["fitted_on"] == "calibration" and out["calibration"]["n"] == 400
     curve = out["chosen_thresholds"]
-    assert curve["sets"] == ["calibration", "external", "external-2", "external-3", "external-4"]
-    assert curve["n"] == 400 + 4 * 300 == sum(out[name]["n"] for name in curve["sets"])
+    assert curve["sets"] == ["calibration", "external", *(f"external-{n}" for n in range(2, 8))]
+    assert curve["n"] == 400 + 7 * 300 == sum(out[name]["n"] for name in curve["sets"])
     # the thresholds in force flag exactly what the curve's pick flags over those sets
     sections = [out[name]["calibration"] for name in curve["sets"]]
     assert sum(round(s["wrong_flagged"] * s["wrong"]) for s in sections) == round(curve["wrong_flagged"] * curve["wrong"])
     right = sum(s["right"] for s in sections)
     assert sum(round(s["right_flagged"] * s["right"]) for s in sections) == round(curve["right_flagged"] * right)
-    assert set(out["external_files"]) == {"external-5"} and out["external-5"]["n"] == 300
+    assert set(out["external_files"]) == {"external-8", "external-9"} and out["external-8"]["n"] == 300
+    assert out["external-all"]["n"] == 600
 
 
 def test_classification_has_label_confidence_gap_and_thresholds(monkeypatch):
