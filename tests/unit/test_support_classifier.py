@@ -230,6 +230,19 @@ def test_thresholds_leave_room_for_the_next_messages_sampling_error():
     assert (wrong, right) == (pytest.approx(0.2), 0.0)  # 9 % + 2 × 2.9 points is over 10 %: the next pair down
 
 
+def test_thresholds_are_read_finely_where_calibrated_confidences_pile_up():
+    """Most answers sit above 0.95 after the temperature: steps of 0.05 there could only flag none or all of them."""
+    from core.support._classifier import THRESHOLD_GRID, choose_thresholds, flag_rates
+
+    confidence = np.array([0.99] * 90 + [0.97] * 10 + [0.96] * 10)  # 100 right, then 10 wrong
+    gap = 2 * confidence - 1
+    correct = np.array([True] * 100 + [False] * 10)
+    assert flag_rates(confidence, gap, correct, 0.95, 0.0) == (0.0, 0.0)  # the coarse grid's last useful step
+    c, g = choose_thresholds(confidence, gap, correct)
+    assert 0.96 < c <= 0.97 and c in THRESHOLD_GRID
+    assert flag_rates(confidence, gap, correct, c, g) == (1.0, 0.0)
+
+
 def test_external_set_loader_accepts_both_shapes_and_rejects_bad_labels(tmp_path):
     from core.support._data import load_external
 
